@@ -53,18 +53,23 @@ lint: ## gofmt, go vet and staticcheck.
 	$(STATICCHECK) ./...
 
 .PHONY: generate
-generate: ## Regenerate protobuf, gRPC, grpc-gateway and OpenAPI code (offline; Go module proxy only).
+generate: ## Lint the protos and regenerate protobuf, gRPC, grpc-gateway and OpenAPI code (offline; Go module proxy only).
+	$(BUF) lint
+	@# Remove the previous output first so that a deleted .proto leaves no orphan;
+	@# the hand-written doc.go, openapi.go and tests in the same directory stay.
+	rm -f pkg/api/cairn/v1/*.pb.go pkg/api/cairn/v1/*.pb.gw.go pkg/api/cairn/v1/*.swagger.json
 	$(BUF) generate
 	$(GO) build ./pkg/api/...
 
 .PHONY: generate-check
 generate-check: generate ## Fail when the committed generated code is stale.
 	@git diff --exit-code -- pkg/api || { echo "generated code is stale: run 'make generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- pkg/api)" || { git status --porcelain -- pkg/api; echo "untracked generated files: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- pkg/api)" || { git status --porcelain -- pkg/api; echo "untracked or deleted generated files: run 'make generate' and commit"; exit 1; }
 
 .PHONY: proto-breaking
-proto-breaking: ## Check the protos for breaking changes against main (offline).
-	$(BUF) breaking --against '.git#branch=main'
+proto-breaking: BREAKING_AGAINST ?= .git\#branch=main
+proto-breaking: ## Check the protos for breaking changes against main (offline; BREAKING_AGAINST=<buf input> to change).
+	$(BUF) breaking --against '$(BREAKING_AGAINST)'
 
 .PHONY: dev
 dev: build ## Run all of Cairn locally: embedded etcd, local PostgreSQL under .cairn/, scheduler, gateway, workers.
