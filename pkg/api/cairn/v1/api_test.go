@@ -88,7 +88,13 @@ func TestOpenAPIDocumentListsEveryRoute(t *testing.T) {
 // runServer records which unary method the gateway routed to.
 type runServer struct {
 	cairnv1.UnimplementedRunServiceServer
-	gotRunID string
+	gotRunID    string
+	cancelCalls int
+}
+
+func (s *runServer) CancelRun(_ context.Context, req *cairnv1.CancelRunRequest) (*cairnv1.CancelRunResponse, error) {
+	s.cancelCalls++
+	return &cairnv1.CancelRunResponse{Run: &cairnv1.Run{RunId: req.GetRunId(), State: cairnv1.RunState_RUN_STATE_CANCELLED, Reason: req.GetReason()}}, nil
 }
 
 func (s *runServer) GetRun(_ context.Context, req *cairnv1.GetRunRequest) (*cairnv1.GetRunResponse, error) {
@@ -100,19 +106,12 @@ func (s *runServer) GetRun(_ context.Context, req *cairnv1.GetRunRequest) (*cair
 // run_service.proto: GET /v1/runs/{run_id} also matches "x:watch" as a run ID
 // if it is tried first.
 func TestWatchRouteIsNotShadowedByGetRun(t *testing.T) {
-	srv := &runServer{}
-	mux := runtime.NewServeMux()
-	if err := cairnv1.RegisterRunServiceHandlerServer(context.Background(), mux, srv); err != nil {
-		t.Fatalf("register: %v", err)
-	}
+	srv, mux := newRunMux(t)
 
 	rec := httptest.NewRecorder()
 	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/runs/r1", nil))
 	if rec.Code != http.StatusOK || srv.gotRunID != "r1" {
 		t.Fatalf("GET /v1/runs/r1: status %d, GetRun saw %q; want 200 and r1 (body %s)", rec.Code, srv.gotRunID, rec.Body)
-	}
-	if !strings.Contains(rec.Body.String(), "RUN_STATE_RUNNING") {
-		t.Errorf("GET /v1/runs/r1 body %s does not render the enum by name", rec.Body)
 	}
 
 	srv.gotRunID = ""
@@ -125,5 +124,56 @@ func TestWatchRouteIsNotShadowedByGetRun(t *testing.T) {
 	// route answers 501 Not Implemented; a 404 would mean no route matched.
 	if rec.Code != http.StatusNotImplemented {
 		t.Errorf("GET /v1/runs/r1:watch: status %d, want 501 from the WatchRun route (body %s)", rec.Code, rec.Body)
+	}
+}
+
+func newRunMux(t *testing.T) (*runServer, *runtime.ServeMux) {
+	t.Helper()
+	srv := &runServer{}
+	mux := runtime.NewServeMux(runtime.WithMarshalerOption(runtime.MIMEWildcard, cairnv1.NewJSONMarshaler()))
+	if err := cairnv1.RegisterRunServiceHandlerServer(context.Background(), mux, srv); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	return srv, mux
+}
+
+// TestJSONMarshalerWireFormat checks the format promised by the OpenAPI
+// document: proto field names, enum names, zero values present, unknown
+// request fields rejected.
+func TestJSONMarshalerWireFormat(t *testing.T) {
+	srv, mux := newRunMux(t)
+
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/runs/r1:cancel", strings.NewReader(`{"reason": "operator"}`)))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("POST /v1/runs/r1:cancel: status %d (body %s)", rec.Code, rec.Body)
+	}
+	var got struct {
+		Run map[string]any `json:"run"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatalf("response is not JSON: %v (%s)", err, rec.Body)
+	}
+	for field, want := range map[string]any{
+		"run_id":           "r1",
+		"state":            "RUN_STATE_CANCELLED",
+		"reason":           "operator",
+		"workflow_version": "0", // int64 is a JSON string; zero values are present
+		"finished_at":      nil, // unset timestamp is null, not absent
+	} {
+		v, ok := got.Run[field]
+		if !ok || v != want {
+			t.Errorf("run.%s = %#v (present %v), want %#v; body %s", field, v, ok, want, rec.Body)
+		}
+	}
+
+	calls := srv.cancelCalls
+	rec = httptest.NewRecorder()
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/runs/r1:cancel", strings.NewReader(`{"reasn": "typo"}`)))
+	if rec.Code != http.StatusBadRequest || srv.cancelCalls != calls {
+		t.Errorf("unknown field: status %d, CancelRun calls %d -> %d; want 400 and no call (body %s)", rec.Code, calls, srv.cancelCalls, rec.Body)
+	}
+	if !strings.Contains(rec.Body.String(), "reasn") {
+		t.Errorf("unknown-field error %s does not name the field", rec.Body)
 	}
 }

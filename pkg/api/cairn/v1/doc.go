@@ -2,8 +2,9 @@
 // messages, gRPC clients and servers, grpc-gateway REST handlers and the
 // OpenAPI v2 document of the public and internal services.
 //
-// Everything here except doc.go, openapi.go and the tests is generated from
-// proto/cairn/v1 by `make generate` and committed; never edit it by hand.
+// Everything here except doc.go, openapi.go, gateway.go and the tests is
+// generated from proto/cairn/v1 by `make generate` and committed; never edit
+// it by hand.
 // `make generate-check` fails when the committed code is stale and
 // `make proto-breaking` checks the protos for breaking changes against main.
 //
