@@ -5,24 +5,24 @@ import (
 	"io"
 )
 
-// tailBuffer keeps the last max bytes written to it, in at most 2×max bytes of memory.
+// tailBuffer keeps the last limit bytes written to it, in at most 2×limit bytes of memory.
 type tailBuffer struct {
-	max   int
+	limit int
 	buf   []byte
 	total int64
 }
 
-func newTailBuffer(max int) *tailBuffer { return &tailBuffer{max: max} }
+func newTailBuffer(limit int) *tailBuffer { return &tailBuffer{limit: limit} }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	n := len(p)
 	t.total += int64(n)
-	if n >= t.max {
-		t.buf = append(t.buf[:0], p[n-t.max:]...)
+	if n >= t.limit {
+		t.buf = append(t.buf[:0], p[n-t.limit:]...)
 		return n, nil
 	}
-	if len(t.buf)+n > 2*t.max {
-		keep := t.max - n // bytes of the old tail that stay within the last max
+	if len(t.buf)+n > 2*t.limit {
+		keep := t.limit - n // bytes of the old tail that stay within the last limit
 		t.buf = append(t.buf[:0], t.buf[len(t.buf)-keep:]...)
 	}
 	t.buf = append(t.buf, p...)
@@ -52,11 +52,11 @@ func (t *tailBuffer) ReadFrom(r io.Reader) (int64, error) {
 // Bytes returns a copy of the kept tail.
 func (t *tailBuffer) Bytes() []byte {
 	b := t.buf
-	if len(b) > t.max {
-		b = b[len(b)-t.max:]
+	if len(b) > t.limit {
+		b = b[len(b)-t.limit:]
 	}
 	return append([]byte(nil), b...)
 }
 
 // Truncated reports whether bytes were dropped.
-func (t *tailBuffer) Truncated() bool { return t.total > int64(t.max) }
+func (t *tailBuffer) Truncated() bool { return t.total > int64(t.limit) }
