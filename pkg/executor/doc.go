@@ -53,7 +53,9 @@
 // orphans are reaped by PID 1, whenever it gets to it, so on Linux liveness is read from
 // /proc rather than from kill(-pgid, 0). Not covered: a descendant that leaves the group
 // itself (setsid, setpgid) — only a cgroup could follow it; the output pipe is then drained
-// for at most one second more.
+// for at most one second more. The group id is the leader's pid, which the kernel does not
+// hand out again while any member lives; once the group is empty it could in principle be
+// reused before our next check (a full wrap of the pid space between two polls).
 //
 // stdout and stderr share one pipe handed to the child as a file, read by a goroutine of
 // ours into a tail buffer (at most 2×OutputCap bytes of memory), so a grandchild that holds
