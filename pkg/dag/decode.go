@@ -323,10 +323,12 @@ func (p *parser) task(wf *Workflow, t *Task, raw *rawTask, i int, n *yaml.Node, 
 	t.Pos = Pos{n.Line, n.Column}
 	t.TriggerRule = AllSuccess
 	t.Retries, t.Backoff, t.Timeout, t.Pool = wf.Defaults.Retries, wf.Defaults.Backoff, wf.Defaults.Timeout, wf.Defaults.Pool
+	w.task = peekID(n) // so that problems found before id is read can name the task
 	var f [tHTTP + 1]kv
 	if !p.fields(n, w, fpath{idx: -1}, "a task", taskKeys, f[:]) {
 		return
 	}
+	w.task = ""
 	if f[tID].v == nil {
 		p.add(n, ErrInvalid, w, field("id"), "task is missing required field id")
 	} else if s, ok := p.str(f[tID].v, w, field("id"), maxNameLen); ok {
@@ -448,6 +450,19 @@ func (p *parser) task(wf *Workflow, t *Task, raw *rawTask, i int, n *yaml.Node, 
 		notFor(tWorkdir, "workdir")
 		notFor(tHTTP, "http")
 	}
+}
+
+// peekID returns the task's id if it is set to a valid one, else "".
+func peekID(n *yaml.Node) string {
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k, v := resolve(n.Content[i]), resolve(n.Content[i+1]); k.Value == "id" && v.Kind == yaml.ScalarNode && v.Tag == "!!str" && validName(v.Value) {
+			return v.Value
+		}
+	}
+	return ""
 }
 
 // shellNames are the programs whose -c argument is a script: templates may not reach it.

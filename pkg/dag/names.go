@@ -85,11 +85,7 @@ func checkNoNUL(v string) error {
 
 // suggest returns " (did you mean \"x\"?)" for the candidate closest to s, or "" if none is close.
 func suggest(s string, candidates []string) string {
-	best, bestDist := "", len(s)/3+1
-	if bestDist > 3 {
-		bestDist = 3
-	}
-	bestDist++
+	best, bestDist := "", min(max(1, len(s)/4), 3)+1
 	for _, c := range candidates {
 		if abs(len(c)-len(s)) >= bestDist {
 			continue
@@ -104,10 +100,12 @@ func suggest(s string, candidates []string) string {
 	return fmt.Sprintf(" (did you mean %q?)", best)
 }
 
-// editDistance is the Levenshtein distance of a and b, or any value >= max once it exceeds max.
-func editDistance(a, b string, max int) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
+// editDistance is the optimal-string-alignment distance of a and b (insertions, deletions,
+// substitutions and swaps of adjacent bytes each cost 1), or some value >= limit once it is
+// certain to reach limit.
+func editDistance(a, b string, limit int) int {
+	rows := [3][]int{make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)}
+	pprev, prev, cur := rows[0], rows[1], rows[2]
 	for j := range prev {
 		prev[j] = j
 	}
@@ -120,12 +118,15 @@ func editDistance(a, b string, max int) int {
 				cost = 0
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], pprev[j-2]+1)
+			}
 			rowMin = min(rowMin, cur[j])
 		}
-		if rowMin >= max {
-			return max
+		if rowMin >= limit { // row minima never decrease
+			return limit
 		}
-		prev, cur = cur, prev
+		pprev, prev, cur = prev, cur, pprev
 	}
 	return prev[len(b)]
 }
