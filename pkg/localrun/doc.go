@@ -1,0 +1,16 @@
+// Package localrun runs one workflow run in-process: no PostgreSQL, no etcd, no workers.
+// It backs `cairnctl run --local`, the way `airflow dags test` runs a DAG on one machine.
+//
+// The runner follows the same rules as the cluster: tasks start in topological order (ties in
+// declaration order) once their trigger rule says run, Skip and UpstreamFailed decisions
+// cascade downstream, a failed attempt is retried after the task's backoff (full jitter) until
+// its retries are spent, every attempt gets its task's timeout, and at most Parallel tasks
+// (and at most the workflow's max_active_tasks) run at once. With Parallel 1 tasks run one at a
+// time in topological order.
+//
+// A run SUCCEEDS when every task ends succeeded or skipped, and FAILS when any task ends failed
+// or upstream_failed. Cancelling the context stops running attempts (their process groups are
+// killed), marks what never ran cancelled, and ends the run CANCELLED.
+//
+// Nothing is stored: the Report returned is the only record of the run.
+package localrun
