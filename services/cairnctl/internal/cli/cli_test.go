@@ -75,7 +75,7 @@ func TestValidateJSON(t *testing.T) {
 		Valid bool `json:"valid"`
 		Files []struct {
 			Errors []struct {
-				Line, Column int
+				Line, Column  int
 				Task, Message string
 			}
 		}
