@@ -1,0 +1,151 @@
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cairn-io/cairn/pkg/pglocal"
+	"github.com/cairn-io/cairn/pkg/schema"
+)
+
+const templateDB = "cairn_template"
+
+var (
+	running atomic.Bool
+	seq     atomic.Int64
+
+	startOnce sync.Once
+	server    *pglocal.Server
+	baseDir   string
+	startErr  error
+
+	templateOnce sync.Once
+	templateErr  error
+)
+
+// Run runs the tests of m and stops the PostgreSQL server afterwards, if one was started.
+func Run(m *testing.M) int {
+	running.Store(true)
+	code := m.Run()
+	if server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		if err := server.Stop(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "pgtest: stop server: %v\n", err)
+		}
+		cancel()
+	}
+	if baseDir != "" {
+		_ = os.RemoveAll(baseDir)
+	}
+	return code
+}
+
+// Server returns the shared server, starting it on first use.
+func Server(t testing.TB) *pglocal.Server {
+	t.Helper()
+	if !running.Load() {
+		t.Fatal("pgtest: call pgtest.Run from TestMain: func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }")
+	}
+	startOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cairn-pgtest-")
+		if err != nil {
+			startErr = err
+			return
+		}
+		// The server may run as the postgres user, which must be able to enter the directory.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			startErr = err
+			return
+		}
+		baseDir = dir
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		server, startErr = pglocal.Start(ctx, pglocal.Config{Dir: dir, Settings: map[string]string{"max_connections": "300"}})
+	})
+	if startErr != nil {
+		t.Fatalf("pgtest: start PostgreSQL: %v", startErr)
+	}
+	return server
+}
+
+// NewDatabase returns the URL of a new database with the full schema, dropped when t ends.
+func NewDatabase(t testing.TB) string {
+	t.Helper()
+	srv := Server(t)
+	templateOnce.Do(func() { templateErr = createTemplate(srv) })
+	if templateErr != nil {
+		t.Fatalf("pgtest: template database: %v", templateErr)
+	}
+	return createDatabase(t, srv, templateDB)
+}
+
+// NewEmptyDatabase returns the URL of a new database with no schema, dropped when t ends.
+func NewEmptyDatabase(t testing.TB) string {
+	t.Helper()
+	return createDatabase(t, Server(t), "template0")
+}
+
+// NewPool returns a pool on a new migrated database, closed when t ends.
+func NewPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	url := NewDatabase(t)
+	pool, err := pgxpool.New(context.Background(), url)
+	if err != nil {
+		t.Fatalf("pgtest: pool: %v", err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+func createTemplate(srv *pglocal.Server) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := admin(ctx, srv, "CREATE DATABASE "+templateDB+" TEMPLATE template0"); err != nil {
+		return err
+	}
+	return schema.Up(ctx, srv.URL(templateDB))
+}
+
+func createDatabase(t testing.TB, srv *pglocal.Server, template string) string {
+	t.Helper()
+	name := fmt.Sprintf("test_%d_%d", os.Getpid(), seq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := admin(ctx, srv, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template)); err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := admin(ctx, srv, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("pgtest: %v", err)
+		}
+	})
+	return srv.URL(name)
+}
+
+// admin runs one statement on the maintenance database. CREATE DATABASE from a template
+// fails if another session is connected to the template, so statements are serialised.
+var adminMu sync.Mutex
+
+func admin(ctx context.Context, srv *pglocal.Server, sql string) error {
+	adminMu.Lock()
+	defer adminMu.Unlock()
+	conn, err := pgx.Connect(ctx, srv.URL("postgres"))
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, sql); err != nil {
+		return fmt.Errorf("%s: %w", sql, err)
+	}
+	return nil
+}
