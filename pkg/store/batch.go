@@ -1,0 +1,179 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Op is one write of a Batch: a single SQL statement that either applies or, when its
+// compare-and-set condition does not hold, changes nothing and reports a conflict. The ops
+// are TaskTransition, InsertAttempt, StartAttempt, FinishAttempt, RunTransition, InsertRun,
+// AppendEvent, InsertDeadLetter, MarkReplayed, PutSchedule, DeleteSchedule and
+// AdvanceSchedule.
+type Op interface {
+	validate() error
+	statement() (sql string, args []any)
+	// check turns the number of affected rows into nil (applied) or a *ConflictError.
+	check(rows int64) error
+}
+
+// actualReader is implemented by ops that can say what they found after a conflict.
+type actualReader interface {
+	readActual(ctx context.Context, tx pgx.Tx) (string, error)
+}
+
+// staleChecker is implemented by ops carrying a worker's result: after their group fails,
+// it decides whether the result was stale and, if so, records it.
+type staleChecker interface {
+	checkStale(ctx context.Context, tx pgx.Tx) (error, error)
+}
+
+// Batch collects groups of operations applied in one transaction by Store.Apply. A group
+// is all-or-nothing: if any of its ops conflicts, none of them is applied. Groups are
+// independent: a conflict in one does not stop the others. The typical group is everything
+// one input implies (a result: finish the attempt, transition the task, append an event,
+// maybe insert a dead letter).
+type Batch struct {
+	groups [][]Op
+}
+
+// Add appends one all-or-nothing group and returns its index in Apply's results.
+func (b *Batch) Add(ops ...Op) int {
+	b.groups = append(b.groups, ops)
+	return len(b.groups) - 1
+}
+
+// Len returns the number of groups.
+func (b *Batch) Len() int { return len(b.groups) }
+
+// Apply executes every group of b in one transaction under the leader epoch.
+//
+// The transaction's first statement locks the leadership row FOR SHARE and compares the
+// epoch: a mismatch returns ErrStaleEpoch and nothing changes. Groups are then sent in a
+// pipeline (pgx.Batch, one round trip); a group of several ops runs under a savepoint. A
+// group whose CAS fails is rolled back to its savepoint (or, for a single op, changed
+// nothing) and the groups after it are re-sent, so conflicts cost round trips only when
+// they happen.
+//
+// results[i] is nil when group i was applied, or an error matching ErrConflict or
+// ErrStaleAttempt. Conflicts are not errors of the transaction: the rest commits. err is
+// non-nil (and nothing was committed) for a stale epoch, an invalid op (ErrInvalidArgument),
+// or a database failure; callers may retry the whole batch after a database failure.
+func (s *Store) Apply(ctx context.Context, epoch int64, b *Batch) (results []error, err error) {
+	for i, g := range b.groups {
+		if len(g) == 0 {
+			return nil, fmt.Errorf("apply: group %d: %w", i, invalidf("empty group"))
+		}
+		for j, op := range g {
+			if err := op.validate(); err != nil {
+				return nil, fmt.Errorf("apply: group %d op %d (%T): %w", i, j, op, err)
+			}
+		}
+	}
+	err = s.leaderTx(ctx, epoch, func(tx pgx.Tx) error {
+		results = make([]error, len(b.groups))
+		return applyGroups(ctx, tx, b.groups, results)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("apply batch of %d groups: %w", len(b.groups), err)
+	}
+	return results, nil
+}
+
+func applyGroups(ctx context.Context, tx pgx.Tx, groups [][]Op, results []error) error {
+	sp := 0 // savepoint names stay unique within the transaction
+	for start := 0; start < len(groups); {
+		base := sp
+		pb := &pgx.Batch{}
+		for g := start; g < len(groups); g++ {
+			if len(groups[g]) > 1 {
+				pb.Queue(fmt.Sprintf("SAVEPOINT g%d", base+g))
+			}
+			for _, op := range groups[g] {
+				q, args := op.statement()
+				pb.Queue(q, args...)
+			}
+		}
+		sp += len(groups)
+
+		var failed []failure // conflicts of this round, in order
+		rollback := -1       // the multi-op group we must roll back to, if any
+		br := tx.SendBatch(ctx, pb)
+	read:
+		for g := start; g < len(groups); g++ {
+			if len(groups[g]) > 1 {
+				if _, err := br.Exec(); err != nil {
+					_ = br.Close()
+					return fmt.Errorf("savepoint: %w", err)
+				}
+			}
+			for j, op := range groups[g] {
+				tag, err := br.Exec()
+				if err != nil {
+					_ = br.Close()
+					return fmt.Errorf("group %d op %d (%T): %w", g, j, op, err)
+				}
+				if cerr := op.check(tag.RowsAffected()); cerr != nil {
+					results[g] = cerr
+					failed = append(failed, failure{g, j})
+					if len(groups[g]) > 1 {
+						rollback = g
+						break read
+					}
+				}
+			}
+		}
+		if err := br.Close(); err != nil {
+			return fmt.Errorf("pipeline: %w", err)
+		}
+		next := len(groups)
+		if rollback >= 0 {
+			// Undo the failed group's partial writes and everything sent after it.
+			if _, err := tx.Exec(ctx, fmt.Sprintf("ROLLBACK TO SAVEPOINT g%d", base+rollback)); err != nil {
+				return fmt.Errorf("rollback group %d: %w", rollback, err)
+			}
+			next = rollback + 1
+		}
+		// Diagnose after any rollback, so that stale results recorded here are kept.
+		for _, f := range failed {
+			if err := diagnose(ctx, tx, groups[f.group], f.op, &results[f.group]); err != nil {
+				return fmt.Errorf("group %d: %w", f.group, err)
+			}
+		}
+		start = next
+	}
+	return nil
+}
+
+type failure struct{ group, op int }
+
+// diagnose refines a failed group's result: a stale worker result becomes ErrStaleAttempt
+// (and is recorded), and a conflict learns what the failing op actually found.
+func diagnose(ctx context.Context, tx pgx.Tx, group []Op, failedOp int, result *error) error {
+	for _, op := range group {
+		if sc, ok := op.(staleChecker); ok {
+			stale, err := sc.checkStale(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if stale != nil {
+				*result = stale
+				return nil
+			}
+		}
+	}
+	var ce *ConflictError
+	ar, ok := group[failedOp].(actualReader)
+	if !ok || !errors.As(*result, &ce) {
+		return nil
+	}
+	actual, err := ar.readActual(ctx, tx)
+	if err != nil {
+		return fmt.Errorf("read conflicting row: %w", err)
+	}
+	ce.Actual = actual
+	return nil
+}

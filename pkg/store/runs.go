@@ -1,0 +1,325 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/cairn-io/cairn/pkg/model"
+)
+
+const runCols = `id, workflow, version, state, params, COALESCE(idempotency_key, ''), trigger, error,
+	created_at, started_at, finished_at`
+
+func scanRun(row pgx.Row) (model.Run, error) {
+	var r model.Run
+	err := row.Scan(&r.ID, &r.Workflow, &r.Version, &r.State, &r.Params, &r.IdempotencyKey, &r.Trigger,
+		&r.Error, &r.CreatedAt, optTime{&r.StartedAt}, optTime{&r.FinishedAt})
+	return r, err
+}
+
+const taskCols = `run_id, task_id, state, attempt, fencing_token, worker_id, next_attempt_at, last_error,
+	created_at, updated_at, started_at, finished_at`
+
+func scanTask(row pgx.Row) (model.TaskRun, error) {
+	var t model.TaskRun
+	err := row.Scan(&t.RunID, &t.TaskID, &t.State, &t.Attempt, &t.FencingToken, &t.WorkerID,
+		optTime{&t.NextAttemptAt}, &t.LastError, &t.CreatedAt, &t.UpdatedAt, optTime{&t.StartedAt},
+		optTime{&t.FinishedAt})
+	return t, err
+}
+
+const attemptCols = `id, run_id, task_id, number, fencing_token, worker_id, state, failure_kind, exit_code,
+	http_status, output, output_truncated, error, assigned_at, started_at, deadline_at, finished_at,
+	stale_result_at, stale_outcome`
+
+func scanAttempt(row pgx.Row) (model.Attempt, error) {
+	var a model.Attempt
+	err := row.Scan(&a.ID, &a.RunID, &a.TaskID, &a.Number, &a.FencingToken, &a.WorkerID, &a.State,
+		&a.FailureKind, &a.ExitCode, &a.HTTPStatus, &a.Output, &a.OutputTruncated, &a.Error, &a.AssignedAt,
+		optTime{&a.StartedAt}, optTime{&a.DeadlineAt}, optTime{&a.FinishedAt}, optTime{&a.StaleResultAt},
+		&a.StaleOutcome)
+	return a, err
+}
+
+func collect[T any](rows pgx.Rows, scan func(pgx.Row) (T, error)) ([]T, error) {
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (T, error) { return scan(r) })
+}
+
+// RunDetail is a run with every task run, read from one snapshot.
+type RunDetail struct {
+	Run   model.Run
+	Tasks []model.TaskRun // ordered by task id
+}
+
+// CreateRun creates run (state PENDING) with one PENDING task run per id in taskIDs, in one
+// transaction under the leader epoch. If run.IdempotencyKey is set and a run of the same
+// workflow already has it, that run is returned with created = false; this holds under
+// concurrent calls (ON CONFLICT on the unique key).
+func (s *Store) CreateRun(ctx context.Context, epoch int64, run model.Run, taskIDs []string) (r model.Run, created bool, err error) {
+	var b Batch
+	b.Add(InsertRun{Run: run, TaskIDs: taskIDs})
+	res, err := s.Apply(ctx, epoch, &b)
+	if err != nil {
+		return r, false, fmt.Errorf("create run of %s: %w", run.Workflow, err)
+	}
+	if res[0] != nil && (run.IdempotencyKey == "" || !errors.Is(res[0], ErrConflict)) {
+		return r, false, fmt.Errorf("create run of %s: %w", run.Workflow, res[0])
+	}
+	if res[0] == nil {
+		r, err = scanRun(s.pool.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1`, run.ID))
+		if err != nil {
+			return r, false, fmt.Errorf("create run of %s: read back: %w", run.Workflow, err)
+		}
+		return r, true, nil
+	}
+	r, err = scanRun(s.pool.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE workflow = $1 AND idempotency_key = $2`,
+		run.Workflow, run.IdempotencyKey))
+	if errors.Is(err, pgx.ErrNoRows) { // the conflict was on the run id, not the key
+		return r, false, fmt.Errorf("create run of %s: %w", run.Workflow, res[0])
+	}
+	if err != nil {
+		return r, false, fmt.Errorf("create run of %s: read existing: %w", run.Workflow, err)
+	}
+	return r, false, nil
+}
+
+// GetRun returns a run with all its task runs.
+func (s *Store) GetRun(ctx context.Context, id uuid.UUID) (RunDetail, error) {
+	var d RunDetail
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if d.Run, err = scanRun(tx.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1`, id)); err != nil {
+			return notFound(err)
+		}
+		rows, err := tx.Query(ctx, `SELECT `+taskCols+` FROM task_runs WHERE run_id = $1 ORDER BY task_id`, id)
+		if err != nil {
+			return err
+		}
+		d.Tasks, err = collect(rows, scanTask)
+		return err
+	})
+	if err != nil {
+		return RunDetail{}, fmt.Errorf("get run %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// RunFilter narrows ListRuns. Zero fields do not filter.
+type RunFilter struct {
+	Workflow string
+	State    model.RunState
+}
+
+// ListRuns lists runs newest first (keyset on (created_at, id)).
+func (s *Store) ListRuns(ctx context.Context, f RunFilter, page PageRequest) (runs []model.Run, next string, err error) {
+	if f.State != "" && !f.State.Valid() {
+		return nil, "", fmt.Errorf("list runs: %w", invalidf("unknown run state %q (want one of %v)", f.State, model.RunStates))
+	}
+	query := fmt.Sprintf("runs|%q|%q", f.Workflow, f.State)
+	limit, err := page.limit()
+	if err != nil {
+		return nil, "", fmt.Errorf("list runs: %w", err)
+	}
+	key, err := decodeToken(page.Token, query)
+	if err != nil {
+		return nil, "", fmt.Errorf("list runs: %w", err)
+	}
+	sql, args := `SELECT `+runCols+` FROM runs WHERE true`, []any{}
+	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
+	if f.Workflow != "" {
+		sql += ` AND workflow = ` + arg(f.Workflow)
+	}
+	if f.State != "" {
+		sql += ` AND state = ` + arg(string(f.State))
+	}
+	if key != nil {
+		id, err := uuid.Parse(key.ID)
+		if err != nil {
+			return nil, "", fmt.Errorf("list runs: %w: bad key", ErrInvalidPageToken)
+		}
+		sql += fmt.Sprintf(` AND (created_at, id) < (%s, %s)`, arg(time.UnixMicro(key.Micro)), arg(id))
+	}
+	sql += ` ORDER BY created_at DESC, id DESC LIMIT ` + arg(limit+1)
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list runs: %w", err)
+	}
+	if runs, err = collect(rows, scanRun); err != nil {
+		return nil, "", fmt.Errorf("list runs: %w", err)
+	}
+	if len(runs) > limit {
+		runs = runs[:limit]
+		last := runs[limit-1]
+		next = encodeToken(pageKey{Query: query, Micro: last.CreatedAt.UnixMicro(), ID: last.ID.String()})
+	}
+	return runs, next, nil
+}
+
+// LoadActive returns every non-terminal (PENDING or RUNNING) run with its task runs, from
+// one snapshot, oldest first: what a new leader rebuilds its view from.
+func (s *Store) LoadActive(ctx context.Context) ([]RunDetail, error) {
+	var out []RunDetail
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+runCols+` FROM runs WHERE state IN ('PENDING', 'RUNNING')
+			ORDER BY created_at, id`)
+		if err != nil {
+			return err
+		}
+		runs, err := collect(rows, scanRun)
+		if err != nil {
+			return err
+		}
+		index := make(map[uuid.UUID]int, len(runs))
+		out = make([]RunDetail, len(runs))
+		for i, r := range runs {
+			out[i].Run, index[r.ID] = r, i
+		}
+		rows, err = tx.Query(ctx, `SELECT `+taskColsT+` FROM task_runs t JOIN runs r ON r.id = t.run_id
+			WHERE r.state IN ('PENDING', 'RUNNING') ORDER BY t.run_id, t.task_id`)
+		if err != nil {
+			return err
+		}
+		tasks, err := collect(rows, scanTask)
+		if err != nil {
+			return err
+		}
+		for _, t := range tasks {
+			i := index[t.RunID]
+			out[i].Tasks = append(out[i].Tasks, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load active runs: %w", err)
+	}
+	return out, nil
+}
+
+const taskColsT = `t.run_id, t.task_id, t.state, t.attempt, t.fencing_token, t.worker_id, t.next_attempt_at,
+	t.last_error, t.created_at, t.updated_at, t.started_at, t.finished_at`
+
+// ListAttempts returns the attempts of one task run in attempt order, or ErrNotFound if the
+// task run does not exist.
+func (s *Store) ListAttempts(ctx context.Context, runID uuid.UUID, taskID string) ([]model.Attempt, error) {
+	var out []model.Attempt
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		var one int
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM task_runs WHERE run_id = $1 AND task_id = $2`, runID, taskID).Scan(&one); err != nil {
+			return notFound(err)
+		}
+		rows, err := tx.Query(ctx, `SELECT `+attemptCols+` FROM attempts WHERE run_id = $1 AND task_id = $2
+			ORDER BY number`, runID, taskID)
+		if err != nil {
+			return err
+		}
+		out, err = collect(rows, scanAttempt)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list attempts of %s/%s: %w", runID, taskID, err)
+	}
+	return out, nil
+}
+
+// GetAttempt returns the attempt with fencing token token.
+func (s *Store) GetAttempt(ctx context.Context, token int64) (model.Attempt, error) {
+	a, err := scanAttempt(s.pool.QueryRow(ctx, `SELECT `+attemptCols+` FROM attempts WHERE fencing_token = $1`, token))
+	if err != nil {
+		return a, fmt.Errorf("get attempt with token %d: %w", token, notFound(err))
+	}
+	return a, nil
+}
+
+// QueuedTasks returns up to limit QUEUED task runs, longest queued first.
+func (s *Store) QueuedTasks(ctx context.Context, limit int) ([]model.TaskRun, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM task_runs WHERE state = 'QUEUED'
+		ORDER BY updated_at LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("queued tasks: %w", err)
+	}
+	ts, err := collect(rows, scanTask)
+	if err != nil {
+		return nil, fmt.Errorf("queued tasks: %w", err)
+	}
+	return ts, nil
+}
+
+// DueRetries returns up to limit RETRY_WAIT task runs whose next attempt is due at now,
+// earliest first.
+func (s *Store) DueRetries(ctx context.Context, now time.Time, limit int) ([]model.TaskRun, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM task_runs
+		WHERE state = 'RETRY_WAIT' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("due retries: %w", err)
+	}
+	ts, err := collect(rows, scanTask)
+	if err != nil {
+		return nil, fmt.Errorf("due retries: %w", err)
+	}
+	return ts, nil
+}
+
+// ExpiredAttempts returns up to limit ASSIGNED or RUNNING attempts whose deadline is before
+// now, earliest first.
+func (s *Store) ExpiredAttempts(ctx context.Context, now time.Time, limit int) ([]model.Attempt, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+attemptCols+` FROM attempts
+		WHERE state IN ('ASSIGNED', 'RUNNING') AND deadline_at < $1 ORDER BY deadline_at LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("expired attempts: %w", err)
+	}
+	as, err := collect(rows, scanAttempt)
+	if err != nil {
+		return nil, fmt.Errorf("expired attempts: %w", err)
+	}
+	return as, nil
+}
+
+// EventsSince returns up to limit events of a run with seq > afterSeq, in seq order.
+func (s *Store) EventsSince(ctx context.Context, runID uuid.UUID, afterSeq int64, limit int) ([]model.Event, error) {
+	if limit <= 0 || limit > MaxPageSize {
+		limit = MaxPageSize
+	}
+	rows, err := s.pool.Query(ctx, `SELECT seq, at, run_id, task_id, kind, from_state, to_state, attempt, message
+		FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, runID, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("events of run %s since %d: %w", runID, afterSeq, err)
+	}
+	evs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (model.Event, error) {
+		var e model.Event
+		err := r.Scan(&e.Seq, &e.At, &e.RunID, &e.TaskID, &e.Kind, &e.From, &e.To, &e.Attempt, &e.Message)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events of run %s since %d: %w", runID, afterSeq, err)
+	}
+	return evs, nil
+}
+
+// Purge deletes up to limit terminal runs that finished before before, with their task
+// runs, attempts, events and replayed dead letters. Runs with an open (not replayed) dead
+// letter are kept: purging must not silently empty the DLQ. It returns how many runs it
+// deleted.
+func (s *Store) Purge(ctx context.Context, epoch int64, before time.Time, limit int) (int64, error) {
+	if limit <= 0 {
+		return 0, fmt.Errorf("purge: %w", invalidf("limit %d must be positive", limit))
+	}
+	var n int64
+	err := s.leaderTx(ctx, epoch, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM runs WHERE id IN (
+			SELECT r.id FROM runs r
+			WHERE r.finished_at < $1 AND r.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED')
+				AND NOT EXISTS (SELECT 1 FROM dead_letters d WHERE d.run_id = r.id AND d.replayed_at IS NULL)
+			ORDER BY r.finished_at LIMIT $2)`, before, limit)
+		n = tag.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge runs finished before %s: %w", before.Format(time.RFC3339), err)
+	}
+	return n, nil
+}
