@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -56,9 +55,6 @@ func Parse(filename string, data []byte, limits Limits) (*Workflow, error) {
 
 // maxSuggestions bounds the "did you mean" searches of one Parse, which scan candidate lists.
 const maxSuggestions = 50
-
-// errTooManyErrors marks the parser as having stopped collecting problems.
-var errTooManyErrors = errors.New("too many errors")
 
 // parser holds the state of one Parse call.
 type parser struct {

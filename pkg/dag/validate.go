@@ -44,15 +44,11 @@ func (p *parser) validate(wf *Workflow, raws []rawTask) {
 		}
 	}
 	for i, t := range wf.Tasks {
-		if t.TriggerRule != OneSuccess && t.TriggerRule != OneFailed {
-			continue
-		}
 		w, at := where{t.ID, i}, raws[i].rule
-		if len(t.DependsOn) == 0 {
+		switch {
+		case len(t.DependsOn) == 0 && !t.TriggerRule.canFireWithoutUpstream():
 			p.add(at, ErrInvalid, w, field("trigger_rule"), "trigger_rule %s can never fire: the task has no upstream (add depends_on, or remove trigger_rule)", t.TriggerRule)
-			continue
-		}
-		if t.TriggerRule == OneFailed && allRootNoops(wf, index, t.DependsOn) {
+		case t.TriggerRule == OneFailed && allRootNoops(wf, index, t.DependsOn):
 			p.add(at, ErrInvalid, w, field("trigger_rule"), "trigger_rule one_failed can never fire: every upstream task is a noop task without upstream, which always succeeds")
 		}
 	}
