@@ -597,4 +597,3 @@ func (o AdvanceSchedule) readActual(ctx context.Context, tx pgx.Tx) (string, err
 	}
 	return "next fire time " + next.UTC().Format(time.RFC3339Nano), err
 }
-

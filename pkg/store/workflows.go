@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 
 	"github.com/jackc/pgx/v5"
@@ -156,7 +157,7 @@ func (s *Store) ListVersions(ctx context.Context, workflow string, page PageRequ
 	if err != nil {
 		return nil, "", fmt.Errorf("list versions of %s: %w", workflow, err)
 	}
-	before := int64(1 << 31)
+	before := int64(math.MaxInt32)
 	if key != nil {
 		before = key.N
 	}
@@ -165,7 +166,7 @@ func (s *Store) ListVersions(ctx context.Context, workflow string, page PageRequ
 			return notFound(err)
 		}
 		rows, err := tx.Query(ctx, `SELECT `+versionCols+` FROM workflow_versions
-			WHERE workflow = $1 AND version < $2 ORDER BY version DESC LIMIT $3`, workflow, before, limit+1)
+			WHERE workflow = $1 AND version < $2::bigint ORDER BY version DESC LIMIT $3`, workflow, before, limit+1)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,24 @@
+// Package store is Cairn's PostgreSQL persistence (pgx v5, pgxpool, plain SQL). It owns
+// every query against the schema in package migrations; nothing else in Cairn speaks SQL.
+//
+// Invariants it enforces (see docs/store.md for the tables):
+//
+//   - Every state change is a compare-and-set: an UPDATE guarded by the expected state and
+//     attempt number (and fencing token where one applies). An UPDATE that matches no row
+//     changed nothing and is reported as *ConflictError (errors.Is ErrConflict), never
+//     applied twice.
+//   - Every write runs in a transaction whose first statement locks the leadership row
+//     FOR SHARE and compares the caller's epoch; a mismatch rolls back with ErrStaleEpoch.
+//     TakeLeadership's UPDATE of that row therefore waits for in-flight writes of the old
+//     leader, and none of the old leader's later writes can commit.
+//   - A worker result whose fencing token is not the task's current attempt is recorded on
+//     its attempt row as stale (and as an attempt_stale event) and changes nothing else
+//     (ErrStaleAttempt).
+//   - Writes are applied in batches (Store.Apply) of all-or-nothing groups; a conflicting
+//     group is rolled back to its savepoint while the other groups commit (group commit).
+//   - Listings use keyset pagination with opaque, checksummed page tokens bound to their
+//     query (ErrInvalidPageToken otherwise).
+//
+// Reads use the pool directly, or a read-only REPEATABLE READ transaction when they combine
+// several queries (a run with its task runs, the failover rebuild).
+package store
