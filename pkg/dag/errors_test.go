@@ -2,6 +2,7 @@ package dag
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -420,5 +421,24 @@ tasks:
 	}
 	if list[1].Field != "tasks[1].retries" || list[1].Column != 34 {
 		t.Errorf("second problem: %+v", *list[1])
+	}
+}
+
+// TestSuggestionsStayCheap: thousands of misspelt dependencies among thousands of long ids
+// must not make error reporting quadratic; suggestions stop once their budget is spent.
+func TestSuggestionsStayCheap(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("name: w\ntasks:\n")
+	long := strings.Repeat("x", 120)
+	for i := 0; i < 5000; i++ {
+		fmt.Fprintf(&b, "  - {id: %s%05d, type: noop, depends_on: [%s%05dz]}\n", long, i, long, i)
+	}
+	_, err := Parse("w.yaml", []byte(b.String()), Limits{MaxErrors: 10_000, MaxFileBytes: 4 << 20})
+	var list ErrorList
+	if !errors.As(err, &list) || len(list) != 5000 {
+		t.Fatalf("want 5000 problems, got %d", len(list))
+	}
+	if !strings.Contains(list[0].Msg, "did you mean") || strings.Contains(list[4999].Msg, "did you mean") {
+		t.Errorf("first should have a suggestion and the last not (budget spent):\n%s\n%s", list[0].Msg, list[4999].Msg)
 	}
 }

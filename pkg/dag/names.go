@@ -83,14 +83,20 @@ func checkNoNUL(v string) error {
 	return nil
 }
 
-// suggest returns " (did you mean \"x\"?)" for the candidate closest to s, or "" if none is close.
-func suggest(s string, candidates []string) string {
+// suggest returns " (did you mean \"x\"?)" for the candidate closest to s, or "" if none is
+// close. Each comparison spends len(s)*len(candidate) from *budget; once it is spent, suggest
+// stops looking, so error messages stay cheap even for huge workflows.
+func suggest(s string, candidates []string, budget *int) string {
 	best, bestDist := "", min(max(1, len(s)/4), 3)+1
+	var rows [3][]int
 	for _, c := range candidates {
 		if abs(len(c)-len(s)) >= bestDist {
 			continue
 		}
-		if d := editDistance(s, c, bestDist); d < bestDist {
+		if *budget -= (len(s) + 1) * (len(c) + 1); *budget < 0 {
+			break
+		}
+		if d := editDistance(s, c, bestDist, &rows); d < bestDist {
 			best, bestDist = c, d
 		}
 	}
@@ -102,9 +108,14 @@ func suggest(s string, candidates []string) string {
 
 // editDistance is the optimal-string-alignment distance of a and b (insertions, deletions,
 // substitutions and swaps of adjacent bytes each cost 1), or some value >= limit once it is
-// certain to reach limit.
-func editDistance(a, b string, limit int) int {
-	rows := [3][]int{make([]int, len(b)+1), make([]int, len(b)+1), make([]int, len(b)+1)}
+// certain to reach limit. rows is scratch space reused across calls.
+func editDistance(a, b string, limit int, rows *[3][]int) int {
+	for k := range rows {
+		if cap(rows[k]) < len(b)+1 {
+			rows[k] = make([]int, len(b)+1)
+		}
+		rows[k] = rows[k][:len(b)+1]
+	}
 	pprev, prev, cur := rows[0], rows[1], rows[2]
 	for j := range prev {
 		prev[j] = j

@@ -44,7 +44,7 @@ func Parse(filename string, data []byte, limits Limits) (*Workflow, error) {
 	if filename == "" {
 		filename = "<input>"
 	}
-	p := &parser{file: filename, lim: limits.withDefaults(), suggestions: maxSuggestions}
+	p := &parser{file: filename, lim: limits.withDefaults(), suggestBudget: suggestBudget}
 	wf := p.parse(data)
 	if len(p.errs) > 0 {
 		p.errs.sortByPosition()
@@ -53,16 +53,17 @@ func Parse(filename string, data []byte, limits Limits) (*Workflow, error) {
 	return wf, nil
 }
 
-// maxSuggestions bounds the "did you mean" searches of one Parse, which scan candidate lists.
-const maxSuggestions = 50
+// suggestBudget bounds the work of the "did you mean" searches of one Parse, in edit-distance
+// cells: enough for dozens of typos among thousands of ids, and a few tens of milliseconds at most.
+const suggestBudget = 20_000_000
 
 // parser holds the state of one Parse call.
 type parser struct {
-	file        string
-	lim         Limits
-	errs        ErrorList
-	full        bool // MaxErrors reached: stop collecting
-	suggestions int  // "did you mean" searches left
+	file          string
+	lim           Limits
+	errs          ErrorList
+	full          bool // MaxErrors reached: stop collecting
+	suggestBudget int  // "did you mean" work left, see suggest
 }
 
 // where is the context of a problem: a task (idx >= 0) or the workflow itself (idx < 0).
@@ -126,11 +127,7 @@ func (p *parser) invalid(n *yaml.Node, w where, f fpath, format string, args ...
 }
 
 func (p *parser) suggest(s string, candidates []string) string {
-	if p.suggestions <= 0 || len(candidates) > 20_000 {
-		return ""
-	}
-	p.suggestions--
-	return suggest(s, candidates)
+	return suggest(s, candidates, &p.suggestBudget)
 }
 
 // parse runs every stage that the earlier ones allow and returns the workflow, which is only

@@ -169,7 +169,8 @@ func (c treeChecker) ref(ident []string, text string) error {
 	case len(ident) > 2:
 		return fmt.Errorf("%s: parameters are strings and have no fields", text)
 	case !c.declared(ident[1]):
-		return fmt.Errorf("unknown param %q%s", ident[1], suggest(ident[1], c.names))
+		budget := 1 << 20 // names are few (at most MaxEntries)
+		return fmt.Errorf("unknown param %q%s", ident[1], suggest(ident[1], c.names, &budget))
 	}
 	return nil
 }
