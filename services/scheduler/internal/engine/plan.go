@@ -1,0 +1,390 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cairn-io/cairn/pkg/dag"
+	"github.com/cairn-io/cairn/pkg/model"
+	"github.com/cairn-io/cairn/pkg/store"
+)
+
+// maxLost bounds how often a task may lose its worker before the loss counts as a failed
+// attempt (a task that crashes every worker it lands on must not loop forever).
+const maxLost = 3
+
+// decide applies trigger-rule decisions (from Graph.Ready or Graph.Affected) to a run.
+func (e *Engine) decide(g *grp, rs *runState, ds []dag.Decided) {
+	for _, d := range ds {
+		t := rs.tasks[d.Task]
+		if t.state != model.TaskPending {
+			continue
+		}
+		switch d.Decision {
+		case dag.Run:
+			if rs.wf.MaxActiveTasks > 0 && rs.active >= rs.wf.MaxActiveTasks {
+				if !slices.Contains(rs.throttled, d.Task) {
+					rs.throttled = append(rs.throttled, d.Task)
+				}
+				continue
+			}
+			e.queueTask(g, taskRef{rs, d.Task}, "")
+		case dag.Skip:
+			e.setTerminal(g, rs, t, model.TaskSkipped, "trigger rule "+string(rs.wf.Tasks[d.Task].TriggerRule)+" decided skip")
+		case dag.UpstreamFailed:
+			e.setTerminal(g, rs, t, model.TaskUpstreamFailed, "an upstream task failed")
+		}
+	}
+}
+
+// queueTask moves a PENDING or RETRY_WAIT task to QUEUED and routes it.
+func (e *Engine) queueTask(g *grp, ref taskRef, msg string) {
+	rs, t := ref.run, ref.task()
+	from := t.state
+	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: from, Attempt: t.attempt, To: model.TaskQueued},
+		taskEvent(rs.run.ID, t.id, from, model.TaskQueued, t.attempt, msg))
+	t.state, t.nextAt, t.queuedAt = model.TaskQueued, time.Time{}, e.cfg.Now()
+	rs.active++
+	e.enqueue(ref)
+}
+
+// setTerminal moves a task without an active attempt to a terminal state.
+func (e *Engine) setTerminal(g *grp, rs *runState, t *taskState, to model.TaskState, msg string) {
+	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: t.state, Attempt: t.attempt, To: to, Error: errIf(to, msg)},
+		taskEvent(rs.run.ID, t.id, t.state, to, t.attempt, msg))
+	if countsActive(t.state) {
+		rs.active--
+	}
+	t.state = to
+	rs.terminal++
+}
+
+func errIf(to model.TaskState, msg string) string {
+	if to == model.TaskUpstreamFailed || to == model.TaskFailed {
+		return msg
+	}
+	return ""
+}
+
+// release queues throttled tasks while the run's max_active_tasks allows.
+func (e *Engine) release(g *grp, rs *runState) {
+	for len(rs.throttled) > 0 && (rs.wf.MaxActiveTasks == 0 || rs.active < rs.wf.MaxActiveTasks) {
+		i := rs.throttled[0]
+		rs.throttled = rs.throttled[1:]
+		if s := rs.tasks[i].state; s == model.TaskPending || s == model.TaskRetryWait {
+			e.queueTask(g, taskRef{rs, i}, "")
+		}
+	}
+}
+
+// afterTerminal propagates a task's terminal outcome downstream and finishes the run if
+// everything is done.
+func (e *Engine) afterTerminal(g *grp, ref taskRef) {
+	rs := ref.run
+	e.decide(g, rs, rs.wf.Graph.Affected(ref.idx, rs.outcome))
+	e.release(g, rs)
+	e.finishIfDone(g, rs)
+}
+
+// finishIfDone ends the run when every task is terminal: FAILED if any task failed,
+// dead-lettered or was upstream-failed, SUCCEEDED otherwise (skipped tasks are fine).
+func (e *Engine) finishIfDone(g *grp, rs *runState) {
+	if rs.terminal < len(rs.tasks) || rs.run.State != model.RunRunning {
+		return
+	}
+	to, msg := model.RunSucceeded, ""
+	var failed []string
+	for _, t := range rs.tasks {
+		switch t.state {
+		case model.TaskFailed, model.TaskDeadLettered, model.TaskUpstreamFailed:
+			failed = append(failed, t.id)
+		}
+	}
+	if len(failed) > 0 {
+		to = model.RunFailed
+		msg = fmt.Sprintf("%d task(s) did not succeed: %s", len(failed), summarize(failed))
+	}
+	g.add(store.RunTransition{RunID: rs.run.ID, From: model.RunRunning, To: to, Error: msg},
+		runEvent(rs.run.ID, model.RunRunning, to, msg))
+	rs.run.State = to
+	g.then(func() {
+		e.cfg.Metrics.RunFinished(string(to))
+		if e.runs[rs.run.ID] == rs {
+			e.forget(rs)
+		}
+	})
+}
+
+func summarize(ids []string) string {
+	if len(ids) > 5 {
+		return fmt.Sprintf("%v and %d more", ids[:5], len(ids)-5)
+	}
+	return fmt.Sprint(ids)
+}
+
+// ---------------------------------------------------------------------------------------
+// Runs: plan a new one, cancel one.
+
+type planRun struct {
+	run model.Run
+	wf  *dag.Workflow
+}
+
+func (in planRun) handle(e *Engine) {
+	if _, ok := e.runs[in.run.ID]; ok || in.run.State.Terminal() {
+		return
+	}
+	e.adopt(newRunState(in.run, in.wf))
+}
+
+// PlanRun hands a run just created in PostgreSQL (state PENDING, every task PENDING) to the
+// engine, which starts it. It returns once the engine has the run; the run is durable
+// already, so a leader that dies now leaves it to the next one's rebuild.
+func (e *Engine) PlanRun(ctx context.Context, run model.Run, wf *dag.Workflow) error {
+	return e.send(ctx, planRun{run: run, wf: wf})
+}
+
+type cancelRun struct {
+	id     uuid.UUID
+	reason string
+	reply  chan error
+}
+
+// ErrTerminal is returned when cancelling a run that already ended.
+var ErrTerminal = errors.New("engine: run already ended")
+
+func (in cancelRun) handle(e *Engine) {
+	rs, ok := e.runs[in.id]
+	if !ok {
+		e.tx.after = append(e.tx.after, func() { in.reply <- ErrTerminal })
+		return
+	}
+	g := e.tx.group(rs.run.ID)
+	msg := "run cancelled"
+	if in.reason != "" {
+		msg += ": " + in.reason
+	}
+	var cancels []func()
+	for _, t := range rs.tasks {
+		switch t.state {
+		case model.TaskPending, model.TaskQueued, model.TaskRetryWait:
+			e.setTerminal(g, rs, t, model.TaskCancelled, msg)
+		case model.TaskAssigned, model.TaskRunning:
+			g.add(store.FinishAttempt{Token: t.token, To: model.AttemptCancelled, FailureKind: model.FailureCancelled, Error: msg})
+			token, worker, attemptID := t.token, t.worker, t.attemptID
+			delete(e.tokens, t.token)
+			if w := e.workers[worker]; w != nil {
+				w.inflight--
+			}
+			e.setTerminal(g, rs, t, model.TaskCancelled, msg)
+			cancels = append(cancels, func() { e.sendCancel(worker, attemptID, token, msg) })
+		}
+	}
+	rs.throttled = nil
+	g.add(store.RunTransition{RunID: rs.run.ID, From: rs.run.State, To: model.RunCancelled, Error: msg},
+		runEvent(rs.run.ID, rs.run.State, model.RunCancelled, msg))
+	rs.run.State = model.RunCancelled
+	for _, f := range cancels {
+		g.then(f)
+	}
+	g.then(func() {
+		e.cfg.Metrics.RunFinished(string(model.RunCancelled))
+		if e.runs[rs.run.ID] == rs {
+			e.forget(rs)
+		}
+		in.reply <- nil
+	})
+	g.failed(func(err error) { in.reply <- fmt.Errorf("cancel run %s: %w", in.id, err) })
+	g.close()
+}
+
+// CancelRun cancels an active run: unfinished tasks become CANCELLED and running attempts
+// are told to stop. It returns once that is durable, or ErrTerminal if the run is not active.
+func (e *Engine) CancelRun(ctx context.Context, id uuid.UUID, reason string) error {
+	reply := make(chan error, 1)
+	err, callErr := call(ctx, e, cancelRun{id: id, reason: reason, reply: reply}, reply)
+	if callErr != nil {
+		return callErr
+	}
+	return err
+}
+
+// ---------------------------------------------------------------------------------------
+// Attempt outcomes.
+
+// Result is a worker's report of one attempt.
+type Result struct {
+	ResultID        string
+	AttemptID       string
+	Token           int64
+	Succeeded       bool
+	FailureKind     model.FailureKind
+	ExitCode        *int
+	HTTPStatus      *int
+	Output          []byte
+	OutputTruncated bool
+	Error           string
+	Started         time.Time
+	Finished        time.Time
+}
+
+// applyResult handles a worker's result for the attempt with res.Token. It returns whether
+// the result was current; stale results are recorded as such by the store.
+func (e *Engine) applyResult(g *grp, res Result, workerID string) bool {
+	ref, ok := e.tokens[res.Token]
+	fin := store.FinishAttempt{Token: res.Token, FailureKind: res.FailureKind, ExitCode: res.ExitCode,
+		HTTPStatus: res.HTTPStatus, Output: res.Output, OutputTruncated: res.OutputTruncated, Error: res.Error, Reported: true}
+	if res.Succeeded {
+		fin.To, fin.FailureKind = model.AttemptSucceeded, model.FailureNone
+	} else {
+		fin.To = model.AttemptFailed
+		if fin.FailureKind == model.FailureNone || !fin.FailureKind.Valid() {
+			fin.FailureKind = model.FailureInternal
+		}
+		if fin.FailureKind == model.FailureCancelled {
+			fin.To = model.AttemptCancelled
+		}
+	}
+	if !ok || ref.task().token != res.Token || !ref.task().state.Active() {
+		// Stale: the store records it on the attempt row and reports ErrStaleAttempt.
+		g.add(fin)
+		return false
+	}
+	t := ref.task()
+	t.unconfirmed = false
+	delete(e.tokens, res.Token)
+	if w := e.workers[t.worker]; w != nil && t.worker == workerID {
+		w.inflight--
+	}
+	e.cfg.Metrics.AttemptFinished(string(fin.To))
+	if res.Succeeded {
+		g.add(fin)
+		e.finishTask(g, ref, model.TaskSucceeded, "")
+		return true
+	}
+	if fin.FailureKind == model.FailureCancelled {
+		// The worker gave the attempt back (drain timeout, shutdown): not the task's fault.
+		g.add(fin)
+		e.requeue(g, ref, "attempt cancelled by its worker: "+res.Error)
+		return true
+	}
+	g.add(fin)
+	e.failAttempt(g, ref, fin.FailureKind, res.Error)
+	return true
+}
+
+// finishTask moves an active task to a terminal state and propagates it.
+func (e *Engine) finishTask(g *grp, ref taskRef, to model.TaskState, msg string) {
+	rs, t := ref.run, ref.task()
+	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: t.state, Attempt: t.attempt, Token: t.token, To: to, Error: msg},
+		taskEvent(rs.run.ID, t.id, t.state, to, t.attempt, msg))
+	if countsActive(t.state) {
+		rs.active--
+	}
+	t.state = to
+	t.worker = ""
+	rs.terminal++
+	e.afterTerminal(g, ref)
+}
+
+// failAttempt handles a failed attempt of an active task: retry after backoff, or
+// dead-letter it when its retries are spent.
+func (e *Engine) failAttempt(g *grp, ref taskRef, kind model.FailureKind, msg string) {
+	rs, t := ref.run, ref.task()
+	t.errors = append(t.errors, model.AttemptError{Attempt: t.attempt, FailureKind: kind, Error: msg})
+	if delay, again := t.policy.Next(t.attempt, e.cfg.Rand); again {
+		at := e.cfg.Now().Add(delay)
+		text := fmt.Sprintf("attempt %d failed (%s): %s; retrying in %s", t.attempt, kind, msg, delay.Round(time.Millisecond))
+		g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: t.state, Attempt: t.attempt, Token: t.token,
+			To: model.TaskRetryWait, NextAttemptAt: at, Error: msg},
+			taskEvent(rs.run.ID, t.id, t.state, model.TaskRetryWait, t.attempt, text))
+		if countsActive(t.state) {
+			rs.active--
+		}
+		t.state, t.nextAt, t.worker = model.TaskRetryWait, at, ""
+		e.timers.push(timer{at: at, kind: timerRetry, ref: ref, attempt: t.attempt})
+		e.release(g, rs)
+		return
+	}
+	dl := model.DeadLetter{ID: uuid.New(), RunID: rs.run.ID, TaskID: t.id, Workflow: rs.run.Workflow, Errors: e.attemptErrors(t, rs)}
+	g.add(store.InsertDeadLetter{DeadLetter: dl},
+		store.AppendEvent{Event: model.Event{RunID: rs.run.ID, TaskID: t.id, Kind: model.EventDeadLettered, Attempt: t.attempt,
+			Message: fmt.Sprintf("retries exhausted after %d attempt(s)", t.attempt)}})
+	e.finishTask(g, ref, model.TaskDeadLettered, msg)
+}
+
+// attemptErrors returns every attempt's error of t. After a failover the engine only knows
+// the errors of attempts that ended under it, so the earlier ones are read back.
+func (e *Engine) attemptErrors(t *taskState, rs *runState) []model.AttemptError {
+	if len(t.errors) >= t.attempt {
+		return slices.Clone(t.errors)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	as, err := e.cfg.Store.ListAttempts(ctx, rs.run.ID, t.id)
+	if err != nil {
+		e.log.Warn("cannot read earlier attempts for the dead letter", "run_id", rs.run.ID, "task_id", t.id, "err", err)
+		return slices.Clone(t.errors)
+	}
+	var out []model.AttemptError
+	known := map[int]bool{}
+	for _, x := range t.errors {
+		known[x.Attempt] = true
+	}
+	for _, a := range as {
+		if !known[a.Number] && a.State != model.AttemptSucceeded {
+			out = append(out, model.AttemptError{Attempt: a.Number, FailureKind: a.FailureKind, Error: a.Error})
+		}
+	}
+	out = append(out, t.errors...)
+	slices.SortFunc(out, func(a, b model.AttemptError) int { return a.Attempt - b.Attempt })
+	return out
+}
+
+// requeue ends an active attempt without blaming the task (worker lost or handed it back)
+// and queues the task again at once. The caller has added the FinishAttempt.
+func (e *Engine) requeue(g *grp, ref taskRef, msg string) {
+	rs, t := ref.run, ref.task()
+	t.lost++
+	if t.lost > maxLost {
+		e.failAttempt(g, ref, model.FailureLost, fmt.Sprintf("%s (worker lost %d times)", msg, t.lost))
+		return
+	}
+	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: t.state, Attempt: t.attempt, Token: t.token, To: model.TaskQueued, Error: msg},
+		taskEvent(rs.run.ID, t.id, t.state, model.TaskQueued, t.attempt, msg))
+	t.state, t.worker, t.unconfirmed, t.queuedAt = model.TaskQueued, "", false, e.cfg.Now()
+	e.enqueue(ref)
+}
+
+// lose declares an active attempt lost (its worker is gone) and re-queues the task.
+func (e *Engine) lose(g *grp, ref taskRef, reason string) {
+	t := ref.task()
+	g.add(store.FinishAttempt{Token: t.token, To: model.AttemptLost, FailureKind: model.FailureLost, Error: reason})
+	delete(e.tokens, t.token)
+	if w := e.workers[t.worker]; w != nil {
+		w.inflight--
+	}
+	e.cfg.Metrics.AttemptFinished(string(model.AttemptLost))
+	e.log.Warn("attempt lost", "run_id", ref.run.run.ID, "task_id", t.id, "attempt", t.attempt, "worker", t.worker, "reason", reason)
+	e.requeue(g, ref, "attempt lost: "+reason)
+}
+
+// expire enforces an attempt's deadline on the leader's side.
+func (e *Engine) expire(g *grp, ref taskRef) {
+	t := ref.task()
+	msg := fmt.Sprintf("no result before the attempt deadline (timeout %s + grace %s)", ref.run.wf.Tasks[ref.idx].Timeout, e.cfg.AttemptGrace)
+	g.add(store.FinishAttempt{Token: t.token, To: model.AttemptTimedOut, FailureKind: model.FailureTimeout, Error: msg})
+	token, worker, attemptID := t.token, t.worker, t.attemptID
+	g.then(func() { e.sendCancel(worker, attemptID, token, "attempt deadline passed") })
+	delete(e.tokens, t.token)
+	if w := e.workers[t.worker]; w != nil {
+		w.inflight--
+	}
+	e.cfg.Metrics.AttemptFinished(string(model.AttemptTimedOut))
+	e.failAttempt(g, ref, model.FailureTimeout, msg)
+}
