@@ -51,7 +51,7 @@ func genDAG(shape string, n int) []byte {
 
 // bigLimits admits generated workflows of up to n tasks.
 func bigLimits(n int) Limits {
-	return Limits{MaxTasks: n, MaxFileBytes: n*64 + 1024, MaxNodes: n*16 + 1024, MaxErrors: 10}
+	return Limits{MaxTasks: n, MaxFileBytes: n*128 + 4096, MaxNodes: n*16 + 1024, MaxErrors: 10}
 }
 
 func mustParse(t testing.TB, src string) *Workflow {

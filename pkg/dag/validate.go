@@ -24,9 +24,9 @@ func (p *parser) validate(wf *Workflow, raws []rawTask) {
 		index[t.ID] = i
 	}
 	var up, down []int
+	listedBy := make([]int, n) // listedBy[u] = i+1 once task i has listed u: duplicate check in O(1)
 	for i, t := range wf.Tasks {
 		w := where{t.ID, i}
-		first := len(up)
 		for j, dep := range t.DependsOn {
 			f := field("depends_on").at(j)
 			u, ok := index[dep]
@@ -35,9 +35,10 @@ func (p *parser) validate(wf *Workflow, raws []rawTask) {
 				p.add(raws[i].deps[j], ErrInvalid, w, f, "depends on itself")
 			case !ok:
 				p.add(raws[i].deps[j], ErrInvalid, w, f, "depends_on %q is not a task in this workflow%s", dep, p.suggest(dep, ids))
-			case indexOfInt(up[first:], u) >= 0:
+			case listedBy[u] == i+1:
 				p.add(raws[i].deps[j], ErrInvalid, w, f, "depends_on lists %q twice", dep)
 			default:
+				listedBy[u] = i + 1
 				up = append(up, u)
 				down = append(down, i)
 			}
