@@ -64,12 +64,12 @@ type Metrics interface {
 
 type noMetrics struct{}
 
-func (noMetrics) BatchCommitted(int, time.Duration)  {}
-func (noMetrics) AttemptFinished(string)             {}
-func (noMetrics) RunFinished(string)                 {}
-func (noMetrics) Steal()                             {}
-func (noMetrics) Dispatched(time.Duration)           {}
-func (noMetrics) QueueDepth(string, string, int)     {}
+func (noMetrics) BatchCommitted(int, time.Duration) {}
+func (noMetrics) AttemptFinished(string)            {}
+func (noMetrics) RunFinished(string)                {}
+func (noMetrics) Steal()                            {}
+func (noMetrics) Dispatched(time.Duration)          {}
+func (noMetrics) QueueDepth(string, string, int)    {}
 
 // Engine is the leader's orchestration core for one leadership term.
 type Engine struct {
@@ -234,10 +234,10 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // txn collects one batch: groups of operations and, per group, what to do once it applied.
 type txn struct {
-	batch   store.Batch
-	effects [][]func()
-	runs    [][]uuid.UUID // runs each group touches, reloaded if the group conflicts
-	after   []func()      // effects that need no commit (replies to no-op calls)
+	batch     store.Batch
+	effects   [][]func()
+	runs      [][]uuid.UUID // runs each group touches, reloaded if the group conflicts
+	after     []func()      // effects that need no commit (replies to no-op calls)
 	failHooks []failHook
 }
 
@@ -258,16 +258,13 @@ type grp struct {
 	onFail  func(error)
 }
 
-func (g *grp) add(ops ...store.Op)    { g.ops = append(g.ops, ops...) }
-func (g *grp) then(f func())          { g.effects = append(g.effects, f) }
-func (g *grp) failed(f func(error))   { g.onFail = f }
-func (g *grp) empty() bool            { return len(g.ops) == 0 }
+func (g *grp) add(ops ...store.Op)  { g.ops = append(g.ops, ops...) }
+func (g *grp) then(f func())        { g.effects = append(g.effects, f) }
+func (g *grp) failed(f func(error)) { g.onFail = f }
 
 func (g *grp) close() {
 	if len(g.ops) == 0 {
-		for _, f := range g.effects {
-			g.t.after = append(g.t.after, f)
-		}
+		g.t.after = append(g.t.after, g.effects...)
 		return
 	}
 	g.idx = g.t.batch.Add(g.ops...)

@@ -28,15 +28,15 @@ type runState struct {
 
 // taskState is the leader's view of one task run.
 type taskState struct {
-	idx      int
-	id       string
-	state    model.TaskState
-	attempt  int
-	token    int64
-	worker   string
+	idx       int
+	id        string
+	state     model.TaskState
+	attempt   int
+	token     int64
+	worker    string
 	attemptID uuid.UUID // current attempt's id (zero when unknown after a failover)
-	nextAt   time.Time
-	queuedAt time.Time
+	nextAt    time.Time
+	queuedAt  time.Time
 	// unconfirmed: ASSIGNED/RUNNING after a failover, not yet re-attached by its worker.
 	unconfirmed bool
 	queued      bool // in a worker queue or a pool backlog
