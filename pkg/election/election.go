@@ -98,6 +98,7 @@ type Elector struct {
 // term is one period of office of this elector.
 type term struct {
 	lead   Leadership
+	ctx    context.Context // the leader context given to OnElected
 	cancel context.CancelCauseFunc
 	ended  chan struct{} // closed once OnElected returned and the key was given up
 }
@@ -168,11 +169,12 @@ func (e *Elector) Start(ctx context.Context) error {
 	})
 }
 
-// Leadership returns this candidate's current term and true while it leads.
+// Leadership returns this candidate's current term and true while it leads: from just before
+// OnElected is called until its context is cancelled.
 func (e *Elector) Leadership() (Leadership, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.term == nil {
+	if e.term == nil || e.term.ctx.Err() != nil {
 		return Leadership{}, false
 	}
 	return e.term.lead, true
@@ -314,7 +316,7 @@ func (e *Elector) lead(ctx context.Context, sess *concurrency.Session, el *concu
 		}
 	}()
 
-	t := &term{lead: l, cancel: cancel, ended: make(chan struct{})}
+	t := &term{lead: l, ctx: leaderCtx, cancel: cancel, ended: make(chan struct{})}
 	e.mu.Lock()
 	e.term = t
 	e.mu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,19 +69,36 @@ func (r *recorder) onElected(who string) func(context.Context, election.Leadersh
 	}
 }
 
-// leaderNow returns who leads according to the electors themselves ("" if none does).
-func leaderNow(t *testing.T, els map[string]*election.Elector) string {
-	t.Helper()
-	who := ""
+// leaders returns who leads according to the electors themselves.
+func leaders(els map[string]*election.Elector) []string {
+	var who []string
 	for name, el := range els {
 		if _, ok := el.Leadership(); ok {
-			if who != "" {
-				t.Fatalf("both %s and %s report leading", who, name)
-			}
-			who = name
+			who = append(who, name)
 		}
 	}
 	return who
+}
+
+// leaderNow returns who leads ("" if none does), failing if several candidates claim to: in
+// tests where leadership only changes hands through Stop or Resign that never happens.
+func leaderNow(t *testing.T, els map[string]*election.Elector) string {
+	t.Helper()
+	switch who := leaders(els); len(who) {
+	case 0:
+		return ""
+	case 1:
+		return who[0]
+	default:
+		t.Fatalf("several candidates report leading: %v", who)
+		return ""
+	}
+}
+
+// onlyLeader reports whether exactly the named candidate leads.
+func onlyLeader(els map[string]*election.Elector, name string) bool {
+	who := leaders(els)
+	return len(who) == 1 && who[0] == name
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -96,7 +114,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func newElector(t *testing.T, c *clientv3.Client, addr string, onElected func(context.Context, election.Leadership) error) *election.Elector {
 	t.Helper()
-	el, err := election.New(election.Config{Client: c, Value: addr, SessionTTL: testTTL, OnElected: onElected})
+	el, err := election.New(election.Config{Client: c, Value: addr, SessionTTL: testTTL, OnElected: onElected,
+		Logger: slog.New(slog.NewTextHandler(t.Output(), nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +273,9 @@ func TestRevokedSessionLosesLeadership(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	waitFor(t, second+" to take over", func() bool { return leaderNow(t, els) == second })
+	// The deposed leader may still claim office for a moment after etcd elected the next one
+	// (it learns of the deletion through its own watch): wait for the claims to settle.
+	waitFor(t, second+" to take over", func() bool { return onlyLeader(els, second) })
 	var ended *event
 	waitFor(t, first+"'s leader context to be cancelled", func() bool {
 		for _, e := range r.history() {
@@ -277,8 +298,8 @@ func TestRevokedSessionLosesLeadership(t *testing.T) {
 		resp, err := admin.Get(context.Background(), "/cairn/scheduler/leader/", clientv3.WithPrefix())
 		return err == nil && len(resp.Kvs) == 2
 	})
-	if leaderNow(t, els) != second {
-		t.Fatal("leadership moved again without a cause")
+	if !onlyLeader(els, second) {
+		t.Fatalf("leadership moved again without a cause: %v lead", leaders(els))
 	}
 	// Across processes, etcd may elect the successor a moment before the deposed leader's
 	// watch fires: that overlap is what the epoch fencing in PostgreSQL is for. Report it.

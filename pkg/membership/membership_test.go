@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func expect(t *testing.T, ch <-chan membership.Event, typ membership.EventType, 
 func startWatcher(t *testing.T, c *clientv3.Client) (*membership.Watcher, chan membership.Event) {
 	t.Helper()
 	ch := make(chan membership.Event, 16)
-	w, err := membership.NewWatcher(c, membership.WithEvents(ch))
+	w, err := membership.NewWatcher(c, membership.WithEvents(ch), membership.WithLogger(slog.New(slog.NewTextHandler(t.Output(), nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
