@@ -53,7 +53,9 @@ func (r *run) finished() bool {
 // StartFunc starts the service unless it is already running. init runs synchronously with the
 // run's context (cancelled on Stop) and prepares what the run needs (listen on a socket, grant a
 // lease…); if it fails, the service stays stopped and StartFunc returns init's error. Otherwise
-// the returned RunFunc runs in a goroutine owned by s, and StartFunc returns nil.
+// the returned RunFunc runs in a goroutine owned by s, and StartFunc returns nil. A Stop that
+// arrives during init waits for it, so init must be quick or honour ctx; slow, retried work
+// (dialing, campaigning) belongs in the RunFunc.
 func (s *StartStop) StartFunc(ctx context.Context, init func(ctx context.Context) (RunFunc, error)) error {
 	if ctx == nil {
 		return errors.New("lifecycle: Start called with a nil context")
