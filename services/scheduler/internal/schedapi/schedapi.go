@@ -1,0 +1,326 @@
+package schedapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/dag"
+	"github.com/cairn-io/cairn/pkg/model"
+	"github.com/cairn-io/cairn/pkg/store"
+	"github.com/cairn-io/cairn/services/scheduler/internal/engine"
+	"github.com/cairn-io/cairn/services/scheduler/internal/leadership"
+)
+
+// Limits on request fields.
+const (
+	MaxIdempotencyKey = 128
+	MaxReason         = 1024
+	// MaxValidationDetails bounds the ValidationErrors put in one status (the parser reports
+	// at most its own MaxErrors anyway).
+	MaxValidationDetails = 100
+)
+
+// Config configures a Server.
+type Config struct {
+	State     *leadership.State     // required
+	Store     *store.Store          // required
+	Workflows *engine.WorkflowCache // required; shared with the engine
+	Logger    *slog.Logger          // nil: slog.Default()
+	Now       func() time.Time      // nil: time.Now
+}
+
+// Server implements cairnv1.SchedulerServiceServer.
+type Server struct {
+	cairnv1.UnimplementedSchedulerServiceServer
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.State == nil || cfg.Store == nil || cfg.Workflows == nil {
+		return nil, errors.New("schedapi: State, Store and Workflows are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Server{cfg: cfg, log: cfg.Logger.With("component", "schedapi")}, nil
+}
+
+// errInvalid marks request problems; toStatus makes them INVALID_ARGUMENT.
+var errInvalid = errors.New("invalid argument")
+
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errInvalid, fmt.Sprintf(format, args...))
+}
+
+// errPrecondition marks calls that do not fit the resource's state.
+var errPrecondition = errors.New("failed precondition")
+
+// ApplyWorkflow stores a workflow version from YAML.
+func (s *Server) ApplyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRequest) (*cairnv1.ApplyWorkflowResponse, error) {
+	resp, err := s.applyWorkflow(ctx, req)
+	return resp, s.toStatus(err)
+}
+
+func (s *Server) applyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRequest) (*cairnv1.ApplyWorkflowResponse, error) {
+	term, err := s.cfg.State.Current()
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(req.GetYaml()) == "" {
+		return nil, invalidf("yaml is empty: send the workflow definition")
+	}
+	wf, err := dag.Parse("", []byte(req.GetYaml()), dag.DefaultLimits())
+	if err != nil {
+		return nil, err
+	}
+	compiled, err := json.Marshal(compiledForm(wf))
+	if err != nil {
+		return nil, fmt.Errorf("encode compiled form: %w", err)
+	}
+	v, created, err := s.cfg.Store.PutVersion(ctx, term.Epoch, wf.Name, wf.Description, req.GetYaml(), compiled)
+	if err != nil {
+		return nil, err
+	}
+	s.cfg.Workflows.Put(v.Workflow, v.Version, wf)
+	if err := s.syncSchedule(ctx, term.Epoch, wf); err != nil {
+		return nil, fmt.Errorf("workflow %s version %d stored, but its schedule was not updated (apply again): %w", wf.Name, v.Version, err)
+	}
+	s.log.Info("workflow applied", "workflow", v.Workflow, "version", v.Version, "created", created)
+	return &cairnv1.ApplyWorkflowResponse{Workflow: workflowProto(v, wf), Created: created}, nil
+}
+
+// compiledForm is what is stored as the version's compiled form: the task ids in topological
+// order. The engine re-parses the YAML; this is for readers that need the order without it.
+func compiledForm(wf *dag.Workflow) any {
+	order := make([]string, 0, len(wf.Tasks))
+	for _, i := range wf.Graph.Order() {
+		order = append(order, wf.Graph.ID(i))
+	}
+	return struct {
+		Order []string `json:"order"`
+	}{order}
+}
+
+// syncSchedule makes the workflow's schedule row match the version just applied.
+func (s *Server) syncSchedule(ctx context.Context, epoch int64, wf *dag.Workflow) error {
+	var b store.Batch
+	if wf.Schedule == nil {
+		b.Add(store.DeleteSchedule{Workflow: wf.Name})
+	} else {
+		tz := wf.Timezone
+		if tz == "" {
+			tz = "UTC"
+		}
+		cur, err := s.cfg.Store.GetSchedule(ctx, wf.Name)
+		switch {
+		case err == nil && cur.Cron == wf.Schedule.Expr && cur.Timezone == tz:
+			return nil // unchanged: keep its next fire time
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		next := wf.Schedule.Next(s.cfg.Now())
+		if next.IsZero() {
+			return invalidf("schedule %q never fires again", wf.Schedule.Expr)
+		}
+		b.Add(store.PutSchedule{Schedule: model.Schedule{Workflow: wf.Name, Cron: wf.Schedule.Expr, Timezone: tz, NextFireAt: next}})
+	}
+	res, err := s.cfg.Store.Apply(ctx, epoch, &b)
+	if err != nil {
+		return err
+	}
+	return res[0]
+}
+
+// StartRun starts a run of a workflow's latest version.
+func (s *Server) StartRun(ctx context.Context, req *cairnv1.StartRunRequest) (*cairnv1.StartRunResponse, error) {
+	resp, err := s.startRun(ctx, req)
+	return resp, s.toStatus(err)
+}
+
+func (s *Server) startRun(ctx context.Context, req *cairnv1.StartRunRequest) (*cairnv1.StartRunResponse, error) {
+	term, err := s.cfg.State.Current()
+	if err != nil {
+		return nil, err
+	}
+	switch key := req.GetIdempotencyKey(); {
+	case req.GetWorkflow() == "":
+		return nil, invalidf("workflow is empty: name the workflow to run")
+	case len(key) > MaxIdempotencyKey:
+		return nil, invalidf("idempotency_key is %d bytes long, at most %d", len(key), MaxIdempotencyKey)
+	case !utf8.ValidString(key):
+		return nil, invalidf("idempotency_key is not valid UTF-8")
+	}
+	v, err := s.cfg.Store.GetVersion(ctx, req.GetWorkflow(), 0)
+	if err != nil {
+		return nil, err
+	}
+	wf, err := s.cfg.Workflows.Get(ctx, v.Workflow, v.Version)
+	if err != nil {
+		return nil, err
+	}
+	params, err := wf.ResolveParams(req.GetParams())
+	if err != nil {
+		return nil, err
+	}
+	taskIDs := make([]string, len(wf.Tasks))
+	for i, t := range wf.Tasks {
+		taskIDs[i] = t.ID
+	}
+	run, created, err := s.cfg.Store.CreateRun(ctx, term.Epoch, model.Run{
+		ID: uuid.New(), Workflow: v.Workflow, Version: v.Version, Params: params,
+		IdempotencyKey: req.GetIdempotencyKey(), Trigger: model.TriggerManual,
+	}, taskIDs)
+	if err != nil {
+		return nil, err
+	}
+	log := s.log.With("run_id", run.ID, "workflow", run.Workflow, "version", run.Version)
+	if created {
+		// The run is durable now. Should the engine stop before it takes the run, the next
+		// leader's rebuild starts it: the call still succeeded.
+		if err := term.Engine.PlanRun(ctx, run, wf); err != nil {
+			log.Warn("run created but not handed to the engine; the next leader will start it", "err", err)
+		}
+		log.Info("run started", "idempotency_key", run.IdempotencyKey)
+	} else {
+		log.Info("run already exists for this idempotency key", "idempotency_key", run.IdempotencyKey)
+		if run.Version != v.Version {
+			if w, err := s.cfg.Workflows.Get(ctx, run.Workflow, run.Version); err == nil {
+				wf = w
+			}
+		}
+	}
+	d, err := s.cfg.Store.GetRun(ctx, run.ID)
+	if err != nil {
+		d = store.RunDetail{Run: run}
+	}
+	return &cairnv1.StartRunResponse{Run: runProto(d, wf), Existing: !created}, nil
+}
+
+// CancelRun cancels an active run.
+func (s *Server) CancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (*cairnv1.CancelRunResponse, error) {
+	resp, err := s.cancelRun(ctx, req)
+	return resp, s.toStatus(err)
+}
+
+func (s *Server) cancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (*cairnv1.CancelRunResponse, error) {
+	term, err := s.cfg.State.Current()
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.Parse(req.GetRunId())
+	if err != nil {
+		return nil, invalidf("run_id %q is not a run id (a UUID)", req.GetRunId())
+	}
+	if len(req.GetReason()) > MaxReason {
+		return nil, invalidf("reason is %d bytes long, at most %d", len(req.GetReason()), MaxReason)
+	}
+	err = term.Engine.CancelRun(ctx, id, req.GetReason())
+	if errors.Is(err, engine.ErrTerminal) {
+		d, gerr := s.cfg.Store.GetRun(ctx, id)
+		if gerr != nil {
+			return nil, gerr // NotFound for an unknown run
+		}
+		if d.Run.State.Terminal() {
+			return nil, fmt.Errorf("%w: run %s already ended (%s)", errPrecondition, id, d.Run.State)
+		}
+		return nil, fmt.Errorf("%w: run %s (%s) is not active on the leader", errPrecondition, id, d.Run.State)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("run cancelled", "run_id", id, "reason", req.GetReason())
+	d, err := s.cfg.Store.GetRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	wf, _ := s.cfg.Workflows.Get(ctx, d.Run.Workflow, d.Run.Version)
+	return &cairnv1.CancelRunResponse{Run: runProto(d, wf)}, nil
+}
+
+const laterIssue = "comes with the gateway work (issue #5); the engine does not support it yet"
+
+// RetryRun is not implemented yet.
+func (s *Server) RetryRun(context.Context, *cairnv1.RetryRunRequest) (*cairnv1.RetryRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "RetryRun "+laterIssue)
+}
+
+// ReplayDeadLetter is not implemented yet.
+func (s *Server) ReplayDeadLetter(context.Context, *cairnv1.ReplayDeadLetterRequest) (*cairnv1.ReplayDeadLetterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "ReplayDeadLetter "+laterIssue)
+}
+
+// PurgeDeadLetter is not implemented yet.
+func (s *Server) PurgeDeadLetter(context.Context, *cairnv1.PurgeDeadLetterRequest) (*cairnv1.PurgeDeadLetterResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "PurgeDeadLetter "+laterIssue)
+}
+
+// toStatus translates an error into the gRPC status the caller sees. It is the only place
+// where codes are chosen.
+func (s *Server) toStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	var notLeader *leadership.NotLeaderError
+	var list dag.ErrorList
+	switch {
+	case errors.As(err, &notLeader):
+		return notLeader.GRPCStatus().Err()
+	case errors.As(err, &list):
+		return validationStatus(list)
+	case errors.Is(err, dag.ErrParams), errors.Is(err, errInvalid), errors.Is(err, store.ErrInvalidArgument):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, errPrecondition):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, store.ErrStaleEpoch), errors.Is(err, engine.ErrNotLeader):
+		return status.Error(codes.Unavailable, "leadership changed during the call; retry against the new leader: "+err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	s.log.Error("internal error", "err", err)
+	return status.Error(codes.Internal, err.Error())
+}
+
+// validationStatus is INVALID_ARGUMENT with one ValidationError per problem in its details.
+func validationStatus(list dag.ErrorList) error {
+	first := list[0]
+	where := ""
+	if first.Line > 0 {
+		where = fmt.Sprintf("line %d, column %d: ", first.Line, first.Column)
+	}
+	if first.TaskID != "" {
+		where += fmt.Sprintf("task %q: ", first.TaskID)
+	}
+	st := status.New(codes.InvalidArgument, fmt.Sprintf("the workflow is invalid (%d problem(s); see the details): %s%s",
+		len(list), where, first.Msg))
+	details := make([]protoadapt.MessageV1, 0, min(len(list), MaxValidationDetails))
+	for _, e := range list[:min(len(list), MaxValidationDetails)] {
+		details = append(details, protoadapt.MessageV1Of(&cairnv1.ValidationError{
+			Line: int32(e.Line), Column: int32(e.Column), TaskId: e.TaskID, Field: e.Field, Message: e.Msg,
+		}))
+	}
+	if withDetails, err := st.WithDetails(details...); err == nil {
+		st = withDetails
+	}
+	return st.Err()
+}

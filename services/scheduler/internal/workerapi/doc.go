@@ -1,0 +1,21 @@
+// Package workerapi serves cairn.v1.WorkerService on the scheduler: the one bidirectional
+// stream per worker through which the leader's engine assigns attempts and receives results.
+//
+// Connect, per stream:
+//
+//  1. A replica that is not the leader ends the stream at once with UNAVAILABLE, naming the
+//     leader's address, so the worker re-resolves it.
+//  2. The first message must be WorkerHello (INVALID_ARGUMENT otherwise). Every field the
+//     engine relies on is checked (worker_id, capacity within 1..MaxCapacity, attempt ids and
+//     non-zero fencing tokens of running attempts and pending results); a bad one is
+//     INVALID_ARGUMENT naming the field.
+//  3. The stream becomes an engine.Session: the handler's goroutine reads WorkerMessages and
+//     feeds them to the engine (credits, started, result, draining; heartbeats only prove
+//     liveness); one sender goroutine turns what the engine puts on Session.Out into
+//     SchedulerMessages. Only the sender calls Send, only the reader calls Recv.
+//  4. The stream ends when the worker closes it, when the engine kicks the session (a newer
+//     stream of the same worker, a slow reader, a lost lease), or when the engine stops
+//     (leadership lost: UNAVAILABLE). On every end the session is detached from the engine.
+//
+// Domain types never leave this package as protobuf: conversion happens here, at the edge.
+package workerapi
