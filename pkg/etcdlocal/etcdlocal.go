@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"sync"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -28,6 +29,7 @@ type Config struct {
 type Server struct {
 	etcd      *embed.Etcd
 	endpoints []string
+	closeOnce sync.Once
 }
 
 // Start starts the server and waits until it serves clients.
@@ -90,7 +92,7 @@ func (s *Server) Err() <-chan error { return s.etcd.Err() }
 
 // Close stops the server and waits for it. Safe to call more than once.
 func (s *Server) Close() {
-	s.etcd.Close()
+	s.closeOnce.Do(s.etcd.Close)
 }
 
 func loopbackURL(raw string) (*url.URL, error) {

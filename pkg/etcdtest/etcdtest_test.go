@@ -39,3 +39,9 @@ func TestServersAreIsolated(t *testing.T) {
 		t.Fatalf("second server sees the first server's key: %v", resp.Kvs)
 	}
 }
+
+func TestStopIsIdempotent(t *testing.T) {
+	s := etcdtest.Start(t)
+	s.Stop()
+	s.Stop() // and once more by the test cleanup
+}
