@@ -1,0 +1,401 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/test/bufconn"
+
+	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/election"
+	"github.com/cairn-io/cairn/pkg/lifecycle"
+	"github.com/cairn-io/cairn/pkg/membership"
+	"github.com/cairn-io/cairn/pkg/opsserver"
+	"github.com/cairn-io/cairn/pkg/store"
+	"github.com/cairn-io/cairn/pkg/telemetry"
+	"github.com/cairn-io/cairn/services/gateway/internal/api"
+	"github.com/cairn-io/cairn/services/gateway/internal/forward"
+)
+
+// Defaults of Config.
+const (
+	DefaultGRPCAddr        = "127.0.0.1:7070"
+	DefaultHTTPAddr        = "127.0.0.1:8080"
+	DefaultOpsAddr         = "127.0.0.1:9090"
+	DefaultMaxBodyBytes    = 4 << 20
+	DefaultShutdownTimeout = 10 * time.Second
+	// maxResponseBytes caps gRPC responses (a page of attempts with their output can be
+	// large; requests are capped by MaxBodyBytes).
+	maxResponseBytes = 64 << 20
+)
+
+// ErrInvalidConfig is matched by every configuration error.
+var ErrInvalidConfig = errors.New("gateway: invalid configuration")
+
+// Config configures a Gateway.
+type Config struct {
+	GRPCAddr string // public gRPC API
+	HTTPAddr string // REST, /openapi.json, /healthz, /readyz, /metrics
+	OpsAddr  string // /healthz, /readyz, /metrics only; empty: no separate ops listener
+
+	DatabaseURL   string   // required
+	EtcdEndpoints []string // required
+	EtcdPrefix    string   // empty: /cairn/
+
+	MaxBodyBytes    int           // REST bodies and gRPC request messages; 0: DefaultMaxBodyBytes
+	MaxPageSize     int           // 0: the store's cap
+	ForwardTimeout  time.Duration // 0: forward.DefaultTimeout
+	WatchInterval   time.Duration // 0: api.DefaultWatchInterval
+	ShutdownTimeout time.Duration // 0: DefaultShutdownTimeout
+
+	// Telemetry provides /metrics and the gRPC instrumentation; nil: no metrics, no traces.
+	Telemetry *telemetry.Telemetry
+	Logger    *slog.Logger
+}
+
+func (c *Config) check() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...)))
+	}
+	for name, a := range map[string]string{"grpc-addr": c.GRPCAddr, "http-addr": c.HTTPAddr, "ops-addr": c.OpsAddr} {
+		if a == "" && name != "ops-addr" {
+			bad("%s is empty", name)
+		} else if a != "" {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				bad("%s %q: %v", name, a, err)
+			}
+		}
+	}
+	if c.DatabaseURL == "" {
+		bad("database-url is empty")
+	} else if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+		bad("database-url: %v", err)
+	}
+	if len(c.EtcdEndpoints) == 0 {
+		bad("etcd-endpoints is empty")
+	}
+	if p, err := election.KeyPrefix(c.EtcdPrefix); err != nil {
+		bad("etcd-prefix: %v", err)
+	} else {
+		c.EtcdPrefix = p
+	}
+	if c.MaxBodyBytes < 0 {
+		bad("max-body-bytes %d is negative", c.MaxBodyBytes)
+	}
+	if c.MaxPageSize < 0 {
+		bad("max-page-size %d is negative", c.MaxPageSize)
+	}
+	if c.ForwardTimeout < 0 || c.WatchInterval < 0 || c.ShutdownTimeout < 0 {
+		bad("durations must not be negative (forward-timeout %v, watch interval %v, shutdown timeout %v)",
+			c.ForwardTimeout, c.WatchInterval, c.ShutdownTimeout)
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return errors.Join(errs...)
+}
+
+// Gateway is the cairn-gateway process: it implements lifecycle.Service.
+type Gateway struct {
+	lifecycle.StartStop
+
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	grpcAddr net.Addr
+	httpAddr net.Addr
+	ops      *opsserver.Server
+}
+
+var _ lifecycle.Service = (*Gateway)(nil)
+
+// New checks cfg; Start connects and serves.
+func New(cfg Config) (*Gateway, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return &Gateway{cfg: cfg, log: cfg.Logger.With(slog.String("component", "gateway"))}, nil
+}
+
+// GRPCAddr returns the bound gRPC address while running (useful with port 0).
+func (g *Gateway) GRPCAddr() net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.grpcAddr
+}
+
+// HTTPAddr returns the bound HTTP address while running.
+func (g *Gateway) HTTPAddr() net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.httpAddr
+}
+
+// OpsAddr returns the bound ops address while running, nil without an ops listener.
+func (g *Gateway) OpsAddr() net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.ops == nil {
+		return nil
+	}
+	return g.ops.Addr()
+}
+
+// cleanup runs release functions in reverse order.
+type cleanup []func()
+
+func (c *cleanup) add(f func()) { *c = append(*c, f) }
+func (c cleanup) run() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
+}
+
+// Start connects to PostgreSQL and etcd, binds the listeners and serves in the background.
+// Neither PostgreSQL nor a leader needs to be up: /readyz reports what is missing.
+func (g *Gateway) Start(ctx context.Context) error {
+	return g.StartFunc(ctx, func(ctx context.Context) (lifecycle.RunFunc, error) {
+		var undo cleanup
+		run, err := g.setup(ctx, &undo)
+		if err != nil {
+			undo.run()
+			return nil, err
+		}
+		return func(ctx context.Context) error {
+			defer undo.run()
+			return run(ctx)
+		}, nil
+	})
+}
+
+func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, error) {
+	cfg := g.cfg
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: database: %w", err)
+	}
+	undo.add(pool.Close)
+	etcd, err := clientv3.New(clientv3.Config{
+		Endpoints: cfg.EtcdEndpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: etcd client: %w", err)
+	}
+	undo.add(func() { _ = etcd.Close() })
+
+	var clientOpts []grpc.DialOption
+	var serverOpts []grpc.ServerOption
+	if t := cfg.Telemetry; t != nil {
+		clientOpts = append(clientOpts, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+			otelgrpc.WithMeterProvider(t.MeterProvider), otelgrpc.WithTracerProvider(t.TracerProvider))))
+		serverOpts = append(serverOpts, grpc.StatsHandler(otelgrpc.NewServerHandler(
+			otelgrpc.WithMeterProvider(t.MeterProvider), otelgrpc.WithTracerProvider(t.TracerProvider))))
+	}
+
+	fwd, err := forward.New(forward.Config{
+		Client: etcd, Prefix: cfg.EtcdPrefix, Timeout: cfg.ForwardTimeout,
+		MaxMessageBytes: max(cfg.MaxBodyBytes, maxResponseBytes), DialOptions: clientOpts, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	watcher, err := membership.NewWatcher(etcd, membership.WithPrefix(cfg.EtcdPrefix), membership.WithLogger(cfg.Logger))
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	if err := lifecycle.StartAll(ctx, fwd, watcher); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	undo.add(func() { lifecycle.StopAll(fwd, watcher) })
+
+	srv, err := api.New(api.Config{
+		Store: store.New(pool), Forwarder: fwd,
+		Cluster:     &etcdCluster{client: etcd, election: election.ElectionPrefix(cfg.EtcdPrefix), workers: watcher},
+		MaxPageSize: cfg.MaxPageSize, WatchInterval: cfg.WatchInterval, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	gs := grpc.NewServer(append(serverOpts,
+		grpc.MaxRecvMsgSize(cfg.MaxBodyBytes),
+		grpc.MaxSendMsgSize(maxResponseBytes),
+		grpc.ChainUnaryInterceptor(g.logUnary),
+		grpc.ChainStreamInterceptor(g.logStream),
+	)...)
+	cairnv1.RegisterWorkflowServiceServer(gs, srv)
+	cairnv1.RegisterRunServiceServer(gs, srv)
+	cairnv1.RegisterDeadLetterServiceServer(gs, srv)
+	cairnv1.RegisterClusterServiceServer(gs, srv)
+
+	// Ops: readiness checks and metrics, on the ops listener and on the HTTP listener.
+	var metrics http.Handler
+	if cfg.Telemetry != nil {
+		metrics = cfg.Telemetry.Handler()
+	}
+	opsAddr := cfg.OpsAddr
+	if opsAddr == "" {
+		opsAddr = "127.0.0.1:0" // checks still run; the listener is not started
+	}
+	ops, err := opsserver.New(opsserver.Config{Addr: opsAddr, Metrics: metrics, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	for name, check := range map[string]opsserver.Check{
+		"postgres": func(ctx context.Context) error { return pool.Ping(ctx) },
+		"etcd":     checkEtcd(etcd, cfg.EtcdPrefix),
+		"leader":   fwd.CheckLeader,
+	} {
+		if err := ops.AddCheck(name, check); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
+
+	// Listeners.
+	var lc net.ListenConfig
+	grpcLn, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: gRPC listener on %s: %w", cfg.GRPCAddr, err)
+	}
+	undo.add(func() { _ = grpcLn.Close() })
+	httpLn, err := lc.Listen(ctx, "tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: HTTP listener on %s: %w", cfg.HTTPAddr, err)
+	}
+	undo.add(func() { _ = httpLn.Close() })
+	if cfg.OpsAddr != "" {
+		if err := ops.Start(ctx); err != nil {
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+		undo.add(ops.Stop)
+	}
+
+	// REST goes to the gRPC server through an in-memory connection.
+	loop := bufconn.Listen(1 << 20)
+	loopConn, err := grpc.NewClient("passthrough:///gateway-loopback",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return loop.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResponseBytes), grpc.MaxCallSendMsgSize(cfg.MaxBodyBytes)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: loopback connection: %w", err)
+	}
+	undo.add(func() { _ = loopConn.Close() })
+	rest, err := newRESTMux(ctx, loopConn)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", ops.Handler())
+	mux.Handle("GET /readyz", ops.Handler())
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
+	mux.Handle("/", limitBody(int64(cfg.MaxBodyBytes), rest))
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+
+	g.mu.Lock()
+	g.grpcAddr, g.httpAddr, g.ops = grpcLn.Addr(), httpLn.Addr(), ops
+	g.mu.Unlock()
+	undo.add(func() {
+		g.mu.Lock()
+		g.grpcAddr, g.httpAddr = nil, nil
+		g.mu.Unlock()
+	})
+	g.log.Info("gateway serving", slog.String("grpc", grpcLn.Addr().String()), slog.String("http", httpLn.Addr().String()))
+
+	return func(ctx context.Context) error {
+		errc := make(chan error, 3)
+		var wg sync.WaitGroup
+		serve := func(name string, f func() error) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := f(); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !errors.Is(err, http.ErrServerClosed) {
+					errc <- fmt.Errorf("gateway: %s: %w", name, err)
+				}
+			}()
+		}
+		serve("gRPC", func() error { return gs.Serve(grpcLn) })
+		serve("loopback gRPC", func() error { return gs.Serve(loop) })
+		serve("HTTP", func() error { return hs.Serve(httpLn) })
+		var err error
+		select {
+		case <-ctx.Done():
+		case err = <-errc:
+		}
+		g.shutdown(hs, gs)
+		wg.Wait()
+		return err
+	}, nil
+}
+
+// shutdown stops accepting, lets requests in flight finish within the shutdown timeout, then
+// cancels what is left (WatchRun streams, for instance).
+func (g *Gateway) shutdown(hs *http.Server, gs *grpc.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), g.cfg.ShutdownTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		_ = hs.Shutdown(ctx)
+		gs.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.log.Warn("gateway: graceful shutdown incomplete; closing remaining connections")
+		_ = hs.Close()
+		gs.Stop()
+		<-done
+	}
+}
+
+func (g *Gateway) logErr(method string, err error) {
+	if err == nil {
+		return
+	}
+	switch status.Code(err) {
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		g.log.Error("request failed", slog.String("method", method), slog.Any("error", err))
+	}
+}
+
+func (g *Gateway) logUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
+	g.logErr(info.FullMethod, err)
+	return resp, err
+}
+
+func (g *Gateway) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	err := h(srv, ss)
+	g.logErr(info.FullMethod, err)
+	return err
+}
