@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-
 )
 
 // Page tokens of the listings the gateway pages itself (workers from etcd, a task's attempts);
@@ -76,4 +75,3 @@ func pageOf[T any](items []T, key func(T) string, after string, size int, query 
 	items = items[:size]
 	return items, encodePageToken(query, key(items[size-1]))
 }
-

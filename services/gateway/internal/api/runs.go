@@ -200,4 +200,3 @@ func (s *Server) WatchRun(req *cairnv1.WatchRunRequest, stream grpc.ServerStream
 		}
 	}
 }
-

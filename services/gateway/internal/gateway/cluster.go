@@ -70,4 +70,3 @@ func checkEtcd(client *clientv3.Client, prefix string) func(ctx context.Context)
 		return nil
 	}
 }
-
