@@ -20,13 +20,20 @@ type Term struct {
 
 // State is the replica's view of leadership. The zero value is not usable: use New.
 type State struct {
-	self     string // this replica's advertised gRPC address
+	self     atomic.Pointer[string] // this replica's advertised gRPC address
 	term     atomic.Pointer[Term]
 	observed atomic.Pointer[election.Leadership]
 }
 
-// New returns a State for the replica advertising self.
-func New(self string) *State { return &State{self: self} }
+// New returns a State for the replica advertising self (which SetSelf may set later).
+func New(self string) *State {
+	s := &State{}
+	s.SetSelf(self)
+	return s
+}
+
+// SetSelf sets the address this replica advertises.
+func (s *State) SetSelf(addr string) { s.self.Store(&addr) }
 
 // Publish makes t the current term.
 func (s *State) Publish(t *Term) { s.term.Store(t) }
@@ -66,7 +73,7 @@ func (s *State) Current() (*Term, error) {
 	switch {
 	case !ok:
 		return nil, &NotLeaderError{}
-	case l.Value == s.self:
+	case l.Value == *s.self.Load():
 		return nil, &NotLeaderError{Leader: l.Value, Self: true}
 	}
 	return nil, &NotLeaderError{Leader: l.Value}

@@ -1,0 +1,204 @@
+package app
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/cairn-io/cairn/pkg/election"
+	"github.com/cairn-io/cairn/pkg/envflag"
+	"github.com/cairn-io/cairn/pkg/telemetry"
+)
+
+// ErrConfig is matched by every configuration error: the binary exits with status 2.
+var ErrConfig = errors.New("configuration error")
+
+// Config is everything the scheduler binary is configured with.
+type Config struct {
+	DatabaseURL     string
+	EtcdEndpoints   []string
+	EtcdPrefix      string
+	GRPCAddr        string
+	AdvertiseAddr   string
+	OpsAddr         string
+	ID              string
+	SessionTTL      time.Duration
+	AdoptGrace      time.Duration
+	AttemptGrace    time.Duration
+	ShutdownTimeout time.Duration
+	Migrate         bool
+	LogFormat       string
+	LogLevel        string
+	OTLPEndpoint    string
+
+	// Not flags: set by tests and embedders.
+
+	// Logger replaces the logger built from LogFormat and LogLevel.
+	Logger *slog.Logger
+	// SetGlobalTelemetry installs the OpenTelemetry providers as the process globals (the
+	// binary does; in-process tests running several schedulers do not).
+	SetGlobalTelemetry bool
+	// Now is the cron loop's clock; nil means time.Now.
+	Now func() time.Time
+	// CronInterval is the cron loop's tick; zero means one second.
+	CronInterval time.Duration
+}
+
+// Summary is the first line of --help.
+const Summary = "cairn-scheduler: the Cairn scheduler replica (one leader elected through etcd runs the DAGs)"
+
+// ParseFlags reads the configuration from args and the environment (lookupEnv; nil means
+// os.LookupEnv) and validates it. --help prints the flags to out and returns flag.ErrHelp.
+func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Writer) (Config, error) {
+	var c Config
+	fs := envflag.New("cairn-scheduler", Summary)
+	if lookupEnv != nil {
+		fs.SetLookupEnv(lookupEnv)
+	}
+	fs.FlagSet().SetOutput(out)
+	var sessionTTL, adoptGrace, attemptGrace, shutdown envflag.Duration
+	fs.String(&c.DatabaseURL, "database-url", "CAIRN_DATABASE_URL", "",
+		"PostgreSQL URL, e.g. postgres://cairn:secret@127.0.0.1:5432/cairn (required)")
+	fs.List(&c.EtcdEndpoints, "etcd-endpoints", "CAIRN_ETCD_ENDPOINTS", []string{"http://127.0.0.1:2379"},
+		"comma-separated etcd client URLs")
+	fs.String(&c.EtcdPrefix, "etcd-prefix", "CAIRN_ETCD_PREFIX", election.DefaultPrefix,
+		"etcd key prefix of every Cairn key (must end with /)")
+	fs.String(&c.GRPCAddr, "grpc-addr", "CAIRN_GRPC_ADDR", "127.0.0.1:7071",
+		"listen address of the gRPC server (WorkerService, SchedulerService); port 0 picks a free port")
+	fs.String(&c.AdvertiseAddr, "advertise-addr", "CAIRN_ADVERTISE_ADDR", "",
+		"address others reach this replica's gRPC server at, published while it leads (default: the listen address, with the host name for 0.0.0.0)")
+	fs.String(&c.OpsAddr, "ops-addr", "CAIRN_OPS_ADDR", "127.0.0.1:9091",
+		"listen address of the ops HTTP server (/healthz, /readyz, /metrics)")
+	fs.String(&c.ID, "id", "CAIRN_SCHEDULER_ID", "",
+		"unique id of this replica, recorded as the leadership holder (default: hostname-pid)")
+	fs.Duration(&sessionTTL, "session-ttl", "CAIRN_SESSION_TTL", envflag.Duration(election.DefaultSessionTTL),
+		"etcd session TTL of the election: how long a vanished leader keeps office (1s..1h)")
+	fs.Duration(&adoptGrace, "adopt-grace", "CAIRN_ADOPT_GRACE", envflag.Duration(10*time.Second),
+		"after a failover, how long live workers have to re-attach their running attempts before they are lost; set it to the workers' lease TTL")
+	fs.Duration(&attemptGrace, "attempt-grace", "CAIRN_ATTEMPT_GRACE", envflag.Duration(30*time.Second),
+		"added to a task's timeout to form the leader's own attempt deadline")
+	fs.Duration(&shutdown, "shutdown-timeout", "CAIRN_SHUTDOWN_TIMEOUT", envflag.Duration(20*time.Second),
+		"on SIGTERM, how long open gRPC calls get to finish after the leader resigned")
+	fs.Bool(&c.Migrate, "migrate", "CAIRN_MIGRATE", true,
+		"apply database migrations at start-up, under the etcd lock locks/migrations")
+	fs.String(&c.LogFormat, "log-format", "CAIRN_LOG_FORMAT", "text", "log format: text or json")
+	fs.String(&c.LogLevel, "log-level", "CAIRN_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	fs.String(&c.OTLPEndpoint, "otlp-endpoint", "CAIRN_OTLP_ENDPOINT", "",
+		"OTLP/gRPC endpoint for traces (host:port, http:// or https://); empty: traces are not exported")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if rest := fs.Args(); len(rest) > 0 {
+		return c, fmt.Errorf("%w: unexpected arguments %q (all settings are --flags)", ErrConfig, rest)
+	}
+	c.SessionTTL, c.AdoptGrace, c.AttemptGrace, c.ShutdownTimeout = sessionTTL.D(), adoptGrace.D(), attemptGrace.D(), shutdown.D()
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Validate fills defaults that depend on the host (ID) and checks every setting. Each problem
+// names its flag and variable; all of them are reported, each wrapping ErrConfig.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...)))
+	}
+	if c.DatabaseURL == "" {
+		bad("--database-url (CAIRN_DATABASE_URL) is required: the PostgreSQL URL, e.g. postgres://cairn:secret@127.0.0.1:5432/cairn")
+	} else if _, err := pgxpool.ParseConfig(c.DatabaseURL); err != nil {
+		bad("--database-url (CAIRN_DATABASE_URL) is not a valid PostgreSQL URL: %v", err)
+	}
+	if len(c.EtcdEndpoints) == 0 {
+		bad("--etcd-endpoints (CAIRN_ETCD_ENDPOINTS) is empty")
+	}
+	for _, ep := range c.EtcdEndpoints {
+		if err := checkEndpoint(ep); err != nil {
+			bad("--etcd-endpoints (CAIRN_ETCD_ENDPOINTS): %v", err)
+		}
+	}
+	if _, err := election.KeyPrefix(c.EtcdPrefix); err != nil || c.EtcdPrefix == "" {
+		bad("--etcd-prefix (CAIRN_ETCD_PREFIX) %q must be non-empty and end with \"/\"", c.EtcdPrefix)
+	}
+	checkAddr := func(flag, env, v string, required bool) {
+		if v == "" {
+			if required {
+				bad("--%s (%s) is empty", flag, env)
+			}
+			return
+		}
+		if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+			bad("--%s (%s) %q must be host:port", flag, env, v)
+		}
+	}
+	checkAddr("grpc-addr", "CAIRN_GRPC_ADDR", c.GRPCAddr, true)
+	checkAddr("ops-addr", "CAIRN_OPS_ADDR", c.OpsAddr, true)
+	checkAddr("advertise-addr", "CAIRN_ADVERTISE_ADDR", c.AdvertiseAddr, false)
+	if c.AdvertiseAddr != "" {
+		if _, port, err := net.SplitHostPort(c.AdvertiseAddr); err == nil && port == "0" {
+			bad("--advertise-addr (CAIRN_ADVERTISE_ADDR) %q cannot use port 0", c.AdvertiseAddr)
+		}
+	}
+	if c.ID == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "scheduler"
+		}
+		c.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if len(c.ID) > 128 || strings.ContainsAny(c.ID, " \t\n/") {
+		bad("--id (CAIRN_SCHEDULER_ID) %q must be at most 128 characters without spaces or /", c.ID)
+	}
+	switch {
+	case c.SessionTTL < time.Second || c.SessionTTL > time.Hour:
+		bad("--session-ttl (CAIRN_SESSION_TTL) %v must be within 1s..1h", c.SessionTTL)
+	}
+	if c.AdoptGrace <= 0 {
+		bad("--adopt-grace (CAIRN_ADOPT_GRACE) %v must be positive", c.AdoptGrace)
+	}
+	if c.AttemptGrace < 0 {
+		bad("--attempt-grace (CAIRN_ATTEMPT_GRACE) %v must not be negative", c.AttemptGrace)
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("--shutdown-timeout (CAIRN_SHUTDOWN_TIMEOUT) %v must be positive", c.ShutdownTimeout)
+	}
+	if c.Logger == nil {
+		if _, err := telemetry.NewLogger(c.LogFormat, c.LogLevel, io.Discard); err != nil {
+			bad("--log-format (CAIRN_LOG_FORMAT) / --log-level (CAIRN_LOG_LEVEL): %v", err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkEndpoint(ep string) error {
+	if strings.Contains(ep, "://") {
+		u, err := url.Parse(ep)
+		if err != nil {
+			return fmt.Errorf("endpoint %q: %v", ep, err)
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return fmt.Errorf("endpoint %q: scheme must be http or https", ep)
+		}
+		if u.Host == "" {
+			return fmt.Errorf("endpoint %q has no host", ep)
+		}
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(ep); err != nil {
+		return fmt.Errorf("endpoint %q must be a URL (http://host:port) or host:port", ep)
+	}
+	return nil
+}
