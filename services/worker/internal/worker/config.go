@@ -1,0 +1,304 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/cairn-io/cairn/pkg/envflag"
+	"github.com/cairn-io/cairn/pkg/executor"
+	"github.com/cairn-io/cairn/pkg/membership"
+)
+
+// Version is the worker's version, reported in its hello and its etcd registration. Release
+// builds set it with -ldflags "-X github.com/cairn-io/cairn/services/worker/internal/worker.Version=…".
+var Version = "dev"
+
+// ErrInvalidConfig is matched by every configuration error.
+var ErrInvalidConfig = errors.New("worker: invalid configuration")
+
+// Defaults of the settings.
+const (
+	DefaultEtcdEndpoint  = "http://127.0.0.1:2379"
+	DefaultConcurrency   = 4
+	DefaultPool          = "default"
+	DefaultLeaseTTL      = 10 * time.Second
+	DefaultDrainTimeout  = 30 * time.Second
+	DefaultOpsAddr       = "127.0.0.1:9092"
+	DefaultHeartbeat     = 3 * time.Second
+	MaxConcurrency       = 1024
+	minHeartbeatInterval = 100 * time.Millisecond
+)
+
+// Config is everything Run needs. ParseFlags fills it from flags and CAIRN_* variables; tests
+// build it directly (zero fields take the defaults above, see withDefaults).
+type Config struct {
+	EtcdEndpoints []string
+	EtcdPrefix    string // default "/cairn/"
+	// ID is the worker's id and etcd key; default "<hostname>-<pid>". A stable id (the pod
+	// name, say) lets a restarted worker be recognised, but it must wait for the previous
+	// incarnation's lease to expire before it registers again.
+	ID          string
+	Concurrency int
+	Pool        string
+	Labels      map[string]string
+	LeaseTTL    time.Duration
+	// DrainTimeout bounds how long a draining worker waits for its running attempts before it
+	// cancels them (and then, for at least a second more, for their results' acknowledgement).
+	DrainTimeout time.Duration
+	// OpsAddr is where /healthz, /readyz and /metrics are served; "" disables the ops server.
+	OpsAddr string
+	// AdvertiseAddr is the address shown to operators (etcd registration, hello); default the
+	// bound ops address with an unspecified host replaced by the hostname.
+	AdvertiseAddr string
+	// WorkdirRoots are the directories shell tasks may use as their workdir (none by default).
+	WorkdirRoots []string
+	// OutputCap is the number of output bytes kept per attempt (default executor.DefaultOutputCap).
+	OutputCap int
+	// KillGrace is the time between SIGTERM and SIGKILL for a stopped attempt's processes
+	// (default executor.DefaultKillGrace).
+	KillGrace    time.Duration
+	LogFormat    string // text | json
+	LogLevel     string // debug | info | warn | error
+	OTLPEndpoint string
+
+	// The rest is for tests and embedding; flags do not set it.
+
+	// Logger overrides LogFormat/LogLevel.
+	Logger *slog.Logger
+	// LogOutput is where the logger writes (default os.Stderr).
+	LogOutput io.Writer
+	// ReconnectMin and ReconnectMax bound the reconnect backoff (default 100ms and 5s).
+	ReconnectMin, ReconnectMax time.Duration
+	// Heartbeat is the heartbeat interval until the leader's welcome sets one (default 3s).
+	Heartbeat time.Duration
+}
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
+
+// ParseFlags parses args (without the program name) and the CAIRN_* environment read through
+// lookupEnv (os.LookupEnv when nil). --help prints the usage to usage and returns
+// flag.ErrHelp.
+func ParseFlags(args []string, lookupEnv func(string) (string, bool), usage io.Writer) (Config, error) {
+	var (
+		c                                      Config
+		labels                                 []string
+		leaseTTL, drainTimeout, killGrace      envflag.Duration
+		endpoints                              []string
+		prefix, id, pool, ops, advertise       string
+		concurrency, outputCap                 int
+		logFormat, logLevel, otlp, workdirRoot string
+	)
+	fs := envflag.New("cairn-worker", "cairn-worker executes the shell, http and noop tasks the Cairn leader assigns to it.")
+	if lookupEnv != nil {
+		fs.SetLookupEnv(lookupEnv)
+	}
+	if usage != nil {
+		fs.FlagSet().SetOutput(usage)
+	}
+	fs.List(&endpoints, "etcd-endpoints", "CAIRN_ETCD_ENDPOINTS", []string{DefaultEtcdEndpoint}, "etcd client URLs, comma-separated")
+	fs.String(&prefix, "etcd-prefix", "CAIRN_ETCD_PREFIX", membership.DefaultPrefix, "etcd key prefix of every Cairn key (ends with /)")
+	fs.String(&id, "id", "CAIRN_WORKER_ID", "", "worker id and etcd key (default <hostname>-<pid>; a stable id must wait for its previous lease to expire)")
+	fs.Int(&concurrency, "concurrency", "CAIRN_WORKER_CONCURRENCY", DefaultConcurrency, "number of attempts run at the same time (slots)")
+	fs.String(&pool, "pool", "CAIRN_WORKER_POOL", DefaultPool, "worker pool served")
+	fs.List(&labels, "labels", "CAIRN_WORKER_LABELS", nil, "labels as key=value, comma-separated")
+	fs.Duration(&leaseTTL, "lease-ttl", "CAIRN_LEASE_TTL", envflag.Duration(DefaultLeaseTTL), "TTL of the etcd lease behind the registration (1s to 5m, whole seconds)")
+	fs.Duration(&drainTimeout, "drain-timeout", "CAIRN_DRAIN_TIMEOUT", envflag.Duration(DefaultDrainTimeout), "on SIGTERM or a leader's drain: how long running attempts may finish before they are cancelled")
+	fs.String(&ops, "ops-addr", "CAIRN_OPS_ADDR", DefaultOpsAddr, "listen address of /healthz, /readyz and /metrics (empty: none)")
+	fs.String(&advertise, "advertise-addr", "CAIRN_WORKER_ADVERTISE_ADDR", "", "address shown to operators (default: the ops address, hostname for an unspecified host)")
+	fs.String(&workdirRoot, "workdir-roots", "CAIRN_WORKDIR_ROOTS", "", "absolute directories shell tasks may use as workdir, comma-separated (default none: tasks run in a scratch directory)")
+	fs.Int(&outputCap, "output-cap", "CAIRN_OUTPUT_CAP", executor.DefaultOutputCap, "output bytes kept per attempt")
+	fs.Duration(&killGrace, "kill-grace", "CAIRN_KILL_GRACE", envflag.Duration(executor.DefaultKillGrace), "time between SIGTERM and SIGKILL of a stopped attempt's processes")
+	fs.String(&logFormat, "log-format", "CAIRN_LOG_FORMAT", "text", "log format: text or json")
+	fs.String(&logLevel, "log-level", "CAIRN_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	fs.String(&otlp, "otlp-endpoint", "CAIRN_OTLP_ENDPOINT", "", "OTLP/gRPC trace endpoint (host:port or http(s)://host:port; empty: traces not exported)")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if rest := fs.Args(); len(rest) > 0 {
+		return c, fmt.Errorf("%w: unexpected arguments %q (the worker takes flags only)", ErrInvalidConfig, rest)
+	}
+	lbl, lerr := ParseLabels(labels)
+	c = Config{
+		EtcdEndpoints: endpoints, EtcdPrefix: prefix, ID: id, Concurrency: concurrency, Pool: pool,
+		Labels: lbl, LeaseTTL: leaseTTL.D(), DrainTimeout: drainTimeout.D(), OpsAddr: ops,
+		AdvertiseAddr: advertise, WorkdirRoots: splitList(workdirRoot), OutputCap: outputCap,
+		KillGrace: killGrace.D(), LogFormat: logFormat, LogLevel: logLevel, OTLPEndpoint: otlp,
+	}
+	if c.ID == "" {
+		c.ID = DefaultID()
+	}
+	return c, errors.Join(lerr, c.Validate())
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ParseLabels turns key=value entries into a map; an entry without "=", with an empty key or
+// a key given twice is an error naming it.
+func ParseLabels(entries []string) (map[string]string, error) {
+	out := map[string]string{}
+	var errs []error
+	for _, e := range entries {
+		k, v, ok := strings.Cut(e, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("%w: label %q is not key=value", ErrInvalidConfig, e))
+		case k == "":
+			errs = append(errs, fmt.Errorf("%w: label %q has an empty key", ErrInvalidConfig, e))
+		default:
+			if _, dup := out[k]; dup {
+				errs = append(errs, fmt.Errorf("%w: label %q is given twice", ErrInvalidConfig, k))
+			}
+			out[k] = v
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// DefaultID is "<hostname>-<pid>", with characters an id may not hold replaced by "-".
+func DefaultID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "worker"
+	}
+	id := []byte(fmt.Sprintf("%s-%d", host, os.Getpid()))
+	for i, b := range id {
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '.' || b == '_' || b == ':' || b == '-') {
+			id[i] = '-'
+		}
+	}
+	if len(id) > 128 {
+		id = id[len(id)-128:]
+	}
+	if id[0] == '-' || id[0] == '.' || id[0] == '_' || id[0] == ':' {
+		id[0] = 'w'
+	}
+	return string(id)
+}
+
+// withDefaults fills the zero fields of c.
+func (c Config) withDefaults() Config {
+	if len(c.EtcdEndpoints) == 0 {
+		c.EtcdEndpoints = []string{DefaultEtcdEndpoint}
+	}
+	if c.EtcdPrefix == "" {
+		c.EtcdPrefix = membership.DefaultPrefix
+	}
+	if c.ID == "" {
+		c.ID = DefaultID()
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.Pool == "" {
+		c.Pool = DefaultPool
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+	}
+	if c.LogOutput == nil {
+		c.LogOutput = os.Stderr
+	}
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = 100 * time.Millisecond
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = 5 * time.Second
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	return c
+}
+
+// Validate reports every problem of c (after defaults), each naming its setting.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...)))
+	}
+	for _, e := range c.EtcdEndpoints {
+		if strings.TrimSpace(e) == "" {
+			bad("--etcd-endpoints has an empty entry")
+		}
+	}
+	if !strings.HasSuffix(c.EtcdPrefix, "/") {
+		bad("--etcd-prefix %q must end with \"/\"", c.EtcdPrefix)
+	}
+	if !idPattern.MatchString(c.ID) {
+		bad("--id %q must match %s", c.ID, idPattern)
+	}
+	if c.Concurrency < 1 || c.Concurrency > MaxConcurrency {
+		bad("--concurrency %d must be between 1 and %d", c.Concurrency, MaxConcurrency)
+	}
+	if strings.TrimSpace(c.Pool) == "" {
+		bad("--pool is empty")
+	}
+	for k := range c.Labels {
+		if k == "" {
+			bad("--labels has an empty key")
+		}
+	}
+	if c.LeaseTTL < time.Second || c.LeaseTTL > membership.MaxTTL {
+		bad("--lease-ttl %v must be between 1s and %v", c.LeaseTTL, membership.MaxTTL)
+	}
+	if c.DrainTimeout < 0 {
+		bad("--drain-timeout %v is negative", c.DrainTimeout)
+	}
+	if c.OpsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
+			bad("--ops-addr %q: %v", c.OpsAddr, err)
+		}
+	}
+	for _, r := range c.WorkdirRoots {
+		if !strings.HasPrefix(r, "/") {
+			bad("--workdir-roots entry %q is not an absolute path", r)
+		}
+	}
+	if c.OutputCap < 0 {
+		bad("--output-cap %d is negative", c.OutputCap)
+	}
+	if c.KillGrace < 0 {
+		bad("--kill-grace %v is negative", c.KillGrace)
+	}
+	switch strings.ToLower(c.LogFormat) {
+	case "text", "json":
+	default:
+		bad("--log-format %q must be text or json", c.LogFormat)
+	}
+	if c.LogLevel != "" {
+		var lvl slog.Level
+		if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+			bad("--log-level %q must be debug, info, warn or error", c.LogLevel)
+		}
+	}
+	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
+		bad("reconnect backoff %v..%v must be positive and ordered", c.ReconnectMin, c.ReconnectMax)
+	}
+	if c.Heartbeat < minHeartbeatInterval {
+		bad("heartbeat interval %v must be at least %v", c.Heartbeat, minHeartbeatInterval)
+	}
+	return errors.Join(errs...)
+}
