@@ -128,7 +128,10 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	a.addChecks()
-	if err := a.ops.Start(ctx); err != nil {
+	// Long-lived components run on a context of their own: ctx only bounds the start-up.
+	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.bgCancel = cancel
+	if err := a.ops.Start(bgCtx); err != nil {
 		return nil, fmt.Errorf("ops server on %s: %w", cfg.OpsAddr, err)
 	}
 
@@ -153,8 +156,6 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 		return nil, err
 	}
 
-	bgCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.bgCancel = cancel
 	leaders, err := election.Observe(bgCtx, a.etcd.Load(), cfg.EtcdPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
