@@ -1,0 +1,133 @@
+package gatewaytest
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/dag"
+	"github.com/cairn-io/cairn/pkg/model"
+	"github.com/cairn-io/cairn/pkg/store"
+)
+
+// leader is the stand-in SchedulerService.
+type leader struct {
+	cairnv1.UnimplementedSchedulerServiceServer
+	st    *store.Store
+	epoch atomic.Int64 // 0 while not leading
+	calls atomic.Int64
+}
+
+func (l *leader) lead() (int64, error) {
+	l.calls.Add(1)
+	e := l.epoch.Load()
+	if e == 0 {
+		return 0, status.Error(codes.Unavailable, "not the leader")
+	}
+	return e, nil
+}
+
+func storeErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrStaleEpoch):
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+func (l *leader) ApplyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRequest) (*cairnv1.ApplyWorkflowResponse, error) {
+	epoch, err := l.lead()
+	if err != nil {
+		return nil, err
+	}
+	wf, err := dag.Parse("", []byte(req.GetYaml()), dag.DefaultLimits())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	v, created, err := l.st.PutVersion(ctx, epoch, wf.Name, wf.Description, req.GetYaml(), nil)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return &cairnv1.ApplyWorkflowResponse{Created: created, Workflow: &cairnv1.Workflow{
+		Name: v.Workflow, Version: int64(v.Version), ContentHash: v.Hash, Description: wf.Description, Yaml: v.YAML,
+	}}, nil
+}
+
+func (l *leader) StartRun(ctx context.Context, req *cairnv1.StartRunRequest) (*cairnv1.StartRunResponse, error) {
+	epoch, err := l.lead()
+	if err != nil {
+		return nil, err
+	}
+	v, err := l.st.GetVersion(ctx, req.GetWorkflow(), 0)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	wf, err := dag.Parse("", []byte(v.YAML), dag.DefaultLimits())
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	params, err := wf.ResolveParams(req.GetParams())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	ids := make([]string, len(wf.Tasks))
+	for i, t := range wf.Tasks {
+		ids[i] = t.ID
+	}
+	r, created, err := l.st.CreateRun(ctx, epoch, model.Run{
+		ID: uuid.New(), Workflow: v.Workflow, Version: v.Version, Params: params,
+		IdempotencyKey: req.GetIdempotencyKey(), Trigger: model.TriggerManual,
+	}, ids)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return &cairnv1.StartRunResponse{Run: briefRun(r), Existing: !created}, nil
+}
+
+func (l *leader) CancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (*cairnv1.CancelRunResponse, error) {
+	epoch, err := l.lead()
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.Parse(req.GetRunId())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, "run_id: not a UUID")
+	}
+	d, err := l.st.GetRun(ctx, id)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	if !d.Run.State.Terminal() {
+		var b store.Batch
+		b.Add(store.RunTransition{RunID: id, From: d.Run.State, To: model.RunCancelled, Error: req.GetReason()},
+			store.AppendEvent{Event: model.Event{RunID: id, Kind: model.EventRunState, From: string(d.Run.State),
+				To: string(model.RunCancelled), Message: req.GetReason()}})
+		res, err := l.st.Apply(ctx, epoch, &b)
+		if err != nil {
+			return nil, storeErr(err)
+		}
+		if res[0] != nil {
+			return nil, status.Error(codes.Aborted, res[0].Error())
+		}
+		if d, err = l.st.GetRun(ctx, id); err != nil {
+			return nil, storeErr(err)
+		}
+	}
+	return &cairnv1.CancelRunResponse{Run: briefRun(d.Run)}, nil
+}
+
+func briefRun(r model.Run) *cairnv1.Run {
+	return &cairnv1.Run{
+		RunId: r.ID.String(), Workflow: r.Workflow, WorkflowVersion: int64(r.Version),
+		State:          cairnv1.RunState(cairnv1.RunState_value["RUN_STATE_"+string(r.State)]),
+		Params:         r.Params,
+		IdempotencyKey: r.IdempotencyKey, Reason: r.Error,
+	}
+}
