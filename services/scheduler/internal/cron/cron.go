@@ -161,10 +161,7 @@ func (c *Cron) fire(ctx context.Context, sc model.Schedule) (bool, error) {
 		note += fmt.Sprintf("; %d earlier fire time(s) from %s were skipped because no leader was running then",
 			skipped, sc.NextFireAt.UTC().Format(time.RFC3339))
 	}
-	ops := []store.Op{
-		store.InsertRun{Run: run, TaskIDs: taskIDs},
-		store.AppendEvent{Event: model.Event{RunID: run.ID, Kind: model.EventNote, Message: note}},
-	}
+	ops := []store.Op{store.InsertRun{Run: run, TaskIDs: taskIDs}}
 	if next.IsZero() {
 		log.Warn("the schedule never fires again after this; removing it", "cron", wf.Schedule.Expr)
 		ops = append(ops, store.DeleteSchedule{Workflow: sc.Workflow})
@@ -172,13 +169,23 @@ func (c *Cron) fire(ctx context.Context, sc model.Schedule) (bool, error) {
 		ops = append(ops, store.AdvanceSchedule{Workflow: sc.Workflow, ExpectedNext: sc.NextFireAt, Next: next, FiredAt: fire})
 	}
 	if err := c.apply(ctx, ops...); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			// The fire time was consumed meanwhile (its run exists or the schedule moved):
-			// nothing to do; the next tick reads the row again.
-			log.Info("schedule fire already taken", "fire_time", fire, "err", err)
+		if !errors.Is(err, store.ErrConflict) {
+			return false, err
+		}
+		// Either the schedule moved meanwhile, or this fire time already has its run (its
+		// key is taken). In the latter case the schedule must still move on, or it would
+		// stay due forever.
+		if aerr := c.apply(ctx, ops[1]); aerr != nil {
+			log.Info("schedule changed meanwhile; reading it again at the next tick", "fire_time", fire, "err", err)
 			return false, nil
 		}
-		return false, err
+		log.Warn("fire time already had its run; schedule advanced without a new run", "fire_time", fire, "err", err)
+		return false, nil
+	}
+	// The note goes in its own write: in the run's group, an insert that found the key
+	// taken would make the event's foreign key fail the whole batch instead of the group.
+	if err := c.apply(ctx, store.AppendEvent{Event: model.Event{RunID: run.ID, Kind: model.EventNote, Message: note}}); err != nil {
+		log.Warn("cannot record the schedule note on the run", "run_id", run.ID, "err", err)
 	}
 	if skipped > 0 {
 		log.Warn("missed fire times skipped: fired only the most recent one", "run_id", run.ID, "fire_time", fire,

@@ -7,11 +7,11 @@
 //   - creates the run (trigger schedule) with the idempotency key "schedule:<fire time RFC 3339
 //     UTC>", so the same fire time can never create two runs, whichever leader fires it;
 //   - advances the schedule, compare-and-set on the next fire time it read, to the first fire
-//     time after the one fired;
-//   - appends a note event to the run saying which fire time it is for and how many earlier
-//     fire times were skipped.
+//     time after the one fired.
 //
-// Then it hands the run to the engine. If the leader dies in between, the run is durable and
+// If the key is already taken (the fire time has its run), the schedule alone is advanced: no
+// second run. Then it appends a note event to the run saying which fire time it is for and how
+// many earlier fire times were skipped, and hands the run to the engine. If the leader dies in between, the run is durable and
 // PENDING, and the next leader's rebuild starts it.
 //
 // Missed fire times (the cluster had no leader for longer than a period) are not replayed: only
