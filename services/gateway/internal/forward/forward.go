@@ -177,16 +177,25 @@ func (f *Forwarder) Leader() election.Leadership {
 	return f.leader
 }
 
-func (f *Forwarder) current() (election.Leadership, *grpc.ClientConn, error, <-chan struct{}) {
+// snapshot is the forwarder's state at one moment.
+type snapshot struct {
+	leader  election.Leadership
+	conn    *grpc.ClientConn
+	dialErr error
+	changed <-chan struct{}
+}
+
+func (f *Forwarder) current() snapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.leader, f.conn, f.dialErr, f.changed
+	return snapshot{f.leader, f.conn, f.dialErr, f.changed}
 }
 
 // CheckLeader reports whether a leader is known and its connection becomes ready before ctx
 // ends: the gateway's readiness check.
 func (f *Forwarder) CheckLeader(ctx context.Context) error {
-	l, conn, dialErr, _ := f.current()
+	cur := f.current()
+	l, conn, dialErr := cur.leader, cur.conn, cur.dialErr
 	switch {
 	case l.IsZero():
 		return errors.New("no scheduler leader is elected")
@@ -225,7 +234,8 @@ func (f *Forwarder) Do(ctx context.Context, method string, fn func(ctx context.C
 	delay := 25 * time.Millisecond
 	var last error // the last UNAVAILABLE from a leader
 	for {
-		l, conn, dialErr, changed := f.current()
+		cur := f.current()
+		l, conn, dialErr, changed := cur.leader, cur.conn, cur.dialErr, cur.changed
 		switch {
 		case l.IsZero() && last == nil:
 			return Unavailable(fmt.Sprintf("%s: no scheduler leader is elected; retry shortly", method))
