@@ -284,6 +284,22 @@ func TestClusterEndToEnd(t *testing.T) {
 		return err == nil && d.Run.State == model.RunSucceeded
 	})
 
+	// ApplyWorkflow keeps the schedule row in line with the YAML.
+	const nightly = "name: nightly\nschedule: \"0 2 * * *\"\ntasks:\n  - id: a\n    type: noop\n"
+	if _, err := sched.ApplyWorkflow(ctx, &cairnv1.ApplyWorkflowRequest{Yaml: nightly}); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := st2.GetSchedule(ctx, "nightly")
+	if err != nil || sc.Cron != "0 2 * * *" || sc.NextFireAt.Hour() != 2 || !sc.NextFireAt.After(time.Now()) {
+		t.Fatalf("schedule after apply: %+v, %v", sc, err)
+	}
+	if _, err := sched.ApplyWorkflow(ctx, &cairnv1.ApplyWorkflowRequest{Yaml: strings.Replace(nightly, "schedule: \"0 2 * * *\"\n", "", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st2.GetSchedule(ctx, "nightly"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("schedule after removing it from the YAML: %v, want not found", err)
+	}
+
 	// Cancel: finished run, unknown run, malformed id.
 	_, err = sched.CancelRun(ctx, &cairnv1.CancelRunRequest{RunId: runID.String()})
 	wantCode(t, err, codes.FailedPrecondition, "already ended")
