@@ -39,8 +39,16 @@ func init() {
 	commands = map[string]command{
 		"validate": {"check workflow files; report every problem with its position", "validate [--json] FILE...", cmdValidate},
 		"graph":    {"print a workflow's DAG as Graphviz DOT or Mermaid", "graph [--format dot|mermaid] FILE", cmdGraph},
-		"run":      {"run a workflow (--local: in this process, no cluster)", "run --local [-p key=value]... [--parallel N] [--json] FILE", cmdRun},
-		"version":  {"print cairnctl's version", "version", cmdVersion},
+		"run": {"run a workflow on the cluster (or --local: a file, in this process)",
+			"run WORKFLOW [-p key=value]... [--idempotency-key K] [--wait] [--json] [--addr ADDR]\n       cairnctl run --local [-p key=value]... [--parallel N] [--json] FILE", cmdRun},
+		"apply":     {"create or update workflows on the cluster from YAML files", "apply [--json] [--addr ADDR] FILE...", cmdApply},
+		"workflows": {"list workflows, or get one with its DAG", "workflows list|get NAME [--version N] [--json] [--addr ADDR]", cmdWorkflows},
+		"runs":      {"list, get, watch, cancel or retry runs", "runs list [--workflow W] [--state S] | get RUN | watch RUN | cancel RUN [--reason R] | retry RUN  [--json] [--addr ADDR]", cmdRuns},
+		"attempts":  {"show the attempts of a task of a run, with output and errors", "attempts [--json] [--addr ADDR] RUN TASK", cmdAttempts},
+		"dlq":       {"list, inspect or replay dead-lettered tasks", "dlq list [--workflow W] [--run RUN] | get ID | replay ID  [--json] [--addr ADDR]", cmdDLQ},
+		"workers":   {"list live workers with their load", "workers [--pool P] [--json] [--addr ADDR]", cmdWorkers},
+		"cluster":   {"show the scheduler leader, its epoch and the replicas", "cluster [--json] [--addr ADDR]", cmdCluster},
+		"version":   {"print cairnctl's version", "version", cmdVersion},
 	}
 }
 

@@ -20,6 +20,9 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func cmdRun(e *env, args []string) int {
+	if !hasLocalFlag(args) {
+		return runRemote(e, args)
+	}
 	fs := newFlags(e, "run")
 	local := fs.Bool("local", false, "run in this process: no PostgreSQL, etcd or workers")
 	params := paramsFlag{}
@@ -32,8 +35,8 @@ func cmdRun(e *env, args []string) int {
 	if err != nil {
 		return flagError(err)
 	}
-	if !*local {
-		return usageError(e, "run", "running on a cluster is not available in this build yet; use --local to run the workflow in this process")
+	if !*local { // --local=false
+		return runRemote(e, args)
 	}
 	if len(pos) != 1 {
 		return usageError(e, "run", "want exactly one workflow file, got %d", len(pos))
@@ -77,6 +80,19 @@ func cmdRun(e *env, args []string) int {
 		return ExitFail
 	}
 	return ExitOK
+}
+
+// hasLocalFlag reports whether args hold --local (or -local, --local=true) before any "--".
+func hasLocalFlag(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "--local", "-local", "--local=true", "-local=true":
+			return true
+		}
+	}
+	return false
 }
 
 func printEvent(w io.Writer, ev localrun.Event) {

@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+)
+
+// The cluster commands talk to a gateway over its gRPC API (the generated client). The
+// address comes from --addr, else CAIRN_ADDR, else DefaultAddr. Every command prints a table
+// by default and the API's JSON (proto field names, enums as strings) with --json.
+
+// DefaultAddr is the gateway's default gRPC address.
+const DefaultAddr = "127.0.0.1:7070"
+
+// requestTimeout bounds each unary call.
+const requestTimeout = 30 * time.Second
+
+var workflowNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,127}$`)
+
+// remote is a cluster command's connection and output settings.
+type remote struct {
+	e      *env
+	name   string // command name, for messages
+	addr   *string
+	asJSON *bool
+	conn   *grpc.ClientConn
+}
+
+// remoteFlags adds --addr and --json to fs.
+func remoteFlags(e *env, name string, fs *flag.FlagSet) *remote {
+	def := os.Getenv("CAIRN_ADDR")
+	if def == "" {
+		def = DefaultAddr
+	}
+	return &remote{
+		e: e, name: name,
+		addr:   fs.String("addr", def, "gateway gRPC address (env CAIRN_ADDR)"),
+		asJSON: fs.Bool("json", false, "print the API's JSON instead of a table"),
+	}
+}
+
+func (r *remote) dial() error {
+	conn, err := grpc.NewClient(*r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	if err != nil {
+		return fmt.Errorf("gateway address %q: %w", *r.addr, err)
+	}
+	r.conn = conn
+	return nil
+}
+
+func (r *remote) close() {
+	if r.conn != nil {
+		_ = r.conn.Close()
+	}
+}
+
+func (r *remote) ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.e.ctx, requestTimeout)
+}
+
+// fail prints err (a gRPC status with its details, or a plain error) on stderr; exit 1.
+func (r *remote) fail(err error) int {
+	st, ok := status.FromError(err)
+	if !ok {
+		fmt.Fprintf(r.e.stderr, "cairnctl %s: %v\n", r.name, err)
+		return ExitFail
+	}
+	msg := st.Message()
+	if st.Code() == codes.Unavailable && strings.Contains(msg, "connection refused") {
+		msg = fmt.Sprintf("cannot reach the gateway at %s (set --addr or CAIRN_ADDR): %s", *r.addr, msg)
+	}
+	fmt.Fprintf(r.e.stderr, "cairnctl %s: %s: %s\n", r.name, codeName(st.Code()), msg)
+	for _, d := range st.Details() {
+		switch d := d.(type) {
+		case *cairnv1.ValidationError:
+			fmt.Fprintf(r.e.stderr, "  %s\n", validationText(d))
+		case *errdetails.BadRequest:
+			for _, v := range d.GetFieldViolations() {
+				fmt.Fprintf(r.e.stderr, "  %s: %s\n", v.GetField(), v.GetDescription())
+			}
+		case *errdetails.RetryInfo:
+			fmt.Fprintf(r.e.stderr, "  retry in %v\n", d.GetRetryDelay().AsDuration())
+		}
+	}
+	return ExitFail
+}
+
+func codeName(c codes.Code) string {
+	return strings.ToLower(strings.ReplaceAll(c.String(), "_", " "))
+}
+
+func validationText(v *cairnv1.ValidationError) string {
+	var b strings.Builder
+	if v.GetFile() != "" {
+		b.WriteString(v.GetFile())
+	} else {
+		b.WriteString("<yaml>")
+	}
+	if v.GetLine() > 0 {
+		fmt.Fprintf(&b, ":%d", v.GetLine())
+		if v.GetColumn() > 0 {
+			fmt.Fprintf(&b, ":%d", v.GetColumn())
+		}
+	}
+	b.WriteString(": ")
+	if v.GetTaskId() != "" {
+		fmt.Fprintf(&b, "task %q: ", v.GetTaskId())
+	}
+	b.WriteString(v.GetMessage())
+	return b.String()
+}
+
+var jsonOut = protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true, Indent: "  "}
+
+// printJSON writes m as the API's JSON.
+func (r *remote) printJSON(m proto.Message) {
+	data, err := jsonOut.Marshal(m)
+	if err != nil {
+		fmt.Fprintf(r.e.stderr, "cairnctl %s: encode JSON: %v\n", r.name, err)
+		return
+	}
+	fmt.Fprintf(r.e.stdout, "%s\n", data)
+}
+
+// table writes rows under a header, aligned.
+func table(w io.Writer, header string, rows [][]string) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, row := range rows {
+		fmt.Fprintln(tw, strings.Join(row, "\t"))
+	}
+	_ = tw.Flush()
+}
+
+func enumName[E interface{ String() string }](v E, prefix string) string {
+	s := strings.TrimPrefix(v.String(), prefix)
+	if s == "UNSPECIFIED" {
+		return "-"
+	}
+	return s
+}
+
+func when(t *timestamppb.Timestamp) string {
+	if t == nil {
+		return "-"
+	}
+	return t.AsTime().Local().Format("2006-01-02 15:04:05")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// parseRemote parses a cluster command's flags; it returns the positional arguments, or the
+// exit code of a flag error.
+func parseRemote(e *env, name string, fs *flag.FlagSet, args []string) (*remote, []string, int, bool) {
+	r := remoteFlags(e, name, fs)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return nil, nil, flagError(err), false
+	}
+	if err := r.dial(); err != nil {
+		fmt.Fprintf(e.stderr, "cairnctl %s: %v\n", name, err)
+		return nil, nil, ExitUsage, false
+	}
+	return r, pos, 0, true
+}
+
+// subcommand splits "runs list ..." into the verb and its arguments.
+func subcommand(e *env, name string, args []string, verbs ...string) (string, []string, int, bool) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return "", nil, usageError(e, name, "want a subcommand: %s", strings.Join(verbs, ", ")), false
+	}
+	for _, v := range verbs {
+		if args[0] == v {
+			return v, args[1:], 0, true
+		}
+	}
+	return "", nil, usageError(e, name, "unknown subcommand %q (want %s)", args[0], strings.Join(verbs, ", ")), false
+}
+
+// statusOf returns err's gRPC status, if it is one.
+func statusOf(err error) (*status.Status, bool) { return status.FromError(err) }
