@@ -78,7 +78,10 @@ func (r *remote) ctx() (context.Context, context.CancelFunc) {
 }
 
 // fail prints err (a gRPC status with its details, or a plain error) on stderr; exit 1.
-func (r *remote) fail(err error) int {
+func (r *remote) fail(err error) int { return r.failIn("", err) }
+
+// failIn is fail for an error about file: validation errors name it.
+func (r *remote) failIn(file string, err error) int {
 	st, ok := status.FromError(err)
 	if !ok {
 		fmt.Fprintf(r.e.stderr, "cairnctl %s: %v\n", r.name, err)
@@ -92,10 +95,15 @@ func (r *remote) fail(err error) int {
 	for _, d := range st.Details() {
 		switch d := d.(type) {
 		case *cairnv1.ValidationError:
+			if d.GetFile() == "" {
+				d.File = file
+			}
 			fmt.Fprintf(r.e.stderr, "  %s\n", validationText(d))
 		case *errdetails.BadRequest:
 			for _, v := range d.GetFieldViolations() {
-				fmt.Fprintf(r.e.stderr, "  %s: %s\n", v.GetField(), v.GetDescription())
+				if line := v.GetField() + ": " + v.GetDescription(); line != msg {
+					fmt.Fprintf(r.e.stderr, "  %s\n", line)
+				}
 			}
 		case *errdetails.RetryInfo:
 			fmt.Fprintf(r.e.stderr, "  retry in %v\n", d.GetRetryDelay().AsDuration())
@@ -104,8 +112,16 @@ func (r *remote) fail(err error) int {
 	return ExitFail
 }
 
+// codeName spells a gRPC code in words: InvalidArgument → "invalid argument".
 func codeName(c codes.Code) string {
-	return strings.ToLower(strings.ReplaceAll(c.String(), "_", " "))
+	var b strings.Builder
+	for i, r := range c.String() {
+		if i > 0 && r >= 'A' && r <= 'Z' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(r)
+	}
+	return strings.ToLower(b.String())
 }
 
 func validationText(v *cairnv1.ValidationError) string {
@@ -201,5 +217,3 @@ func subcommand(e *env, name string, args []string, verbs ...string) (string, []
 	return "", nil, usageError(e, name, "unknown subcommand %q (want %s)", args[0], strings.Join(verbs, ", ")), false
 }
 
-// statusOf returns err's gRPC status, if it is one.
-func statusOf(err error) (*status.Status, bool) { return status.FromError(err) }

@@ -54,17 +54,8 @@ func cmdApply(e *env, args []string) int {
 
 // failFile reports an apply error, naming the file in validation errors.
 func (r *remote) failFile(file string, err error) int {
-	st, ok := statusOf(err)
-	if !ok {
-		return r.fail(err)
-	}
-	for _, d := range st.Details() {
-		if v, ok := d.(*cairnv1.ValidationError); ok && v.GetFile() == "" {
-			v.File = file
-		}
-	}
 	fmt.Fprintf(r.e.stderr, "%s: rejected\n", file)
-	return r.fail(err)
+	return r.failIn(file, err)
 }
 
 func cmdWorkflows(e *env, args []string) int {
