@@ -216,4 +216,3 @@ func subcommand(e *env, name string, args []string, verbs ...string) (string, []
 	}
 	return "", nil, usageError(e, name, "unknown subcommand %q (want %s)", args[0], strings.Join(verbs, ", ")), false
 }
-
