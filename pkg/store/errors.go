@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Sentinel errors. Every error the store returns for these conditions matches one of them
@@ -78,4 +80,21 @@ func (e *StaleAttemptError) Is(target error) bool { return target == ErrStaleAtt
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...))
+}
+
+// Permanent reports whether err is a database error that retrying the same statements cannot
+// fix: a constraint violation, bad data or a malformed statement (SQLSTATE classes 22, 23
+// and 42). Connection failures, serialisation failures and server restarts are not
+// permanent. The scheduler uses it to find the one group of a batch that can never commit
+// instead of retrying the whole batch forever.
+func Permanent(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || len(pe.Code) < 2 {
+		return false
+	}
+	switch pe.Code[:2] {
+	case "22", "23", "42":
+		return true
+	}
+	return false
 }

@@ -239,6 +239,7 @@ type txn struct {
 	runs      [][]uuid.UUID // runs each group touches, reloaded if the group conflicts
 	after     []func()      // effects that need no commit (replies to no-op calls)
 	failHooks []failHook
+	groups    [][]store.Op // each group's ops, to apply them one by one after a permanent failure
 }
 
 // group starts a new all-or-nothing group of operations about the given run.
@@ -268,6 +269,7 @@ func (g *grp) close() {
 		return
 	}
 	g.idx = g.t.batch.Add(g.ops...)
+	g.t.groups = append(g.t.groups, g.ops)
 	effects := g.effects
 	if g.onFail != nil {
 		onFail := g.onFail
@@ -282,37 +284,34 @@ type failHook struct {
 	f   func(error)
 }
 
-// commit applies the batch, retrying transient database failures with capped backoff for as
-// long as ctx lives, then performs the effects of the groups that applied.
+// commit applies the batch, retrying transient database failures, then performs the effects
+// of the groups that applied. A batch that fails for good (a constraint violation, bad data:
+// a poison group) is applied again one group at a time, so that one bad group is isolated
+// (its run is reloaded) instead of blocking the leader forever.
 func (e *Engine) commit(ctx context.Context) error {
 	t := e.tx
 	defer func() { e.tx = nil }()
 	if t.batch.Len() > 0 {
 		start := time.Now()
-		var results []error
-		backoff := 50 * time.Millisecond
-		for attempt := 1; ; attempt++ {
-			var err error
-			results, err = e.cfg.Store.Apply(ctx, e.cfg.Epoch, &t.batch)
-			if err == nil {
-				break
+		results, err := e.apply(ctx, &t.batch)
+		if err != nil && permanent(err) {
+			e.log.Error("batch cannot commit; applying its groups one at a time", "groups", t.batch.Len(), "err", err)
+			results = make([]error, len(t.groups))
+			for i, ops := range t.groups {
+				var b store.Batch
+				b.Add(ops...)
+				r, err := e.apply(ctx, &b)
+				switch {
+				case err == nil:
+					results[i] = r[0]
+				case permanent(err):
+					results[i] = err
+				default:
+					return err
+				}
 			}
-			if errors.Is(err, store.ErrStaleEpoch) {
-				return fmt.Errorf("deposed: %w", err)
-			}
-			if errors.Is(err, store.ErrInvalidArgument) {
-				return fmt.Errorf("engine bug: %w", err)
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			e.log.Warn("commit failed; retrying", "attempt", attempt, "groups", t.batch.Len(), "err", err)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, 2*time.Second)
+		} else if err != nil {
+			return err
 		}
 		e.cfg.Metrics.BatchCommitted(t.batch.Len(), time.Since(start))
 		hooks := map[int]func(error){}
@@ -337,13 +336,44 @@ func (e *Engine) commit(ctx context.Context) error {
 					e.dirty[id] = true
 				}
 			}
-			e.log.Warn("group conflicted; reloading its run", "err", res)
+			e.log.Warn("group not applied; reloading its run", "err", res)
 		}
 	}
 	for _, f := range t.after {
 		f()
 	}
 	return nil
+}
+
+// permanent reports whether retrying the same batch cannot help.
+func permanent(err error) bool {
+	return store.Permanent(err) || errors.Is(err, store.ErrInvalidArgument)
+}
+
+// apply commits one batch, retrying transient failures with capped backoff for as long as
+// ctx lives. It returns a stale epoch, a permanent error, or ctx's error.
+func (e *Engine) apply(ctx context.Context, b *store.Batch) ([]error, error) {
+	backoff := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		results, err := e.cfg.Store.Apply(ctx, e.cfg.Epoch, b)
+		switch {
+		case err == nil:
+			return results, nil
+		case errors.Is(err, store.ErrStaleEpoch):
+			return nil, fmt.Errorf("deposed: %w", err)
+		case permanent(err):
+			return nil, err
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		}
+		e.log.Warn("commit failed; retrying", "attempt", attempt, "groups", b.Len(), "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
 }
 
 // reloadDirty reloads runs whose in-memory state proved wrong.

@@ -656,3 +656,43 @@ func assertInvariants(t *testing.T, st *store.Store, id uuid.UUID) {
 		t.Errorf("%d task(s) not terminal", active)
 	}
 }
+
+func TestPoisonGroupIsIsolated(t *testing.T) {
+	h := newHarness(t)
+	wf := h.apply(diamond)
+	w := h.worker("w1", "default", 1, nil, nil)
+	w.credits(1)
+	id := h.startRun(wf, nil)
+	a := w.next()
+	w.started(a)
+	// A poison group in the same batch as a good result: the result must still commit.
+	if err := h.eng.InjectPoison(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	r := engine.Result{ResultID: "r1", AttemptID: a.AttemptID.String(), Token: a.Token, Succeeded: false,
+		FailureKind: model.FailureExitCode, Error: "worker text with a NUL \x00 and bad UTF-8 \xff"}
+	if err := h.eng.Result(context.Background(), w.sess, r); err != nil {
+		t.Fatal(err)
+	}
+	if ack := w.ack("r1"); !ack.Accepted {
+		t.Fatalf("result not accepted: %+v", ack)
+	}
+	// diamond has no retries: a fails for good, the rest is upstream-failed; the point is
+	// that the engine went on and committed it all.
+	d := h.waitRun(id)
+	if got := taskStates(d); d.Run.State != model.RunFailed || got["a"] != model.TaskDeadLettered || got["d"] != model.TaskUpstreamFailed {
+		t.Fatalf("run %s, tasks %v; want FAILED with a dead-lettered", d.Run.State, got)
+	}
+	as, err := h.st.ListAttempts(context.Background(), id, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) < 1 || as[0].Error != "worker text with a NUL \uFFFD and bad UTF-8 \uFFFD" {
+		t.Fatalf("first attempt error stored as %q", as[0].Error)
+	}
+	select {
+	case err := <-h.errc:
+		t.Fatalf("engine stopped: %v", err)
+	default:
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -236,6 +237,7 @@ type Result struct {
 // applyResult handles a worker's result for the attempt with res.Token. It returns whether
 // the result was current; stale results are recorded as such by the store.
 func (e *Engine) applyResult(g *grp, res Result, workerID string) bool {
+	res.Error = cleanText(res.Error)
 	ref, ok := e.tokens[res.Token]
 	fin := store.FinishAttempt{Token: res.Token, FailureKind: res.FailureKind, ExitCode: res.ExitCode,
 		HTTPStatus: res.HTTPStatus, Output: res.Output, OutputTruncated: res.OutputTruncated, Error: res.Error, Reported: true}
@@ -276,6 +278,20 @@ func (e *Engine) applyResult(g *grp, res Result, workerID string) bool {
 	g.add(fin)
 	e.failAttempt(g, ref, fin.FailureKind, res.Error)
 	return true
+}
+
+// maxErrorBytes bounds the error text stored per attempt.
+const maxErrorBytes = 8 << 10
+
+// cleanText makes worker-supplied text storable: valid UTF-8, no NUL bytes (PostgreSQL text
+// cannot hold them), bounded length.
+func cleanText(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	if len(s) > maxErrorBytes {
+		s = strings.ToValidUTF8(s[:maxErrorBytes], "") + " …(truncated)"
+	}
+	return s
 }
 
 // finishTask moves an active task to a terminal state and propagates it.
