@@ -7,11 +7,13 @@
 //
 // Invariants:
 //
-//   - A call never waits for a leader to appear: with no leader known, Do fails at once with
-//     UNAVAILABLE (and a RetryInfo detail), so clients are told to retry instead of hanging.
+//   - A call does not wait for a leader to appear: with no leader known when it starts, Do
+//     fails at once with UNAVAILABLE (and a RetryInfo detail), so clients are told to retry
+//     instead of hanging.
 //   - UNAVAILABLE from a known leader (it was deposed, or it is stopping mid-failover) is
-//     retried with a short backoff, re-reading the leader each time, until the forward timeout;
-//     then the last UNAVAILABLE is returned. Every other status from the leader is returned
+//     retried with a short backoff, re-reading the leader each time and waiting for the next
+//     one while the election is in progress, until the forward timeout; then UNAVAILABLE is
+//     returned. Every other status from the leader is returned
 //     unchanged (code, message and details), so the leader's errors reach the client as-is.
 //   - Retrying on UNAVAILABLE can repeat a mutation whose request reached a leader that died
 //     before answering. Every forwarded mutation is idempotent or compare-and-set on the leader

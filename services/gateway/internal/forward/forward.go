@@ -240,7 +240,17 @@ func (f *Forwarder) Do(ctx context.Context, method string, fn func(ctx context.C
 		case l.IsZero() && last == nil:
 			return Unavailable(fmt.Sprintf("%s: no scheduler leader is elected; retry shortly", method))
 		case l.IsZero():
-			return Unavailable(fmt.Sprintf("%s: the scheduler leader went away (%s); retry shortly", method, status.Convert(last).Message()))
+			// Mid-failover: the leader that answered UNAVAILABLE is gone; wait for the next.
+			select {
+			case <-changed:
+				continue
+			case <-ctx.Done():
+				if context.Cause(ctx) != errTimeout {
+					return status.FromContextError(ctx.Err()).Err()
+				}
+				return Unavailable(fmt.Sprintf("%s: no scheduler leader was elected within %v (last answer: %s); retry shortly",
+					method, f.cfg.Timeout, status.Convert(last).Message()))
+			}
 		case conn == nil:
 			return Unavailable(fmt.Sprintf("%s: %v", method, dialErr))
 		}
