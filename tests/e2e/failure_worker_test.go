@@ -17,18 +17,6 @@ tasks:
   - {id: slow, type: shell, command: "sleep 2"}
 `
 
-// otherWorker returns the worker of c that is not id.
-func otherWorker(t *testing.T, c *framework.Cluster, id string) *framework.Process {
-	t.Helper()
-	for _, w := range c.Workers {
-		if w.ID != id {
-			return w
-		}
-	}
-	t.Fatalf("no worker other than %s", id)
-	return nil
-}
-
 // TestFailureWorkerKilled: SIGKILL the worker running an attempt. Its lease expires, the
 // leader marks the attempt LOST and re-queues the task on the other worker, where it
 // succeeds; the task is recorded SUCCEEDED exactly once.
