@@ -23,6 +23,10 @@ type Config struct {
 	NoFsync bool
 	// StartTimeout bounds how long Start waits for the server to be ready (default 30s).
 	StartTimeout time.Duration
+	// LogFile receives etcd's own log (warnings and errors). Empty: etcd logs only fatal
+	// errors, to stderr; its routine shutdown messages are logged as errors and would only
+	// be noise in tests.
+	LogFile string
 }
 
 // Server is a running embedded etcd.
@@ -53,7 +57,11 @@ func Start(cfg Config) (*Server, error) {
 	ec.ListenPeerUrls = []url.URL{*peerURL}
 	ec.AdvertisePeerUrls = []url.URL{*peerURL}
 	ec.InitialCluster = ec.InitialClusterFromName(ec.Name)
-	ec.LogLevel = "error"
+	ec.LogLevel = "fatal"
+	if cfg.LogFile != "" {
+		ec.LogLevel = "warn"
+		ec.LogOutputs = []string{cfg.LogFile}
+	}
 	ec.UnsafeNoFsync = cfg.NoFsync
 	// Keep revisions compacted so a long dev session does not grow without bound.
 	ec.AutoCompactionMode = "periodic"

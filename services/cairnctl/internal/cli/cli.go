@@ -48,6 +48,7 @@ func init() {
 		"dlq":       {"list, inspect or replay dead-lettered tasks", "dlq list [--workflow W] [--run RUN] | get ID | replay ID  [--json] [--addr ADDR]", cmdDLQ},
 		"workers":   {"list live workers with their load", "workers [--pool P] [--json] [--addr ADDR]", cmdWorkers},
 		"cluster":   {"show the scheduler leader, its epoch and the replicas", "cluster [--json] [--addr ADDR]", cmdCluster},
+		"dev":       {"run all of Cairn locally: embedded etcd, a local PostgreSQL under .cairn/, scheduler, gateway, workers", "dev [--dir DIR] [--workers N] [--concurrency N] [--grpc-addr A] [--http-addr A]", cmdDev},
 		"version":   {"print cairnctl's version", "version", cmdVersion},
 	}
 }

@@ -1,0 +1,316 @@
+package dev
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/etcdlocal"
+	"github.com/cairn-io/cairn/pkg/pglocal"
+	gateway "github.com/cairn-io/cairn/services/gateway/inprocess"
+	scheduler "github.com/cairn-io/cairn/services/scheduler/inprocess"
+	worker "github.com/cairn-io/cairn/services/worker/inprocess"
+)
+
+// Options configure a dev cluster. Zero values take the defaults in brackets.
+type Options struct {
+	Dir         string // state: PostgreSQL data, etcd data, logs [.cairn]
+	DatabaseURL string // use this database instead of starting PostgreSQL
+	Examples    string // directory of workflows to apply at start ["examples"; "" skips]
+	GRPCAddr    string // public gRPC API [127.0.0.1:7070]
+	HTTPAddr    string // REST API [127.0.0.1:8080]
+	Workers     int    // worker processes (in-process) [1]
+	Concurrency int    // slots per worker [4]
+	LogLevel    string // [info]; logs go to DIR/cairn.log
+	Out         io.Writer
+	// Ready, if set, receives the cluster's addresses once everything runs.
+	Ready func(Addrs)
+}
+
+// Addrs are where a running dev cluster listens.
+type Addrs struct {
+	GRPC, HTTP, Database string
+	Etcd                 []string
+	Workflows            []string
+}
+
+// ErrSetup is matched by every error that stops the cluster from starting (a port in use,
+// PostgreSQL binaries missing...); its message is meant for people, not a stack trace.
+var ErrSetup = errors.New("dev")
+
+func setupErr(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrSetup, fmt.Sprintf(format, a...))
+}
+
+// stack runs release functions in reverse order.
+type stack []func()
+
+func (s *stack) push(f func()) { *s = append(*s, f) }
+func (s stack) unwind() {
+	for i := len(s) - 1; i >= 0; i-- {
+		s[i]()
+	}
+}
+
+// Run starts everything, applies the examples, prints the addresses, and blocks until ctx
+// ends; then it stops everything, PostgreSQL included.
+func Run(ctx context.Context, o Options) (err error) {
+	if o.Dir == "" {
+		o.Dir = ".cairn"
+	}
+	if o.GRPCAddr == "" {
+		o.GRPCAddr = "127.0.0.1:7070"
+	}
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = "127.0.0.1:8080"
+	}
+	if o.Workers <= 0 {
+		o.Workers = 1
+	}
+	if o.Concurrency <= 0 {
+		o.Concurrency = 4
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	for _, a := range []struct{ name, addr string }{{"gRPC API", o.GRPCAddr}, {"REST API", o.HTTPAddr}} {
+		if err := portFree(a.addr); err != nil {
+			return setupErr("the %s address %s is not available (%v); is another `cairnctl dev` running? Choose another with the --grpc-addr/--http-addr flags", a.name, a.addr, err)
+		}
+	}
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return setupErr("cannot create the state directory %s: %v", dir, err)
+	}
+	// The state directory must be enterable by the postgres user when running as root.
+	_ = os.Chmod(dir, 0o755)
+	logFile, err := os.OpenFile(filepath.Join(dir, "cairn.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return setupErr("cannot open the log file: %v", err)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.LogLevel)); err != nil {
+		return setupErr("log level %q: %v", o.LogLevel, err)
+	}
+	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: level}))
+
+	var cleanup stack
+	defer func() { cleanup.unwind() }()
+	cleanup.push(func() { _ = logFile.Close() })
+	say := func(format string, a ...any) { fmt.Fprintf(o.Out, format+"\n", a...) }
+
+	// etcd.
+	etcd, err := etcdlocal.Start(etcdlocal.Config{Dir: filepath.Join(dir, "etcd"), LogFile: filepath.Join(dir, "etcd.log")})
+	if err != nil {
+		return setupErr("embedded etcd: %v", err)
+	}
+	cleanup.push(etcd.Close)
+	say("etcd        %s (embedded; data in %s)", strings.Join(etcd.Endpoints(), ","), filepath.Join(o.Dir, "etcd"))
+
+	// PostgreSQL.
+	dbURL := o.DatabaseURL
+	if dbURL == "" {
+		pg, err := pglocal.Start(ctx, pglocal.Config{Dir: filepath.Join(dir, "pg"), Fsync: true})
+		if errors.Is(err, pglocal.ErrBinariesNotFound) {
+			return setupErr("%v", err)
+		}
+		if err != nil {
+			return setupErr("local PostgreSQL: %v", err)
+		}
+		cleanup.push(func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := pg.Stop(sctx); err != nil {
+				fmt.Fprintf(o.Out, "stopping PostgreSQL: %v\n", err)
+			}
+		})
+		if err := createDatabase(ctx, pg.URL("postgres"), "cairn"); err != nil {
+			return setupErr("create database: %v", err)
+		}
+		dbURL = pg.URL("cairn")
+		say("PostgreSQL  %s (data in %s)", dbURL, filepath.Join(o.Dir, "pg"))
+	} else {
+		say("PostgreSQL  %s (CAIRN_DATABASE_URL)", dbURL)
+	}
+
+	// Scheduler.
+	endpoints := strings.Join(etcd.Endpoints(), ",")
+	scfg, err := scheduler.ParseFlags([]string{"--database-url=" + dbURL, "--etcd-endpoints=" + endpoints,
+		"--grpc-addr=127.0.0.1:0", "--ops-addr=127.0.0.1:0", "--id=dev-scheduler"})
+	if err != nil {
+		return err
+	}
+	scfg.Logger = log.With("service", "scheduler")
+	sched, err := scheduler.Start(ctx, scfg)
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	cleanup.push(func() { _ = sched.Stop() })
+	if err := waitFor(ctx, 30*time.Second, sched.Leading); err != nil {
+		return fmt.Errorf("scheduler did not become leader: %w", err)
+	}
+	say("scheduler   %s (leader, epoch %d; ops %s)", sched.GRPCAddr(), sched.Epoch(), sched.OpsAddr())
+
+	// Gateway.
+	gw, err := gateway.New(gateway.Config{GRPCAddr: o.GRPCAddr, HTTPAddr: o.HTTPAddr, DatabaseURL: dbURL,
+		EtcdEndpoints: etcd.Endpoints(), Logger: log.With("service", "gateway")})
+	if err != nil {
+		return err
+	}
+	if err := gw.Start(ctx); err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	cleanup.push(gw.Stop)
+
+	// Workers.
+	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	cleanup.push(func() { stopWorkers(); wg.Wait() })
+	for i := 1; i <= o.Workers; i++ {
+		wcfg, err := worker.ParseFlags([]string{"--etcd-endpoints=" + endpoints, fmt.Sprintf("--id=dev-worker-%d", i),
+			fmt.Sprintf("--concurrency=%d", o.Concurrency), "--ops-addr=127.0.0.1:0"})
+		if err != nil {
+			return err
+		}
+		wcfg.Logger = log.With("service", "worker", "worker", i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := worker.Run(wctx, wcfg); err != nil && wctx.Err() == nil {
+				log.Error("worker stopped", "err", err)
+				fmt.Fprintf(o.Out, "worker %d stopped: %v (see %s)\n", i, err, filepath.Join(o.Dir, "cairn.log"))
+			}
+		}()
+	}
+	say("workers     %d × %d slots (pool default)", o.Workers, o.Concurrency)
+
+	// Examples.
+	var applied []string
+	if o.Examples != "" {
+		applied, err = applyExamples(ctx, gw.GRPCAddr().String(), o.Examples)
+		if err != nil {
+			return err
+		}
+	}
+	addrs := Addrs{GRPC: gw.GRPCAddr().String(), HTTP: gw.HTTPAddr().String(), Database: dbURL, Etcd: etcd.Endpoints(), Workflows: applied}
+	say("")
+	say("Cairn is running. gRPC API on %s, REST API on http://%s (/openapi.json, /readyz, /metrics).", addrs.GRPC, addrs.HTTP)
+	if len(applied) > 0 {
+		say("Workflows applied from %s: %s", o.Examples, strings.Join(applied, ", "))
+	}
+	say("Logs: %s", filepath.Join(o.Dir, "cairn.log"))
+	say("")
+	say("Try, in another terminal:")
+	say("  ./bin/cairnctl run orders-etl --wait")
+	say("  curl -s -X POST http://%s/v1/workflows/orders-etl/runs -d '{}'", addrs.HTTP)
+	say("")
+	say("Ctrl-C stops everything.")
+	if o.Ready != nil {
+		o.Ready(addrs)
+	}
+	<-ctx.Done()
+	say("stopping...")
+	return nil
+}
+
+func portFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return l.Close()
+}
+
+func waitFor(ctx context.Context, d time.Duration, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not within %s", d)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func createDatabase(ctx context.Context, adminURL, name string) error {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42P04" { // duplicate_database: kept from a previous run
+		return nil
+	}
+	return err
+}
+
+// applyExamples applies every *.yaml in dir through the gateway, retrying while the gateway
+// does not know the leader yet.
+func applyExamples(ctx context.Context, addr, dir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	client := cairnv1.NewWorkflowServiceClient(conn)
+	var names []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			resp, err := client.ApplyWorkflow(cctx, &cairnv1.ApplyWorkflowRequest{Yaml: string(data)})
+			cancel()
+			if err == nil {
+				names = append(names, resp.GetWorkflow().GetName())
+				break
+			}
+			if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+				return nil, fmt.Errorf("apply %s: %w", f, err)
+			}
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return names, nil
+}

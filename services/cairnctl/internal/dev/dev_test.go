@@ -1,0 +1,150 @@
+package dev_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/services/cairnctl/internal/dev"
+)
+
+// stateDir returns a directory the postgres user can enter (t.TempDir is mode 0700).
+func stateDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cairn-dev-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return filepath.Join(dir, "state")
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestDevRunsAnExample does what the README's quickstart does: start dev mode, run the ETL
+// example to success through the API, check /readyz, stop, and find PostgreSQL stopped.
+func TestDevRunsAnExample(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL, etcd and every service: not a short test")
+	}
+	dir := stateDir(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan dev.Addrs, 1)
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- dev.Run(ctx, dev.Options{Dir: dir, Examples: "../../../../examples", GRPCAddr: "127.0.0.1:0",
+			HTTPAddr: "127.0.0.1:0", Concurrency: 2, Out: out, Ready: func(a dev.Addrs) { ready <- a }})
+	}()
+	var addrs dev.Addrs
+	select {
+	case addrs = <-ready:
+	case err := <-done:
+		t.Fatalf("dev stopped before it was ready: %v\n%s", err, out)
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("dev not ready\n%s", out)
+	}
+	if len(addrs.Workflows) != 3 {
+		t.Fatalf("applied workflows %v, want the 3 examples", addrs.Workflows)
+	}
+	resp, err := http.Get("http://" + addrs.HTTP + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz = %d: %s", resp.StatusCode, body)
+	}
+
+	conn, err := grpc.NewClient(addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	runs := cairnv1.NewRunServiceClient(conn)
+	out2 := filepath.Dir(dir)
+	started, err := runs.StartRun(ctx, &cairnv1.StartRunRequest{Workflow: "orders-etl", Params: map[string]string{"out_dir": out2}})
+	if err != nil {
+		t.Fatalf("start run: %v", err)
+	}
+	id := started.GetRun().GetRunId()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, err := runs.GetRun(ctx, &cairnv1.GetRunRequest{RunId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := got.GetRun().GetState(); s == cairnv1.RunState_RUN_STATE_SUCCEEDED {
+			break
+		} else if s == cairnv1.RunState_RUN_STATE_FAILED || s == cairnv1.RunState_RUN_STATE_CANCELLED || time.Now().After(deadline) {
+			t.Fatalf("run %s is %s: %v", id, s, got.GetRun().GetTasks())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(out2, "cairn-etl", "2026-01-01", "warehouse", "orders_summary_2026-01-01.csv")); err != nil {
+		t.Fatalf("the ETL's output is missing: %v", err)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("dev returned %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("dev did not stop")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "pg", "data", "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("PostgreSQL still running after dev stopped (postmaster.pid: %v)", err)
+	}
+	for _, want := range []string{"Cairn is running", "Ctrl-C stops everything", "stopping..."} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestPortInUseIsAClearError(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	err = dev.Run(context.Background(), dev.Options{Dir: stateDir(t), HTTPAddr: l.Addr().String(), GRPCAddr: "127.0.0.1:0"})
+	if !errors.Is(err, dev.ErrSetup) || !strings.Contains(err.Error(), "REST API address "+l.Addr().String()+" is not available") {
+		t.Fatalf("err = %v, want a clear port-in-use error", err)
+	}
+}
