@@ -317,7 +317,6 @@ func (in attach) handle(e *Engine) {
 	w.pool.workers = append(w.pool.workers, w)
 	e.workers[w.id] = w
 
-	g := e.tx.group(uuid.Nil)
 	welcome := &Welcome{Epoch: e.cfg.Epoch}
 	listed := map[int64]bool{}
 	for _, ra := range s.Running {
@@ -352,9 +351,10 @@ func (in attach) handle(e *Engine) {
 			rg.close()
 		}
 	}
-	sess := s
-	g.then(func() { e.deliver(sess, Outbound{Welcome: welcome}) })
-	g.close()
+	// The welcome is the stream's first message, before any acknowledgement of the results
+	// below. It changes no durable state (adoption is in memory; attempts it does not adopt
+	// are lost by their own groups), so it need not wait for the commit.
+	e.deliver(s, Outbound{Welcome: welcome})
 	for _, r := range in.results {
 		result{sess: s, res: r}.handle(e)
 	}

@@ -696,3 +696,43 @@ func TestPoisonGroupIsIsolated(t *testing.T) {
 	default:
 	}
 }
+
+// TestWelcomeComesFirst: a worker reconnecting with pending results must get its Welcome
+// before any acknowledgement (regression: acks went out first and the worker dropped the
+// stream, forever).
+func TestWelcomeComesFirst(t *testing.T) {
+	h := newHarness(t)
+	wf := h.apply(diamond)
+	w := h.worker("w1", "default", 1, nil, nil)
+	w.credits(1)
+	h.startRun(wf, nil)
+	a := w.next()
+	w.started(a)
+	_ = h.stop()
+	h.epoch = 2
+	h.start()
+	sess := &engine.Session{WorkerID: "w1", Pool: "default", Capacity: 1, Out: make(chan engine.Outbound, 16), Kick: func(error) {}}
+	pending := []engine.Result{{ResultID: "late", AttemptID: a.AttemptID.String(), Token: a.Token, Succeeded: true}}
+	if err := h.eng.Attach(context.Background(), sess, pending); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 2 {
+		select {
+		case m := <-sess.Out:
+			switch {
+			case m.Welcome != nil:
+				got = append(got, "welcome")
+			case m.Ack != nil:
+				got = append(got, fmt.Sprintf("ack(accepted=%v)", m.Ack.Accepted))
+			default:
+				got = append(got, "other")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("messages so far: %v", got)
+		}
+	}
+	if got[0] != "welcome" || got[1] != "ack(accepted=true)" {
+		t.Fatalf("stream began with %v, want [welcome ack(accepted=true)]", got)
+	}
+}
