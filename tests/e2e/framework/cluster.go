@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,8 +154,12 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 		c.mustStart(p)
 	}
 	for _, w := range c.Workers {
-		Eventually(t, 30*time.Second, func() bool { return c.WorkerRegistered(w.ID) },
-			"worker %s registered in etcd", w.ID)
+		Eventually(t, 30*time.Second, func() bool {
+			if !w.Running() {
+				t.Fatalf("framework: %s exited during start-up:\n%s", w.Name, w.LogTail(20))
+			}
+			return c.WorkerRegistered(w.ID)
+		}, "worker %s registered in etcd", w.ID)
 	}
 
 	if opts.Gateway {
@@ -278,16 +283,31 @@ func (c *Cluster) cleanup() {
 	}
 }
 
-// freeAddr returns a free 127.0.0.1 port, picked by listening on :0 and closing.
+var (
+	portsMu sync.Mutex
+	ports   = map[string]bool{} // every address handed out by this test binary
+)
+
+// freeAddr returns a free 127.0.0.1 port, picked by listening on :0 and closing. The kernel
+// may hand the same port out again once it is closed, so an address is never returned twice.
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("framework: free port: %v", err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("framework: free port: %v", err)
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		if !ports[addr] {
+			ports[addr] = true
+			return addr
+		}
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
+	t.Fatalf("framework: no fresh free port after 100 tries")
+	return ""
 }
 
 // Leader is the current leader as etcd sees it.
