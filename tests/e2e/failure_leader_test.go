@@ -25,7 +25,7 @@ tasks:
 // attempt for a task that was running on a live worker), the new leader dispatches, and
 // every run completes — including one started through the gateway after the failover.
 func TestFailureLeaderKilled(t *testing.T) {
-	t.Skip("blocked: after a failover a worker with running attempts reconnects too late (backoff not reset on a new leader) and, once its attempts finished, can never re-attach (the leader acks its hello's pending results before the welcome); see docs/testing.md")
+	t.Skip("blocked: after a failover a worker with running attempts reconnects too late (its reconnect backoff is not reset when a new leader appears), so the new leader loses attempts it should re-adopt; see docs/testing.md")
 	const sessionTTL = 2 * time.Second
 	c := framework.NewCluster(t, framework.Options{Schedulers: 3, Workers: 2, WorkerConcurrency: 2,
 		SessionTTL: sessionTTL, Gateway: true})
