@@ -96,6 +96,9 @@ type TaskRun struct {
 	UpdatedAt     time.Time
 	StartedAt     time.Time // when the current attempt started running
 	FinishedAt    time.Time // when it became terminal; zero otherwise
+	// AttemptBase is the attempt number a run retry or DLQ replay re-opened the task at;
+	// retries are counted from it (Attempt - AttemptBase attempts made since).
+	AttemptBase int
 }
 
 // FailureKind says why an attempt failed. The first values match the executors'; the

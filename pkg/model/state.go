@@ -119,7 +119,8 @@ const (
 	// TaskRetryWait: an attempt failed and retries are left; task_runs.next_attempt_at says
 	// when it is queued again (the timer survives failover because the time is stored).
 	TaskRetryWait TaskState = "RETRY_WAIT"
-	// TaskSucceeded: an attempt succeeded. Final: nothing leaves it.
+	// TaskSucceeded: an attempt succeeded. Left only when a run retry or a DLQ replay re-runs a task
+	// upstream of it (see the table below).
 	TaskSucceeded TaskState = "SUCCEEDED"
 	// TaskFailed: failed without being dead-lettered, e.g. it could not be dispatched at all
 	// (its command does not render against the run's params) or the failure is permanent.
@@ -158,14 +159,16 @@ var TaskStates = []TaskState{
 //   - FAILED/DEAD_LETTERED/UPSTREAM_FAILED/CANCELLED → PENDING: run retry re-plans it.
 //     → QUEUED: DLQ replay (or a retry of a task whose upstream is complete) queues it
 //     directly. SKIPPED → PENDING: a run retry re-evaluates the trigger rule.
-//   - SUCCEEDED: final.
+//   - SUCCEEDED → PENDING: only downstream of a task that a run retry or a DLQ replay re-runs
+//     (Airflow's "clear" semantics: what ran after a re-run task runs again after it). A
+//     succeeded task with nothing re-run upstream of it is kept.
 var taskTransitions = table[TaskState]{
 	TaskPending:        {TaskQueued, TaskSkipped, TaskUpstreamFailed, TaskCancelled},
 	TaskQueued:         {TaskAssigned, TaskFailed, TaskCancelled},
 	TaskAssigned:       {TaskRunning, TaskQueued, TaskSucceeded, TaskFailed, TaskRetryWait, TaskDeadLettered, TaskCancelled},
 	TaskRunning:        {TaskSucceeded, TaskFailed, TaskRetryWait, TaskDeadLettered, TaskCancelled, TaskQueued},
 	TaskRetryWait:      {TaskQueued, TaskCancelled},
-	TaskSucceeded:      nil,
+	TaskSucceeded:      {TaskPending},
 	TaskFailed:         {TaskPending, TaskQueued},
 	TaskUpstreamFailed: {TaskPending, TaskQueued},
 	TaskSkipped:        {TaskPending},

@@ -57,6 +57,7 @@ var wantTask = map[[2]model.TaskState]bool{
 	{"DEAD_LETTERED", "PENDING"}:   true,
 	{"DEAD_LETTERED", "QUEUED"}:    true,
 	{"SKIPPED", "PENDING"}:         true,
+	{"SUCCEEDED", "PENDING"}:       true,
 }
 
 var wantAttempt = func() map[[2]model.AttemptState]bool {

@@ -75,3 +75,25 @@ func (s *Store) GetDeadLetter(ctx context.Context, id uuid.UUID) (model.DeadLett
 	}
 	return d, nil
 }
+
+// OpenDeadLetters returns the ids of the run's dead letters not replayed yet, by task id.
+func (s *Store) OpenDeadLetters(ctx context.Context, runID uuid.UUID) (map[string]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `SELECT task_id, id FROM dead_letters WHERE run_id = $1 AND replayed_at IS NULL`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("open dead letters of run %s: %w", runID, err)
+	}
+	defer rows.Close()
+	out := map[string]uuid.UUID{}
+	for rows.Next() {
+		var task string
+		var id uuid.UUID
+		if err := rows.Scan(&task, &id); err != nil {
+			return nil, fmt.Errorf("open dead letters of run %s: %w", runID, err)
+		}
+		out[task] = id
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("open dead letters of run %s: %w", runID, err)
+	}
+	return out, nil
+}

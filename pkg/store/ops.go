@@ -31,6 +31,9 @@ type TaskTransition struct {
 	Attempt int             // expected current attempt number
 	Token   int64           // expected current fencing token; 0: not compared
 	To      model.TaskState
+	// ResetBase sets attempt_base to the (expected) attempt number: a run retry or DLQ replay
+	// re-opens the task with a fresh retry budget.
+	ResetBase bool
 	// Assign is required iff To is ASSIGNED: the task run's attempt becomes Attempt+1 with
 	// this token and worker. Insert the attempt row (InsertAttempt) in the same group.
 	Assign *Assignment
@@ -57,6 +60,9 @@ func (o TaskTransition) validate() error {
 	}
 	if (o.To == model.TaskAssigned) != (o.Assign != nil) {
 		return invalidf("%s: Assign must be set exactly when moving to ASSIGNED", o.name())
+	}
+	if o.Assign != nil && o.ResetBase {
+		return invalidf("%s: an assignment cannot also reset the attempt base", o.name())
 	}
 	if o.Assign != nil && (o.Assign.Token == 0 || o.Assign.WorkerID == "") {
 		return invalidf("%s: assignment needs a non-zero token and a worker id", o.name())
@@ -88,11 +94,12 @@ func (o TaskTransition) statement() (string, []any) {
 			last_error = CASE WHEN $8::text = '' THEN last_error ELSE $8::text END,
 			started_at = CASE $3::text WHEN 'RUNNING' THEN now() WHEN 'ASSIGNED' THEN NULL ELSE started_at END,
 			finished_at = CASE WHEN $9::boolean THEN now() END,
+			attempt_base = CASE WHEN $13::boolean THEN $11 ELSE attempt_base END,
 			updated_at = now()
 		WHERE run_id = $1 AND task_id = $2 AND state = $10::text AND attempt = $11
 			AND ($12::bigint = 0 OR fencing_token = $12::bigint)`,
 		[]any{o.RunID, o.TaskID, string(o.To), attempt, token, worker, nullTime(o.NextAttemptAt), o.Error,
-			o.To.Terminal(), string(o.From), o.Attempt, o.Token}
+			o.To.Terminal(), string(o.From), o.Attempt, o.Token, o.ResetBase}
 }
 
 func (o TaskTransition) check(rows int64) error {

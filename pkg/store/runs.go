@@ -23,13 +23,13 @@ func scanRun(row pgx.Row) (model.Run, error) {
 }
 
 const taskCols = `run_id, task_id, state, attempt, fencing_token, worker_id, next_attempt_at, last_error,
-	created_at, updated_at, started_at, finished_at`
+	created_at, updated_at, started_at, finished_at, attempt_base`
 
 func scanTask(row pgx.Row) (model.TaskRun, error) {
 	var t model.TaskRun
 	err := row.Scan(&t.RunID, &t.TaskID, &t.State, &t.Attempt, &t.FencingToken, &t.WorkerID,
 		optTime{&t.NextAttemptAt}, &t.LastError, &t.CreatedAt, &t.UpdatedAt, optTime{&t.StartedAt},
-		optTime{&t.FinishedAt})
+		optTime{&t.FinishedAt}, &t.AttemptBase)
 	return t, err
 }
 
@@ -201,7 +201,7 @@ func (s *Store) LoadActive(ctx context.Context) ([]RunDetail, error) {
 }
 
 const taskColsT = `t.run_id, t.task_id, t.state, t.attempt, t.fencing_token, t.worker_id, t.next_attempt_at,
-	t.last_error, t.created_at, t.updated_at, t.started_at, t.finished_at`
+	t.last_error, t.created_at, t.updated_at, t.started_at, t.finished_at, t.attempt_base`
 
 // ListAttempts returns the attempts of one task run in attempt order, or ErrNotFound if the
 // task run does not exist.
