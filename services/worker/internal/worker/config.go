@@ -134,7 +134,11 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), usage io.W
 	if c.ID == "" {
 		c.ID = DefaultID()
 	}
-	return c, errors.Join(lerr, c.Validate())
+	var cerr error
+	if concurrency == 0 { // Validate takes 0 for "the default"; on the command line it is a mistake
+		cerr = fmt.Errorf("%w: --concurrency %d must be between 1 and %d", ErrInvalidConfig, concurrency, MaxConcurrency)
+	}
+	return c, errors.Join(lerr, cerr, c.Validate())
 }
 
 func splitList(s string) []string {

@@ -3,12 +3,12 @@
 // docs/worker.md is the operator's and protocol reference; this comment states what the code
 // guarantees.
 //
-//	                 etcd                                leader (WorkerService.Connect)
-//	  workers/<id> (leased) ◀── register / re-register        ▲  Hello, Credits, Started,
-//	  scheduler/leader/…  ──▶ followLeader ──▶ connectLoop ───┘  Heartbeat, Result, Draining
-//	                                               │  ▼ Welcome, Assignment, ResultAck,
-//	                                               │    Cancel, Drain
-//	                                   slots: one goroutine per attempt → executor.Execute
+//	etcd workers/<id> (leased) ◀── register, re-register after a lost lease
+//	etcd scheduler/leader/…    ──▶ followLeader ──▶ connectLoop ◀──▶ leader (WorkerService.Connect)
+//	                                                    │   out: Hello, Credits, Started, Heartbeat, Result, Draining
+//	                                                    │   in:  Welcome, Assignment, ResultAck, Cancel, Drain
+//	                                                    ▼
+//	                             slots: one goroutine per attempt → executor.Execute
 //
 // # Ownership
 //
@@ -32,8 +32,9 @@
 //     CANCELLED, error saying so) and never started; that reply is sent once and not kept,
 //     since no slot holds it.
 //   - Every result stays in the outbox until a ResultAck with its result_id arrives, accepted
-//     or not, and is resent in the Hello of every new stream (beyond 1 MiB of results, as
-//     Result messages right after the Hello). Result ids are unique (attempt id + random).
+//     or not, and is resent in the Hello of every new stream: all of them, since the leader
+//     declares lost any attempt of the worker a Hello does not mention (outputs are cut to
+//     fit 2 MiB in all when needed). Result ids are unique (attempt id + random).
 //   - Running attempts survive reconnects and leader changes; each Hello lists them with
 //     their fencing tokens. An attempt a Welcome rejects is killed and reports nothing.
 //   - A CancelAttempt whose fencing token does not match the running attempt is ignored.

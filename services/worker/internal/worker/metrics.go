@@ -28,12 +28,12 @@ type metrics struct {
 //	cairn_worker_lease_lost_total          etcd registrations lost
 func (m *metrics) register(meter metric.Meter, w *Worker) error {
 	var errs [6]error
-	m.attemptsTotal, errs[0] = meter.Int64Counter("cairn_worker_attempts", metric.WithDescription("Attempts ended on this worker, by outcome."))
-	m.reconnects, errs[1] = meter.Int64Counter("cairn_worker_reconnects", metric.WithDescription("Streams to the leader that ended and were reopened."))
-	m.leaseLost, errs[2] = meter.Int64Counter("cairn_worker_lease_lost", metric.WithDescription("Times the worker's etcd registration was lost."))
-	running, err3 := meter.Int64ObservableGauge("cairn_worker_running_attempts", metric.WithDescription("Attempts executing now."))
-	free, err4 := meter.Int64ObservableGauge("cairn_worker_free_slots", metric.WithDescription("Slots neither running, awaiting a result acknowledgement, nor granted to the leader."))
-	pending, err5 := meter.Int64ObservableGauge("cairn_worker_results_pending_ack", metric.WithDescription("Results kept until the leader acknowledges them."))
+	m.attemptsTotal, errs[0] = meter.Int64Counter("cairn.worker.attempts", metric.WithDescription("Attempts ended on this worker, by outcome."))
+	m.reconnects, errs[1] = meter.Int64Counter("cairn.worker.reconnects", metric.WithDescription("Streams to the leader that ended and were reopened."))
+	m.leaseLost, errs[2] = meter.Int64Counter("cairn.worker.lease_lost", metric.WithDescription("Times the worker's etcd registration was lost."))
+	running, err3 := meter.Int64ObservableGauge("cairn.worker.running_attempts", metric.WithDescription("Attempts executing now."))
+	free, err4 := meter.Int64ObservableGauge("cairn.worker.free_slots", metric.WithDescription("Slots neither running, awaiting a result acknowledgement, nor granted to the leader."))
+	pending, err5 := meter.Int64ObservableGauge("cairn.worker.results_pending_ack", metric.WithDescription("Results kept until the leader acknowledges them."))
 	errs[3], errs[4], errs[5] = err3, err4, err5
 	if err := errors.Join(errs[:]...); err != nil {
 		return err

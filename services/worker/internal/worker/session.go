@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,9 +27,11 @@ import (
 // answers with GOAWAY "too_many_pings", the stream breaks and the worker reconnects.
 var clientKeepalive = keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}
 
-// maxHelloResultBytes bounds the pending results carried inside a hello; the others follow
-// it as Result messages, so a hello stays far below gRPC's default 4 MiB message limit.
-const maxHelloResultBytes = 1 << 20
+// maxHelloOutputBytes bounds the output carried by the pending results of one hello, so that
+// it stays well below gRPC's default 4 MiB message limit. Every pending result is listed (the
+// leader declares lost any attempt of the worker a hello does not mention); when their
+// outputs together exceed this, each is cut to an equal share (see trimOutputs).
+const maxHelloOutputBytes = 2 << 20
 
 // session is one Connect stream to one leader.
 type session struct {
@@ -124,11 +127,7 @@ func (w *Worker) session(ctx context.Context, lead election.Leadership) (welcome
 		w.mu.Unlock()
 		return false, errLeaderChanged
 	}
-	hello, rest := w.helloLocked()
-	s.out <- hello
-	for _, r := range rest {
-		s.out <- resultMsg(r)
-	}
+	s.out <- w.helloLocked()
 	if w.draining {
 		s.out <- drainingMsg("draining")
 	}
@@ -195,13 +194,12 @@ func (w *Worker) streamErr(sctx context.Context, err error) error {
 	return err
 }
 
-// helloLocked builds the hello: identity, running attempts and as many pending results as fit
-// in maxHelloResultBytes; the rest is returned to be sent as Result messages.
-func (w *Worker) helloLocked() (*cairnv1.WorkerMessage, []*cairnv1.AttemptResult) {
+// helloLocked builds the hello: identity, running attempts and every pending result.
+func (w *Worker) helloLocked() *cairnv1.WorkerMessage {
 	h := &cairnv1.WorkerHello{
 		WorkerId: w.cfg.ID, Address: w.addr, Pool: w.cfg.Pool, Labels: w.cfg.Labels,
 		Capacity: int32(w.cfg.Concurrency), LeaseId: w.leaseID, Version: Version,
-		StartedAt: timestamppb.New(w.started),
+		StartedAt: timestamppb.New(w.started), PendingResults: trimOutputs(w.outbox, maxHelloOutputBytes),
 	}
 	for _, a := range w.running {
 		if a.discard {
@@ -212,16 +210,37 @@ func (w *Worker) helloLocked() (*cairnv1.WorkerMessage, []*cairnv1.AttemptResult
 			Attempt: a.asg.GetAttempt(), FencingToken: a.asg.GetFencingToken(),
 		})
 	}
-	var rest []*cairnv1.AttemptResult
-	size := 0
-	for _, r := range w.outbox {
-		if size += proto.Size(r); size > maxHelloResultBytes && len(h.PendingResults) > 0 {
-			rest = append(rest, r)
+	return &cairnv1.WorkerMessage{Msg: &cairnv1.WorkerMessage_Hello{Hello: h}}
+}
+
+// trimOutputs returns results whose outputs add up to at most budget bytes: unchanged when
+// they fit, otherwise copies with each output cut to budget/len(results) (the head of an HTTP
+// body, the tail of a process's output) and marked truncated. The kept results are not
+// modified: a result resent on its own later carries its whole output.
+func trimOutputs(results []*cairnv1.AttemptResult, budget int) []*cairnv1.AttemptResult {
+	total := 0
+	for _, r := range results {
+		total += len(r.GetOutput())
+	}
+	out := slices.Clone(results)
+	if total <= budget {
+		return out
+	}
+	share := budget / len(results)
+	for i, r := range out {
+		if len(r.GetOutput()) <= share {
 			continue
 		}
-		h.PendingResults = append(h.PendingResults, r)
+		c := proto.CloneOf(r)
+		if c.HttpStatus != nil {
+			c.Output = c.Output[:share]
+		} else {
+			c.Output = c.Output[len(c.Output)-share:]
+		}
+		c.OutputTruncated = true
+		out[i] = c
 	}
-	return &cairnv1.WorkerMessage{Msg: &cairnv1.WorkerMessage_Hello{Hello: h}}, rest
+	return out
 }
 
 func resultMsg(r *cairnv1.AttemptResult) *cairnv1.WorkerMessage {

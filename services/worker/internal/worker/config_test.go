@@ -1,0 +1,127 @@
+package worker
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+
+	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/executor"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestParseFlagsDefaults(t *testing.T) {
+	c, err := ParseFlags(nil, env(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Concurrency != DefaultConcurrency || c.Pool != DefaultPool || c.LeaseTTL != DefaultLeaseTTL ||
+		c.DrainTimeout != DefaultDrainTimeout || c.OpsAddr != DefaultOpsAddr || c.EtcdPrefix != "/cairn/" ||
+		len(c.EtcdEndpoints) != 1 || c.EtcdEndpoints[0] != DefaultEtcdEndpoint || c.ID != DefaultID() ||
+		c.OutputCap != executor.DefaultOutputCap || len(c.Labels) != 0 || len(c.WorkdirRoots) != 0 {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestParseFlagsEnvAndFlags(t *testing.T) {
+	c, err := ParseFlags([]string{"--concurrency", "8", "--labels", "zone=a, gpu=yes"}, env(map[string]string{
+		"CAIRN_WORKER_CONCURRENCY": "2", "CAIRN_WORKER_ID": "w-7", "CAIRN_LEASE_TTL": "3s",
+		"CAIRN_WORKDIR_ROOTS": "/srv,/data", "CAIRN_ETCD_ENDPOINTS": "http://a:1,http://b:2",
+	}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Concurrency != 8 || c.ID != "w-7" || c.LeaseTTL != 3*time.Second || c.Labels["zone"] != "a" ||
+		c.Labels["gpu"] != "yes" || len(c.WorkdirRoots) != 2 || len(c.EtcdEndpoints) != 2 {
+		t.Fatalf("config = %+v", c)
+	}
+}
+
+func TestParseFlagsErrorsNameTheSetting(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want []string
+	}{
+		{args: []string{"--labels", "a,=b"}, want: []string{`label "a" is not key=value`, `label "=b" has an empty key`}},
+		{args: []string{"--concurrency", "0", "--lease-ttl", "500ms"}, want: []string{"--concurrency 0", "--lease-ttl 500ms"}},
+		{args: []string{"--etcd-prefix", "/x", "--id", "bad id"}, want: []string{`--etcd-prefix "/x"`, `--id "bad id"`}},
+		{args: []string{"--workdir-roots", "rel", "--log-format", "xml", "--log-level", "loud"}, want: []string{`"rel" is not an absolute`, `--log-format "xml"`, `--log-level "loud"`}},
+		{args: []string{"--ops-addr", "nope"}, want: []string{`--ops-addr "nope"`}},
+		{args: []string{"extra"}, want: []string{`unexpected arguments ["extra"]`}},
+		{env: map[string]string{"CAIRN_DRAIN_TIMEOUT": "soon"}, want: []string{"CAIRN_DRAIN_TIMEOUT"}},
+	} {
+		_, err := ParseFlags(tc.args, env(tc.env), &bytes.Buffer{})
+		if err == nil {
+			t.Errorf("%v %v: no error", tc.args, tc.env)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v %v: error %q does not mention %q", tc.args, tc.env, err, w)
+			}
+		}
+	}
+}
+
+func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
+	var out bytes.Buffer
+	_, err := ParseFlags([]string{"--help"}, env(nil), &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	for _, w := range []string{"--etcd-endpoints", "CAIRN_ETCD_ENDPOINTS", "--concurrency", "CAIRN_WORKER_CONCURRENCY",
+		"--pool", "--labels", "--lease-ttl", "CAIRN_LEASE_TTL", "--drain-timeout", "CAIRN_DRAIN_TIMEOUT", "--ops-addr",
+		"--workdir-roots", "--output-cap", "--log-format", "--log-level", "--otlp-endpoint", "CAIRN_OTLP_ENDPOINT", "--id", "CAIRN_WORKER_ID"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("--help does not mention %s:\n%s", w, out.String())
+		}
+	}
+}
+
+func TestDefaultIDIsAValidID(t *testing.T) {
+	if id := DefaultID(); !idPattern.MatchString(id) {
+		t.Fatalf("DefaultID() = %q, not a valid id", id)
+	}
+}
+
+func TestTrimOutputsKeepsEveryResult(t *testing.T) {
+	shellRes := &cairnv1.AttemptResult{ResultId: "s", Output: []byte("0123456789")}
+	status := int32(200)
+	httpRes := &cairnv1.AttemptResult{ResultId: "h", Output: []byte("abcdefghij"), HttpStatus: &status}
+	small := &cairnv1.AttemptResult{ResultId: "x", Output: []byte("ok")}
+	in := []*cairnv1.AttemptResult{shellRes, httpRes, small}
+	if got := trimOutputs(in, 100); got[0] != shellRes || got[1] != httpRes || got[2] != small {
+		t.Fatalf("results within the budget were changed: %v", got)
+	}
+	got := trimOutputs(in, 12) // 4 bytes each
+	if len(got) != 3 || string(got[0].GetOutput()) != "6789" || !got[0].GetOutputTruncated() ||
+		string(got[1].GetOutput()) != "abcd" || !got[1].GetOutputTruncated() || got[2] != small {
+		t.Fatalf("trimmed = %v", got)
+	}
+	if string(shellRes.GetOutput()) != "0123456789" || shellRes.GetOutputTruncated() {
+		t.Fatal("trimOutputs modified the outbox's result")
+	}
+}
+
+func TestToResultAppliesTheLeadersOutputCap(t *testing.T) {
+	a := &cairnv1.Assignment{AttemptId: "a", RunId: "r", TaskId: "t", FencingToken: 1}
+	res := &executor.Result{Succeeded: false, Failure: executor.FailureTimeout, ExitCode: -1, Output: []byte("0123456789"),
+		Error: "attempt timed out after 1s", Started: time.Now(), Finished: time.Now()}
+	r := toResult("id", a, executor.TypeShell, res, 3)
+	if string(r.GetOutput()) != "789" || !r.GetOutputTruncated() || r.ExitCode != nil || r.HttpStatus != nil ||
+		r.GetFailureKind() != cairnv1.FailureKind_FAILURE_KIND_TIMEOUT || r.GetOutcome() != cairnv1.AttemptOutcome_ATTEMPT_OUTCOME_FAILED {
+		t.Fatalf("result = %v", r)
+	}
+	res = &executor.Result{Succeeded: true, ExitCode: -1, HTTPStatus: 204, Output: []byte("0123456789")}
+	r = toResult("id", a, executor.TypeHTTP, res, 4)
+	if string(r.GetOutput()) != "0123" || r.GetHttpStatus() != 204 || r.GetOutcome() != cairnv1.AttemptOutcome_ATTEMPT_OUTCOME_SUCCEEDED {
+		t.Fatalf("result = %v", r)
+	}
+}
