@@ -138,7 +138,7 @@ func TestDeadLetterThenReplay(t *testing.T) {
 		if again.Status != http.StatusNotFound {
 			t.Errorf("%v; want 404 for a second replay of one dead letter (the entry is gone)", again)
 		}
-		api.get("/v1/deadletters/" + entry.GetId()).failed(t, http.StatusNotFound)
+		api.get("/v1/deadletters/"+entry.GetId()).failed(t, http.StatusNotFound)
 		sameState(t, "a second replay", before, dbState(t, c))
 	})
 	c.CheckInvariants(t)
