@@ -52,11 +52,14 @@ func (s *session) send(m *cairnv1.WorkerMessage) {
 }
 
 // connectLoop keeps one stream open to the current leader while the worker is registered,
-// reconnecting with capped exponential backoff and full jitter; a leader change reconnects at
-// once.
+// reconnecting with capped exponential backoff and full jitter. The backoff starts over after
+// a welcomed stream and whenever the leader changes (address or epoch): a new leader is tried
+// at once, and while it is still taking office (UNAVAILABLE) it is retried at the shortest
+// delays, so running attempts re-attach within its adoption grace.
 func (w *Worker) connectLoop(ctx context.Context) {
 	backoff := retry.Policy{Initial: w.cfg.ReconnectMin, Max: w.cfg.ReconnectMax, Multiplier: 2, Jitter: true}
 	failures := 0
+	var last election.Leadership
 	for ctx.Err() == nil {
 		w.mu.Lock()
 		registered, lead, ch := w.reg != nil, w.leader, w.changed
@@ -67,6 +70,9 @@ func (w *Worker) connectLoop(ctx context.Context) {
 			case <-ch:
 			}
 			continue
+		}
+		if lead != last {
+			failures, last = 0, lead
 		}
 		welcomed, err := w.session(ctx, lead)
 		if ctx.Err() != nil {
@@ -161,13 +167,18 @@ func (w *Worker) session(ctx context.Context, lead election.Leadership) (welcome
 		}
 	}()
 
-	first, err := stream.Recv()
-	if err != nil {
-		return false, w.streamErr(sctx, err)
-	}
-	welcome := first.GetWelcome()
-	if welcome == nil {
-		return false, fmt.Errorf("%w (got %T)", errNotWelcomed, first.GetMsg())
+	// The Welcome should come first. Anything before it is applied all the same (an ack, a
+	// cancel, a drain); an assignment before it finds no credit and is handed back.
+	var welcome *cairnv1.SchedulerWelcome
+	for welcome == nil {
+		m, err := stream.Recv()
+		if err != nil {
+			return false, w.streamErr(sctx, err)
+		}
+		if welcome = m.GetWelcome(); welcome == nil {
+			w.log.Warn("leader message before its welcome", slog.String("type", fmt.Sprintf("%T", m.GetMsg())))
+			w.handle(s, m)
+		}
 	}
 	if !w.onWelcome(s, welcome) {
 		return false, w.streamErr(sctx, context.Canceled)

@@ -36,7 +36,6 @@ var (
 
 	errLeaderChanged  = errors.New("leader changed")
 	errSendQueueFull  = errors.New("send queue full (stream stuck)")
-	errNotWelcomed    = errors.New("leader's first message is not a welcome")
 	errStopRegistered = errors.New("stopped before registering")
 )
 

@@ -421,3 +421,33 @@ func TestWorkerWaitsForALeader(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+func TestAcknowledgementBeforeWelcomeIsApplied(t *testing.T) {
+	srv := etcdtest.Start(t)
+	leader := startLeader(t)
+	leader.campaign(t, srv.Client(t))
+	startWorker(t, srv, func(c *Config) { c.Concurrency = 1 })
+
+	p := leader.accept(t)
+	p.welcome(t, nil, nil)
+	p.awaitCredits(t)
+	p.assign(t, shell("a1", 1, "echo hi", nil))
+	r := p.awaitResult(t, "a1")
+	p.drop(nil)
+
+	p2 := leader.accept(t)
+	if !hasResult(p2.hello, r.GetResultId()) {
+		t.Fatalf("hello = %v", p2.hello)
+	}
+	// A leader that acknowledges the hello's results before welcoming the worker.
+	p2.ack(t, r, true)
+	p2.welcome(t, nil, nil)
+	if n := p2.awaitCredits(t); n != 1 {
+		t.Fatalf("grant = %d, want 1 (the acknowledged result's slot)", n)
+	}
+	select {
+	case <-p2.done:
+		t.Fatal("the worker dropped a stream whose welcome followed an ack")
+	default:
+	}
+}
