@@ -34,9 +34,14 @@ var invariants = []invariant{
 		 WHERE r.state IN ('SUCCEEDED', 'FAILED', 'CANCELLED') AND a.state IN ('ASSIGNED', 'RUNNING')`,
 	},
 	{
-		"no task has more than one SUCCEEDED attempt (exactly-once recording)",
-		`SELECT format('task %s of run %s has %s SUCCEEDED attempts (numbers %s)', task_id, run_id, count(*), string_agg(number::text, ','))
-		 FROM attempts WHERE state = 'SUCCEEDED' GROUP BY run_id, task_id HAVING count(*) > 1`,
+		"no task has more than one SUCCEEDED attempt per opening (exactly-once recording; a run retry or replay re-opening a succeeded task allows one more)",
+		`SELECT format('task %s of run %s has %s SUCCEEDED attempts (numbers %s) but was re-opened after success %s time(s)',
+		        a.task_id, a.run_id, count(*), string_agg(a.number::text, ','),
+		        (SELECT count(*) FROM events e WHERE e.run_id = a.run_id AND e.task_id = a.task_id
+		          AND e.kind = 'task_state' AND e.from_state = 'SUCCEEDED' AND e.to_state = 'PENDING'))
+		 FROM attempts a WHERE a.state = 'SUCCEEDED' GROUP BY a.run_id, a.task_id
+		 HAVING count(*) > 1 + (SELECT count(*) FROM events e WHERE e.run_id = a.run_id AND e.task_id = a.task_id
+		          AND e.kind = 'task_state' AND e.from_state = 'SUCCEEDED' AND e.to_state = 'PENDING')`,
 	},
 	{
 		"a SUCCEEDED task's current attempt is its SUCCEEDED attempt",

@@ -307,8 +307,19 @@ func TestClusterEndToEnd(t *testing.T) {
 	wantCode(t, err, codes.NotFound, "")
 	_, err = sched.CancelRun(ctx, &cairnv1.CancelRunRequest{RunId: "x"})
 	wantCode(t, err, codes.InvalidArgument, "run_id")
+	// Retry, replay and purge reach the engine (their semantics are tested there).
 	_, err = sched.RetryRun(ctx, &cairnv1.RetryRunRequest{RunId: runID.String()})
-	wantCode(t, err, codes.Unimplemented, "#5")
+	wantCode(t, err, codes.FailedPrecondition, "no failed")
+	_, err = sched.RetryRun(ctx, &cairnv1.RetryRunRequest{RunId: uuid.NewString()})
+	wantCode(t, err, codes.NotFound, "")
+	_, err = sched.RetryRun(ctx, &cairnv1.RetryRunRequest{RunId: "x"})
+	wantCode(t, err, codes.InvalidArgument, "run_id")
+	_, err = sched.ReplayDeadLetter(ctx, &cairnv1.ReplayDeadLetterRequest{Id: uuid.NewString()})
+	wantCode(t, err, codes.NotFound, "dead letter")
+	_, err = sched.PurgeDeadLetter(ctx, &cairnv1.PurgeDeadLetterRequest{Id: uuid.NewString()})
+	wantCode(t, err, codes.NotFound, "dead letter")
+	_, err = sched.ReplayDeadLetter(ctx, &cairnv1.ReplayDeadLetterRequest{Id: "nope"})
+	wantCode(t, err, codes.InvalidArgument, "id")
 
 	// Ops endpoints.
 	body := get(t, "http://"+leader.OpsAddr()+"/metrics", 200)

@@ -88,6 +88,7 @@ type Engine struct {
 	timers   timerHeap
 	tx       *txn
 	dirty    map[uuid.UUID]bool // runs to reload after a conflict
+	ctx      context.Context    // Run's context, for the rare reads inside the loop
 }
 
 // New returns an engine; call Run to start it.
@@ -177,6 +178,7 @@ func call[T any](ctx context.Context, e *Engine, in input, reply chan T) (T, err
 // engine cannot go on (stale epoch, unrecoverable store error).
 func (e *Engine) Run(ctx context.Context) error {
 	defer close(e.done)
+	e.ctx = ctx
 	if err := e.rebuild(ctx); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}

@@ -637,10 +637,14 @@ func TestCancelRunStopsRunningAttempts(t *testing.T) {
 func assertInvariants(t *testing.T, st *store.Store, id uuid.UUID) {
 	t.Helper()
 	var n int
+	// At most one success per opening: a run retry or replay that re-opens a succeeded task
+	// (recorded as a SUCCEEDED → PENDING event) allows one more.
 	err := st.Pool().QueryRow(context.Background(), `
 		SELECT count(*) FROM (
-			SELECT task_id FROM attempts WHERE run_id = $1 AND state = 'SUCCEEDED'
-			GROUP BY task_id HAVING count(*) > 1) x`, id).Scan(&n)
+			SELECT a.task_id FROM attempts a WHERE a.run_id = $1 AND a.state = 'SUCCEEDED'
+			GROUP BY a.task_id
+			HAVING count(*) > 1 + (SELECT count(*) FROM events e WHERE e.run_id = $1 AND e.task_id = a.task_id
+				AND e.kind = 'task_state' AND e.from_state = 'SUCCEEDED' AND e.to_state = 'PENDING')) x`, id).Scan(&n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -734,5 +738,143 @@ func TestWelcomeComesFirst(t *testing.T) {
 	}
 	if got[0] != "welcome" || got[1] != "ack(accepted=true)" {
 		t.Fatalf("stream began with %v, want [welcome ack(accepted=true)]", got)
+	}
+}
+
+const retryable = `
+name: retryable
+tasks:
+  - {id: flaky, type: shell, command: ["true"]}
+  - {id: broken, type: shell, command: ["false"], retries: 1, backoff: {initial: 1ms, max: 1ms}}
+  - {id: after, type: noop, depends_on: [broken]}
+  - {id: cleanup, type: noop, depends_on: [broken], trigger_rule: all_done}
+`
+
+func attemptsOf(t *testing.T, h *harness, id uuid.UUID, task string) []model.Attempt {
+	t.Helper()
+	as, err := h.st.ListAttempts(context.Background(), id, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return as
+}
+
+// failedRun runs retryable with broken failing every attempt: the run FAILS with broken
+// dead-lettered after 2 attempts.
+func failedRun(t *testing.T, h *harness, w *fakeWorker) uuid.UUID {
+	t.Helper()
+	id := h.startRun(h.apply(retryable), nil)
+	d := w.runAll(id, map[string]int{"broken": -1})
+	if got := taskStates(d); d.Run.State != model.RunFailed || got["broken"] != model.TaskDeadLettered || got["after"] != model.TaskUpstreamFailed {
+		t.Fatalf("setup: run %s tasks %v", d.Run.State, got)
+	}
+	return id
+}
+
+func TestRetryRunRerunsFailedAndDownstream(t *testing.T) {
+	h := newHarness(t)
+	w := h.worker("w1", "default", 4, nil, nil)
+	w.credits(4)
+	id := failedRun(t, h, w)
+	if err := h.eng.RetryRun(context.Background(), id); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if err := h.eng.RetryRun(context.Background(), id); !errors.Is(err, engine.ErrRunActive) {
+		t.Fatalf("retry of a running run: %v, want ErrRunActive", err)
+	}
+	d := w.runAll(id, nil) // everything succeeds now
+	if d.Run.State != model.RunSucceeded {
+		t.Fatalf("run after retry: %s %v", d.Run.State, taskStates(d))
+	}
+	want := map[string]int{"flaky": 1, "broken": 3, "after": 1, "cleanup": 2}
+	for task, n := range want {
+		if got := len(attemptsOf(t, h, id, task)); got != n {
+			t.Errorf("%s: %d attempts, want %d (kept if succeeded and not downstream of a re-run task)", task, got, n)
+		}
+	}
+	if open, _ := h.st.OpenDeadLetters(context.Background(), id); len(open) != 0 {
+		t.Errorf("dead letter still open after the retry: %v", open)
+	}
+	if err := h.eng.RetryRun(context.Background(), id); !errors.Is(err, engine.ErrNothingToRetry) {
+		t.Fatalf("retry of a succeeded run: %v, want ErrNothingToRetry", err)
+	}
+	assertInvariants(t, h.st, id)
+}
+
+func TestReplayDeadLetterOnceWithFreshRetries(t *testing.T) {
+	h := newHarness(t)
+	w := h.worker("w1", "default", 4, nil, nil)
+	w.credits(4)
+	id := failedRun(t, h, w)
+	open, err := h.st.OpenDeadLetters(context.Background(), id)
+	if err != nil || len(open) != 1 {
+		t.Fatalf("open dead letters %v, %v", open, err)
+	}
+	dl := open["broken"]
+	// Ten concurrent replays: exactly one wins.
+	var wins, already atomic.Int32
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run, err := h.eng.ReplayDeadLetter(context.Background(), dl)
+			switch {
+			case err == nil && run == id:
+				wins.Add(1)
+			case errors.Is(err, engine.ErrAlreadyReplayed):
+				already.Add(1)
+			default:
+				t.Errorf("replay: run %s err %v", run, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 || already.Load() != 9 {
+		t.Fatalf("replays: %d won, %d already replayed; want 1 and 9", wins.Load(), already.Load())
+	}
+	// broken fails again: its retry budget is fresh (2 more attempts), then a new dead letter.
+	d := w.runAll(id, map[string]int{"broken": -1})
+	if d.Run.State != model.RunFailed {
+		t.Fatalf("run %s", d.Run.State)
+	}
+	if n := len(attemptsOf(t, h, id, "broken")); n != 4 {
+		t.Fatalf("broken has %d attempts, want 2 + 2 after the replay", n)
+	}
+	open, _ = h.st.OpenDeadLetters(context.Background(), id)
+	if len(open) != 1 || open["broken"] == dl {
+		t.Fatalf("open dead letters after the second failure: %v (first was %s)", open, dl)
+	}
+	// Replay again, and this time it works.
+	if _, err := h.eng.ReplayDeadLetter(context.Background(), open["broken"]); err != nil {
+		t.Fatal(err)
+	}
+	if d := w.runAll(id, nil); d.Run.State != model.RunSucceeded {
+		t.Fatalf("run after the second replay: %s %v", d.Run.State, taskStates(d))
+	}
+	if _, err := h.eng.ReplayDeadLetter(context.Background(), open["broken"]); !errors.Is(err, engine.ErrAlreadyReplayed) {
+		t.Fatalf("replaying a replayed entry: %v", err)
+	}
+	if _, err := h.eng.ReplayDeadLetter(context.Background(), uuid.New()); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("replaying an unknown entry: %v", err)
+	}
+	assertInvariants(t, h.st, id)
+}
+
+func TestPurgeDeadLetter(t *testing.T) {
+	h := newHarness(t)
+	w := h.worker("w1", "default", 4, nil, nil)
+	w.credits(4)
+	id := failedRun(t, h, w)
+	open, _ := h.st.OpenDeadLetters(context.Background(), id)
+	if err := h.eng.PurgeDeadLetter(context.Background(), open["broken"]); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.eng.PurgeDeadLetter(context.Background(), open["broken"]); !errors.Is(err, engine.ErrNotFound) {
+		t.Fatalf("second purge: %v, want ErrNotFound", err)
+	}
+	d, _ := h.st.GetRun(context.Background(), id)
+	if taskStates(d)["broken"] != model.TaskDeadLettered {
+		t.Fatal("purge changed the task")
 	}
 }

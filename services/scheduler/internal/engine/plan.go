@@ -313,7 +313,7 @@ func (e *Engine) finishTask(g *grp, ref taskRef, to model.TaskState, msg string)
 func (e *Engine) failAttempt(g *grp, ref taskRef, kind model.FailureKind, msg string) {
 	rs, t := ref.run, ref.task()
 	t.errors = append(t.errors, model.AttemptError{Attempt: t.attempt, FailureKind: kind, Error: msg})
-	if delay, again := t.policy.Next(t.attempt, e.cfg.Rand); again {
+	if delay, again := t.policy.Next(t.attempt-t.base, e.cfg.Rand); again {
 		at := e.cfg.Now().Add(delay)
 		text := fmt.Sprintf("attempt %d failed (%s): %s; retrying in %s", t.attempt, kind, msg, delay.Round(time.Millisecond))
 		g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: t.state, Attempt: t.attempt, Token: t.token,
@@ -340,7 +340,7 @@ func (e *Engine) attemptErrors(t *taskState, rs *runState) []model.AttemptError 
 	if len(t.errors) >= t.attempt {
 		return slices.Clone(t.errors)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
 	as, err := e.cfg.Store.ListAttempts(ctx, rs.run.ID, t.id)
 	if err != nil {

@@ -32,6 +32,7 @@ type taskState struct {
 	id        string
 	state     model.TaskState
 	attempt   int
+	base      int // attempt number the task was re-opened at; retries count from it
 	token     int64
 	worker    string
 	attemptID uuid.UUID // current attempt's id (zero when unknown after a failover)
@@ -105,6 +106,7 @@ func (e *Engine) load(ctx context.Context, d store.RunDetail) (*runState, error)
 		}
 		t := rs.tasks[i]
 		t.state, t.attempt, t.token, t.worker, t.nextAt = tr.State, tr.Attempt, tr.FencingToken, tr.WorkerID, tr.NextAttemptAt
+		t.base = tr.AttemptBase
 		t.queuedAt = tr.UpdatedAt
 		seen++
 	}

@@ -254,21 +254,84 @@ func (s *Server) cancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 	return &cairnv1.CancelRunResponse{Run: runProto(d, wf)}, nil
 }
 
-const laterIssue = "comes with the gateway work (issue #5); the engine does not support it yet"
-
-// RetryRun is not implemented yet.
-func (s *Server) RetryRun(context.Context, *cairnv1.RetryRunRequest) (*cairnv1.RetryRunResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "RetryRun "+laterIssue)
+// RetryRun re-runs a failed or cancelled run's failed tasks and what ran after them.
+func (s *Server) RetryRun(ctx context.Context, req *cairnv1.RetryRunRequest) (*cairnv1.RetryRunResponse, error) {
+	resp, err := s.retryRun(ctx, req)
+	return resp, s.toStatus(err)
 }
 
-// ReplayDeadLetter is not implemented yet.
-func (s *Server) ReplayDeadLetter(context.Context, *cairnv1.ReplayDeadLetterRequest) (*cairnv1.ReplayDeadLetterResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "ReplayDeadLetter "+laterIssue)
+func (s *Server) retryRun(ctx context.Context, req *cairnv1.RetryRunRequest) (*cairnv1.RetryRunResponse, error) {
+	term, err := s.cfg.State.Current()
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.Parse(req.GetRunId())
+	if err != nil {
+		return nil, invalidf("run_id %q is not a run id (a UUID)", req.GetRunId())
+	}
+	if err := term.Engine.RetryRun(ctx, id); err != nil {
+		return nil, err
+	}
+	s.log.Info("run retried", "run_id", id)
+	run, err := s.runProto(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &cairnv1.RetryRunResponse{Run: run}, nil
 }
 
-// PurgeDeadLetter is not implemented yet.
-func (s *Server) PurgeDeadLetter(context.Context, *cairnv1.PurgeDeadLetterRequest) (*cairnv1.PurgeDeadLetterResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "PurgeDeadLetter "+laterIssue)
+// ReplayDeadLetter puts a dead-lettered task back into its run.
+func (s *Server) ReplayDeadLetter(ctx context.Context, req *cairnv1.ReplayDeadLetterRequest) (*cairnv1.ReplayDeadLetterResponse, error) {
+	resp, err := s.replayDeadLetter(ctx, req)
+	return resp, s.toStatus(err)
+}
+
+func (s *Server) replayDeadLetter(ctx context.Context, req *cairnv1.ReplayDeadLetterRequest) (*cairnv1.ReplayDeadLetterResponse, error) {
+	term, err := s.cfg.State.Current()
+	if err != nil {
+		return nil, err
+	}
+	id, err := uuid.Parse(req.GetId())
+	if err != nil {
+		return nil, invalidf("id %q is not a dead letter id (a UUID)", req.GetId())
+	}
+	runID, err := term.Engine.ReplayDeadLetter(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("dead letter replayed", "dead_letter_id", id, "run_id", runID)
+	run, err := s.runProto(ctx, runID)
+	if err != nil {
+		return nil, err
+	}
+	return &cairnv1.ReplayDeadLetterResponse{Run: run}, nil
+}
+
+// PurgeDeadLetter deletes a dead letter without replaying it.
+func (s *Server) PurgeDeadLetter(ctx context.Context, req *cairnv1.PurgeDeadLetterRequest) (*cairnv1.PurgeDeadLetterResponse, error) {
+	term, err := s.cfg.State.Current()
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	id, err := uuid.Parse(req.GetId())
+	if err != nil {
+		return nil, s.toStatus(invalidf("id %q is not a dead letter id (a UUID)", req.GetId()))
+	}
+	if err := term.Engine.PurgeDeadLetter(ctx, id); err != nil {
+		return nil, s.toStatus(err)
+	}
+	s.log.Info("dead letter purged", "dead_letter_id", id)
+	return &cairnv1.PurgeDeadLetterResponse{}, nil
+}
+
+// runProto reads a run back for a response.
+func (s *Server) runProto(ctx context.Context, id uuid.UUID) (*cairnv1.Run, error) {
+	d, err := s.cfg.Store.GetRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	wf, _ := s.cfg.Workflows.Get(ctx, d.Run.Workflow, d.Run.Version)
+	return runProto(d, wf), nil
 }
 
 // toStatus translates an error into the gRPC status the caller sees. It is the only place
@@ -286,9 +349,10 @@ func (s *Server) toStatus(err error) error {
 		return validationStatus(list)
 	case errors.Is(err, dag.ErrParams), errors.Is(err, errInvalid), errors.Is(err, store.ErrInvalidArgument):
 		return status.Error(codes.InvalidArgument, err.Error())
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, engine.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, errPrecondition):
+	case errors.Is(err, errPrecondition), errors.Is(err, engine.ErrRunActive), errors.Is(err, engine.ErrNothingToRetry),
+		errors.Is(err, engine.ErrAlreadyReplayed):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrStaleEpoch), errors.Is(err, engine.ErrNotLeader):
 		return status.Error(codes.Unavailable, "leadership changed during the call; retry against the new leader: "+err.Error())
