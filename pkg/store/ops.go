@@ -480,6 +480,27 @@ func (o InsertDeadLetter) check(rows int64) error {
 		"no open dead letter for the task and no dead letter with id "+d.ID.String())
 }
 
+// DeleteDeadLetter purges a dead letter (the operator gives up on it): the row goes, the
+// task stays DEAD_LETTERED. It conflicts if no such dead letter exists.
+type DeleteDeadLetter struct {
+	ID uuid.UUID
+}
+
+func (o DeleteDeadLetter) validate() error {
+	if o.ID == uuid.Nil {
+		return invalidf("delete dead letter: id is required")
+	}
+	return nil
+}
+
+func (o DeleteDeadLetter) statement() (string, []any) {
+	return `DELETE FROM dead_letters WHERE id = $1`, []any{o.ID}
+}
+
+func (o DeleteDeadLetter) check(rows int64) error {
+	return conflictIf(rows, 1, "dead letter "+o.ID.String(), "an existing dead letter")
+}
+
 // MarkReplayed sets a dead letter's replayed_at, compare-and-set on it being unset: of
 // concurrent replays exactly one group applies. Put it in the same group as the task's
 // transition out of DEAD_LETTERED.

@@ -56,3 +56,21 @@ func TestReopenResetsAttemptBaseAndClosesDeadLetter(t *testing.T) {
 	_, err = e.s.Apply(e.ctx, epoch, &b)
 	wantIs(t, err, store.ErrInvalidArgument)
 }
+
+func TestDeleteDeadLetter(t *testing.T) {
+	e := newEnv(t)
+	e.workflow("wf")
+	r := e.run("wf", "a")
+	e.mustApply(store.TaskTransition{RunID: r.ID, TaskID: "a", From: model.TaskPending, Attempt: 0, To: model.TaskQueued})
+	e.mustApply(store.TaskTransition{RunID: r.ID, TaskID: "a", From: model.TaskQueued, Attempt: 0, To: model.TaskFailed, Error: "x"})
+	dl := model.DeadLetter{ID: uuid.New(), RunID: r.ID, TaskID: "a", Workflow: "wf"}
+	e.mustApply(store.InsertDeadLetter{DeadLetter: dl})
+	e.mustApply(store.DeleteDeadLetter{ID: dl.ID})
+	if _, err := e.s.GetDeadLetter(e.ctx, dl.ID); err == nil {
+		t.Fatal("dead letter still there after delete")
+	}
+	wantIs(t, e.apply(store.DeleteDeadLetter{ID: dl.ID}), store.ErrConflict)
+	if tr := e.task(r.ID, "a"); tr.State != model.TaskFailed {
+		t.Fatalf("task changed by the purge: %s", tr.State)
+	}
+}
