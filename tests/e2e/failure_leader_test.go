@@ -25,7 +25,6 @@ tasks:
 // attempt for a task that was running on a live worker), the new leader dispatches, and
 // every run completes — including one started through the gateway after the failover.
 func TestFailureLeaderKilled(t *testing.T) {
-	t.Skip("blocked: after a failover a worker with running attempts reconnects too late (its reconnect backoff is not reset when a new leader appears), so the new leader loses attempts it should re-adopt; see docs/testing.md")
 	const sessionTTL = 2 * time.Second
 	c := framework.NewCluster(t, framework.Options{Schedulers: 3, Workers: 2, WorkerConcurrency: 2,
 		SessionTTL: sessionTTL, Gateway: true})
@@ -139,6 +138,40 @@ func TestFailureLeaderPaused(t *testing.T) {
 		if a.Epoch() == old.Epoch && a.AssignedAt.After(took.Since) {
 			t.Errorf("attempt %v was assigned under the old epoch %d at %v, after epoch %d took office at %v",
 				a, old.Epoch, a.AssignedAt, next.Epoch, took.Since)
+		}
+	}
+	c.CheckInvariants(t)
+}
+
+// TestFailureAllSchedulersRestarted: kill every scheduler while workers run attempts, then
+// start them again. The workers keep running; the new leader re-adopts their attempts (no
+// task gets a second attempt) and every run completes.
+func TestFailureAllSchedulersRestarted(t *testing.T) {
+	c := framework.NewCluster(t, framework.Options{Schedulers: 2, Workers: 2, WorkerConcurrency: 2})
+	name, _ := c.Apply(failover)
+	runs := []string{c.StartRun(name, nil), c.StartRun(name, nil)}
+	for _, r := range runs {
+		c.WaitAttemptRunning(r, "long", 20*time.Second)
+	}
+	old := c.WaitLeader(10 * time.Second)
+	for _, s := range c.Schedulers {
+		s.Kill()
+	}
+	for _, s := range c.Schedulers {
+		s.Restart()
+	}
+	// The dead leader's key lingers until its session TTL runs out; then a restarted one leads.
+	framework.Eventually(t, 15*time.Second, func() bool {
+		l, ok := c.LeaderNow()
+		return ok && l.Epoch > old.Epoch && l.Process != nil
+	}, "a restarted scheduler leads at an epoch above %d", old.Epoch)
+	for _, r := range runs {
+		if got := c.WaitRun(r, 30*time.Second); got != "SUCCEEDED" {
+			t.Fatalf("run %s finished %s, want SUCCEEDED", r, got)
+		}
+		as := c.TaskAttempts(r, "long")
+		if len(as) != 1 || as[0].State != "SUCCEEDED" || as[0].Epoch() != old.Epoch {
+			t.Errorf("run %s task long: attempts %v; want its one attempt from epoch %d re-adopted, not relaunched", r, as, old.Epoch)
 		}
 	}
 	c.CheckInvariants(t)
