@@ -76,8 +76,8 @@ dev: build ## Run all of Cairn locally: embedded etcd, local PostgreSQL under .c
 	./$(BIN)/cairnctl dev
 
 .PHONY: bench
-bench: ## Run the benchmarks and print their figures.
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./pkg/...
+bench: ## Run the end-to-end benchmark on a real loopback cluster and print its figures (BENCHFLAGS=--quick, --only hop, ...).
+	$(GO) run ./bench $(BENCHFLAGS)
 
 .PHONY: robustness
 robustness: ## Run the fault-injection suite in a loop (ROBUSTNESS_COUNT times, default 3).

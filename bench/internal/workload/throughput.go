@@ -1,0 +1,114 @@
+package workload
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cairn-io/cairn/bench/internal/cluster"
+)
+
+// throughput runs, for each worker count, one wide run and many concurrent small runs on a
+// fresh cluster, and reports tasks/s from the first dispatch to the last completion, and the
+// peak RSS (VmHWM) of the scheduler and of the largest worker.
+func (r *runner) throughput(ctx context.Context) error {
+	r.rep.Workload("throughput", "wide", r.cfg.Wide, "runs", r.cfg.Runs, "run_tasks", r.cfg.RunTasks, "run_shape", "fan-out/join",
+		"workers", joinInts(r.cfg.Workers), "slots", r.cfg.Slots, "start_clients", r.cfg.Clients, "task", "noop")
+	profiled := false
+	for _, w := range r.cfg.Workers {
+		for _, shape := range []string{"wide", "runs"} {
+			prof := ""
+			if r.cfg.CPUProfile != "" && !profiled && shape == "wide" {
+				prof, profiled = r.cfg.CPUProfile, true
+			}
+			if err := r.throughputCase(ctx, shape, w, prof); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *runner) throughputCase(ctx context.Context, shape string, workers int, profile string) error {
+	key := fmt.Sprintf("%s.w%d", shape, workers)
+	c, err := r.env.NewCluster(ctx, "throughput-"+shape+fmt.Sprintf("-w%d", workers), cluster.Spec{
+		Schedulers: 1, Workers: workers, Slots: r.cfg.Slots, SessionTTL: r.cfg.SessionTTL,
+		LeaseTTL: r.cfg.LeaseTTL, AdoptGrace: r.cfg.AdoptGrace, CPUProfile: profile,
+	})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+
+	var ids []string
+	failed, tasks := 0, 0
+	var firstErr error
+	began := time.Now()
+	if shape == "wide" {
+		if err := apply(ctx, c, wideYAML("wide", r.cfg.Wide)); err != nil {
+			return err
+		}
+		id, err := startRun(ctx, c, "wide")
+		if err != nil {
+			failed, firstErr = 1, err
+		} else {
+			ids = []string{id}
+		}
+		tasks = r.cfg.Wide
+	} else {
+		if err := apply(ctx, c, diamondYAML("small", r.cfg.RunTasks)); err != nil {
+			return err
+		}
+		ids, failed, firstErr = startRuns(ctx, c, "small", r.cfg.Runs, r.cfg.Clients)
+		tasks = len(ids) * r.cfg.RunTasks
+	}
+	startedIn := time.Since(began)
+	out, err := waitRuns(ctx, c, ids, r.cfg.Timeout)
+	if err != nil {
+		return err
+	}
+	why := out.String()
+	if firstErr != nil {
+		why += fmt.Sprintf("; %d start(s) failed, first: %v", failed, firstErr)
+	}
+	r.errorsFigure("throughput."+key+".errors", failed+len(ids)-out.count("SUCCEEDED"), why)
+
+	note := fmt.Sprintf("%d tasks", tasks)
+	if shape == "runs" {
+		note = fmt.Sprintf("%d runs x %d tasks, started in %v", len(ids), r.cfg.RunTasks, startedIn.Round(time.Millisecond))
+	}
+	if sp, err := attemptSpan(ctx, c, ids); err != nil || out.pending > 0 {
+		r.rep.Unavailable("throughput."+key, fmt.Sprintf("runs unfinished or no attempt: %v", err))
+		r.rep.Unavailable("throughput."+key+".seconds", "")
+	} else {
+		tps := float64(tasks) / sp.seconds()
+		if pg := r.pgbench[1]; pg > 0 {
+			note += fmt.Sprintf("; %.2fx pgbench c1", tps/pg)
+		}
+		r.rep.AddNote("throughput."+key, tps, "tasks/s", note)
+		r.rep.AddNote("throughput."+key+".seconds", sp.seconds(), "s", "first dispatch to last completion")
+	}
+
+	mem, err := c.Schedulers[0].Memory()
+	if err != nil {
+		r.rep.Unavailable("rss."+key+".scheduler_peak", err.Error())
+	} else {
+		r.rep.AddNote("rss."+key+".scheduler_peak", float64(mem.Peak)/mib, "MiB", "VmHWM")
+	}
+	var peak int64
+	var werr error
+	for _, wp := range c.Workers {
+		m, err := wp.Memory()
+		if err != nil {
+			werr = err
+			continue
+		}
+		peak = max(peak, m.Peak)
+	}
+	if peak == 0 {
+		r.rep.Unavailable("rss."+key+".worker_peak", fmt.Sprint(werr))
+	} else {
+		r.rep.AddNote("rss."+key+".worker_peak", float64(peak)/mib, "MiB", "VmHWM, largest worker")
+	}
+	return nil
+}
