@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Does exactly what README.md's set-up and quickstart say, on this clone: build, try the
+# local runner, start `make dev`, run an example through cairnctl and through REST, then
+# Ctrl-C it and check that everything (PostgreSQL included) stopped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log=$(mktemp)
+devpid=
+cleanup() {
+	if [ -n "$devpid" ] && kill -0 "$devpid" 2>/dev/null; then
+		kill -INT -- "-$devpid" 2>/dev/null || true
+		sleep 5
+		kill -KILL -- "-$devpid" 2>/dev/null || true
+	fi
+	rm -f "$log"
+}
+trap cleanup EXIT
+fail() { echo "quickstart: $*" >&2; echo "--- make dev output:" >&2; cat "$log" >&2; exit 1; }
+
+# 1. Try a workflow without any cluster.
+make build
+./bin/cairnctl validate examples/*.yaml
+./bin/cairnctl graph --format mermaid examples/fanout.yaml >/dev/null
+./bin/cairnctl run --local examples/etl.yaml -p day=2026-02-01
+./bin/cairnctl run --local --parallel 4 examples/fanout.yaml
+
+# 2. Run Cairn locally (in its own process group, so Ctrl-C reaches all of it).
+setsid make dev >"$log" 2>&1 &
+devpid=$!
+for _ in $(seq 1 240); do
+	if curl -fsS localhost:8080/readyz >/dev/null 2>&1 && grep -q "Cairn is running" "$log"; then
+		break
+	fi
+	kill -0 "$devpid" 2>/dev/null || fail "make dev exited early"
+	sleep 0.5
+done
+curl -fsS localhost:8080/readyz >/dev/null || fail "/readyz is not ready after 2 minutes"
+
+# 3. Run a workflow on it.
+./bin/cairnctl run orders-etl --wait || fail "cairnctl run orders-etl --wait failed"
+./bin/cairnctl runs list
+out=$(curl -fsS -X POST localhost:8080/v1/workflows/orders-etl/runs -d '{"params": {"day": "2026-02-02"}}')
+echo "$out" | grep -q '"run_id"' || fail "REST start run answered: $out"
+curl -fsS localhost:8080/v1/runs | grep -q '"runs"' || fail "GET /v1/runs"
+curl -fsS localhost:8080/openapi.json | grep -q '"/v1/workflows"' || fail "GET /openapi.json"
+
+# Ctrl-C stops everything, including the PostgreSQL it started.
+kill -INT -- "-$devpid"
+for _ in $(seq 1 120); do
+	kill -0 "$devpid" 2>/dev/null || break
+	sleep 0.5
+done
+kill -0 "$devpid" 2>/dev/null && fail "make dev still running 60 s after Ctrl-C"
+devpid=
+grep -q "stopping" "$log" || fail "make dev did not report stopping"
+[ ! -e .cairn/pg/data/postmaster.pid ] || fail "PostgreSQL still running after make dev stopped"
+echo "quickstart: ok"
