@@ -442,3 +442,31 @@ func TestSuggestionsStayCheap(t *testing.T) {
 		t.Errorf("first should have a suggestion and the last not (budget spent):\n%s\n%s", list[0].Msg, list[4999].Msg)
 	}
 }
+
+// YAML syntax errors name the line the problem is on, not yaml.v3's (often 0-based) context
+// line.
+func TestSyntaxErrorLines(t *testing.T) {
+	cases := []struct {
+		name string
+		yaml string
+		line int
+	}{
+		{"unclosed flow sequence", "name: broken\ntasks:\n  - id: a\n    type: [noop\n", 4},
+		{"unclosed flow mapping", "name: broken\ntasks:\n  - {id: a, type: noop\n", 3},
+		{"tab indentation", "name: broken\ntasks:\n  - id: a\n\ttype: noop\n", 4},
+		{"bad indentation", "name: broken\ntasks:\n  - id: a\n    type: noop\n   retries: 1\n", 5},
+		{"unclosed quote", "name: \"broken\ntasks: []\n", 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("x.yaml", []byte(c.yaml), Limits{})
+			var list ErrorList
+			if !errors.As(err, &list) || len(list) == 0 {
+				t.Fatalf("err = %v, want an ErrorList", err)
+			}
+			if got := list[0]; !errors.Is(got, ErrSyntax) || got.Line != c.line {
+				t.Fatalf("%v: line %d, want a syntax error on line %d", got, got.Line, c.line)
+			}
+		})
+	}
+}

@@ -154,7 +154,7 @@ func (p *parser) yaml(data []byte) *yaml.Node {
 		if err == io.EOF {
 			p.add(nil, ErrInvalid, atWorkflow, fpath{idx: -1}, "file is empty: a workflow needs at least name: and tasks:")
 		} else {
-			p.syntax(err)
+			p.syntax(err, data)
 		}
 		return nil
 	}
@@ -162,7 +162,7 @@ func (p *parser) yaml(data []byte) *yaml.Node {
 	switch err := decodeNode(dec, &extra); {
 	case err == io.EOF:
 	case err != nil:
-		p.syntax(err)
+		p.syntax(err, nil) // an error in a second document: its line is not looked for
 		return nil
 	default:
 		p.add(&extra, ErrInvalid, atWorkflow, fpath{idx: -1}, "a second YAML document starts here; a workflow file holds exactly one")
@@ -182,15 +182,60 @@ func decodeNode(dec *yaml.Decoder, n *yaml.Node) (err error) {
 	return dec.Decode(n)
 }
 
-func (p *parser) syntax(err error) {
+func (p *parser) syntax(err error, data []byte) {
 	e := &Error{File: p.file, Msg: err.Error(), Kind: ErrSyntax}
 	if m := yamlLine.FindStringSubmatch(e.Msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Msg = "YAML syntax: " + m[2]
+		if data != nil {
+			if line := syntaxLine(data, m[2]); line > 0 {
+				e.Line = line
+			}
+		}
 	} else if len(e.Msg) > 6 && e.Msg[:6] == "yaml: " {
 		e.Msg = "YAML syntax: " + e.Msg[6:]
 	}
 	p.errs = append(p.errs, e)
+}
+
+// syntaxLine finds the line a YAML syntax error is on. yaml.v3 reports the line of the
+// parser's context, and for parser (not scanner) errors that line is 0-based: errors land a
+// line early (go-yaml issue 205). The first line at which the file, cut after that line,
+// fails with the same problem is where the problem is; a binary search over the line count
+// finds it with O(log lines) parses. 0 means no better answer.
+func syntaxLine(data []byte, problem string) int {
+	ends := []int{} // ends[k] is the offset just past line k+1
+	for i, b := range data {
+		if b == '\n' {
+			ends = append(ends, i+1)
+		}
+	}
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		ends = append(ends, len(data))
+	}
+	fails := func(k int) bool { // does the file cut after line k fail with the same problem?
+		dec := yaml.NewDecoder(bytes.NewReader(data[:ends[k-1]]))
+		var n yaml.Node
+		err := decodeNode(dec, &n)
+		if err == nil || err == io.EOF {
+			return false
+		}
+		m := yamlLine.FindStringSubmatch(err.Error())
+		return m != nil && m[2] == problem
+	}
+	lo, hi := 1, len(ends) // invariant: the answer is in [lo, hi]
+	if hi == 0 || !fails(hi) {
+		return 0
+	}
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if fails(mid) {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo
 }
 
 // measure walks the whole tree once, following aliases, and fails if the tree is deeper than

@@ -101,9 +101,6 @@ func TestDeadLetterThenReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp := api.post("/v1/deadletters/"+entry.GetId()+":replay", "{}")
-		if resp.Status == http.StatusNotImplemented {
-			t.Skip("blocked: replay not implemented yet (issue #5): " + resp.String())
-		}
 		var replayed cairnv1.ReplayDeadLetterResponse
 		resp.ok(t, &replayed)
 		if replayed.GetRun().GetRunId() != id {
@@ -162,9 +159,6 @@ func TestDeadLetterThenReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp := api.post("/v1/runs/"+id+":retry", "{}")
-		if resp.Status == http.StatusNotImplemented {
-			t.Skip("blocked: run retry not implemented yet (issue #5): " + resp.String())
-		}
 		var retried cairnv1.RetryRunResponse
 		resp.ok(t, &retried)
 		if retried.GetRun().GetRunId() != id {
