@@ -382,6 +382,7 @@ func (e *Engine) removeWorker(w *worker) {
 			e.enqueue(ref)
 		}
 	}
+	e.cfg.Metrics.QueueDepth(w.id, p.name, 0) // do not leave a gone worker's last depth behind
 }
 
 // Attach registers a worker's stream with the engine (its hello) and returns once the
