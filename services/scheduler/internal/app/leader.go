@@ -85,6 +85,13 @@ func (a *App) lead(ctx context.Context, l election.Leadership) error {
 				if ev.Type != membership.Removed {
 					continue
 				}
+				if m, ok := watcher.Member(ev.Member.ID); ok && m.Incarnation > ev.Member.Incarnation {
+					// The worker registered again before this removal reached us: its new
+					// stream's hello re-attaches (or loses) its attempts; telling the engine
+					// it is gone now would only kick the new stream.
+					log.Info("worker re-registered; ignoring the removal of its old registration", "worker", ev.Member.ID)
+					continue
+				}
 				log.Info("worker registration gone; its attempts are lost", "worker", ev.Member.ID)
 				if err := eng.WorkerGone(gctx, ev.Member.ID); err != nil {
 					return nil // the engine stopped or the term ended
