@@ -234,8 +234,11 @@ func (s *Server) cancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 	err = term.Engine.CancelRun(ctx, id, req.GetReason())
 	if errors.Is(err, engine.ErrTerminal) {
 		d, gerr := s.cfg.Store.GetRun(ctx, id)
+		if errors.Is(gerr, store.ErrNotFound) {
+			return nil, fmt.Errorf("run %s: %w", id, store.ErrNotFound)
+		}
 		if gerr != nil {
-			return nil, gerr // NotFound for an unknown run
+			return nil, gerr
 		}
 		if d.Run.State.Terminal() {
 			return nil, fmt.Errorf("%w: run %s already ended (%s)", errPrecondition, id, d.Run.State)
