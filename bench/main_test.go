@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,8 +16,14 @@ func TestQuick(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL, etcd and the Cairn binaries; skipped with -short")
 	}
+	// Not t.TempDir: the postgres user must traverse the parent, and t.TempDir's is 0700.
+	dir, err := os.MkdirTemp("", "cairn-bench-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	var out, errOut bytes.Buffer
-	code := run([]string{"--quick", "--dir", t.TempDir() + "/b"}, &out, &errOut)
+	code := run([]string{"--quick", "--dir", dir}, &out, &errOut)
 	t.Logf("figures:\n%s", out.String())
 	if code != 0 {
 		t.Fatalf("bench --quick exited %d:\n%s", code, errOut.String())
