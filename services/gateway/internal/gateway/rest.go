@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/services/gateway/internal/forward"
@@ -26,7 +27,7 @@ import (
 // gives REST and gRPC the same interceptors, limits and metrics.
 func newRESTMux(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, error) {
 	mux := runtime.NewServeMux(
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, cairnv1.NewJSONMarshaler()),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, bodyMarshaler{cairnv1.NewJSONMarshaler()}),
 		runtime.WithErrorHandler(errorHandler),
 	)
 	for name, register := range map[string]func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
@@ -40,6 +41,28 @@ func newRESTMux(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, 
 		}
 	}
 	return mux, nil
+}
+
+// bodyMarshaler says which part of the request a JSON decoding error is about: protojson's
+// own messages ("unexpected EOF", "syntax error (line 1:12): unexpected token [") name neither
+// the body nor the field.
+type bodyMarshaler struct{ runtime.Marshaler }
+
+func (m bodyMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
+	d := m.Marshaler.NewDecoder(r)
+	return runtime.DecoderFunc(func(v any) error {
+		if err := d.Decode(v); err != nil {
+			if err == io.EOF {
+				return err // an empty body: grpc-gateway treats it as an empty message
+			}
+			what := "request"
+			if msg, ok := v.(proto.Message); ok {
+				what = string(msg.ProtoReflect().Descriptor().Name())
+			}
+			return fmt.Errorf("request body: not a valid JSON %s: %w", what, err)
+		}
+		return nil
+	})
 }
 
 // retryAfter returns the RetryInfo delay of an UNAVAILABLE status in whole seconds (at least
