@@ -36,9 +36,11 @@ type DeadLetterServiceClient interface {
 	ListDeadLetters(ctx context.Context, in *ListDeadLettersRequest, opts ...grpc.CallOption) (*ListDeadLettersResponse, error)
 	// Gets one dead letter with every attempt of its task. NOT_FOUND if it does not exist.
 	GetDeadLetter(ctx context.Context, in *GetDeadLetterRequest, opts ...grpc.CallOption) (*GetDeadLetterResponse, error)
-	// Replays a dead letter: its task goes back to QUEUED in its original run
-	// with a fresh attempt budget (the run returns to RUNNING), and the entry
-	// is removed. NOT_FOUND if it does not exist (for example already replayed).
+	// Replays a dead letter: its task goes back into its original run with a
+	// fresh attempt budget (the run returns to RUNNING; tasks that ran downstream
+	// of it run again after it), and the entry is closed (it leaves the list).
+	// NOT_FOUND if it does not exist; FAILED_PRECONDITION if it was replayed
+	// already (of concurrent replays of one entry exactly one succeeds).
 	ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error)
 	// Removes a dead letter without running its task again; the task stays
 	// DEAD_LETTERED. NOT_FOUND if it does not exist.
@@ -104,9 +106,11 @@ type DeadLetterServiceServer interface {
 	ListDeadLetters(context.Context, *ListDeadLettersRequest) (*ListDeadLettersResponse, error)
 	// Gets one dead letter with every attempt of its task. NOT_FOUND if it does not exist.
 	GetDeadLetter(context.Context, *GetDeadLetterRequest) (*GetDeadLetterResponse, error)
-	// Replays a dead letter: its task goes back to QUEUED in its original run
-	// with a fresh attempt budget (the run returns to RUNNING), and the entry
-	// is removed. NOT_FOUND if it does not exist (for example already replayed).
+	// Replays a dead letter: its task goes back into its original run with a
+	// fresh attempt budget (the run returns to RUNNING; tasks that ran downstream
+	// of it run again after it), and the entry is closed (it leaves the list).
+	// NOT_FOUND if it does not exist; FAILED_PRECONDITION if it was replayed
+	// already (of concurrent replays of one entry exactly one succeeds).
 	ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error)
 	// Removes a dead letter without running its task again; the task stays
 	// DEAD_LETTERED. NOT_FOUND if it does not exist.

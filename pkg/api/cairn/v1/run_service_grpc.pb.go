@@ -44,13 +44,13 @@ type RunServiceClient interface {
 	// Gets a run with the state of every task. NOT_FOUND if it does not exist.
 	GetRun(ctx context.Context, in *GetRunRequest, opts ...grpc.CallOption) (*GetRunResponse, error)
 	// Cancels a run: tasks not started are CANCELLED and running attempts are
-	// asked to stop. Cancelling a finished run is a no-op that returns it
-	// unchanged.
+	// asked to stop. FAILED_PRECONDITION if the run already ended.
 	CancelRun(ctx context.Context, in *CancelRunRequest, opts ...grpc.CallOption) (*CancelRunResponse, error)
 	// Re-runs the tasks of a finished run that did not succeed (FAILED,
-	// UPSTREAM_FAILED, CANCELLED, DEAD_LETTERED), in the same run, with a
-	// fresh attempt budget; the run returns to RUNNING. FAILED_PRECONDITION
-	// if the run is not finished or nothing failed.
+	// UPSTREAM_FAILED, CANCELLED, DEAD_LETTERED) and, like Airflow's "clear",
+	// every finished task downstream of them, in the same run, with a fresh
+	// attempt budget; the run returns to RUNNING. FAILED_PRECONDITION if the
+	// run is not finished or nothing failed.
 	RetryRun(ctx context.Context, in *RetryRunRequest, opts ...grpc.CallOption) (*RetryRunResponse, error)
 	// Lists the attempts of one task of a run, oldest first, with their output and error.
 	ListAttempts(ctx context.Context, in *ListAttemptsRequest, opts ...grpc.CallOption) (*ListAttemptsResponse, error)
@@ -164,13 +164,13 @@ type RunServiceServer interface {
 	// Gets a run with the state of every task. NOT_FOUND if it does not exist.
 	GetRun(context.Context, *GetRunRequest) (*GetRunResponse, error)
 	// Cancels a run: tasks not started are CANCELLED and running attempts are
-	// asked to stop. Cancelling a finished run is a no-op that returns it
-	// unchanged.
+	// asked to stop. FAILED_PRECONDITION if the run already ended.
 	CancelRun(context.Context, *CancelRunRequest) (*CancelRunResponse, error)
 	// Re-runs the tasks of a finished run that did not succeed (FAILED,
-	// UPSTREAM_FAILED, CANCELLED, DEAD_LETTERED), in the same run, with a
-	// fresh attempt budget; the run returns to RUNNING. FAILED_PRECONDITION
-	// if the run is not finished or nothing failed.
+	// UPSTREAM_FAILED, CANCELLED, DEAD_LETTERED) and, like Airflow's "clear",
+	// every finished task downstream of them, in the same run, with a fresh
+	// attempt budget; the run returns to RUNNING. FAILED_PRECONDITION if the
+	// run is not finished or nothing failed.
 	RetryRun(context.Context, *RetryRunRequest) (*RetryRunResponse, error)
 	// Lists the attempts of one task of a run, oldest first, with their output and error.
 	ListAttempts(context.Context, *ListAttemptsRequest) (*ListAttemptsResponse, error)
