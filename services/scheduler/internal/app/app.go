@@ -123,7 +123,7 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 
 	// The ops server comes first: liveness holds while the dependencies are awaited, and
 	// readiness says which one is missing.
-	a.ops, err = opsserver.New(opsserver.Config{Addr: cfg.OpsAddr, Metrics: a.tel.Handler(), Logger: log})
+	a.ops, err = opsserver.New(opsserver.Config{Addr: cfg.OpsAddr, Metrics: a.tel.Handler(), Pprof: cfg.Pprof, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}

@@ -39,6 +39,7 @@ type Config struct {
 	LogFormat       string
 	LogLevel        string
 	OTLPEndpoint    string
+	Pprof           bool
 
 	// Not flags: set by tests and embedders.
 
@@ -94,6 +95,8 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	fs.String(&c.LogLevel, "log-level", "CAIRN_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	fs.String(&c.OTLPEndpoint, "otlp-endpoint", "CAIRN_OTLP_ENDPOINT", "",
 		"OTLP/gRPC endpoint for traces (host:port, http:// or https://); empty: traces are not exported")
+	fs.Bool(&c.Pprof, "pprof", "CAIRN_PPROF", false,
+		"serve /debug/pprof/ on the ops address (profiling; keep the ops address private)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
