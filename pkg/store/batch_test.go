@@ -179,3 +179,59 @@ func TestTaskLifecycleWithRetry(t *testing.T) {
 		t.Fatalf("missing run: %v", err)
 	}
 }
+
+// A start time given with the start is stored, kept within [assigned_at, now()] on the
+// attempt (at most now() on the task run); without one the transaction's time is used.
+func TestStartedAtIsKeptWithinAssignedAndNow(t *testing.T) {
+	e := newEnv(t)
+	e.workflow("wf")
+	r := e.run("wf", "a", "b", "c", "d")
+	e.mustApply(store.RunTransition{RunID: r.ID, From: model.RunPending, To: model.RunRunning})
+	attempt := func(task string) model.Attempt {
+		t.Helper()
+		as, err := e.s.ListAttempts(e.ctx, r.ID, task)
+		if err != nil || len(as) != 1 {
+			t.Fatalf("attempts of %s: %+v, %v", task, as, err)
+		}
+		return as[0]
+	}
+	assign := func(task string) (int64, model.Attempt) {
+		t.Helper()
+		token := epoch<<32 | int64(tokenSeq.Add(1))
+		e.mustApply(store.TaskTransition{RunID: r.ID, TaskID: task, From: model.TaskPending, To: model.TaskQueued})
+		e.mustApply(
+			store.TaskTransition{RunID: r.ID, TaskID: task, From: model.TaskQueued, To: model.TaskAssigned,
+				Assign: &store.Assignment{Token: token, WorkerID: "w1"}},
+			store.InsertAttempt{ID: uuid.New(), RunID: r.ID, TaskID: task, Number: 1, Token: token, WorkerID: "w1"})
+		return token, attempt(task)
+	}
+	start := func(task string, token int64, at time.Time) (model.TaskRun, model.Attempt) {
+		t.Helper()
+		e.mustApply(
+			store.TaskTransition{RunID: r.ID, TaskID: task, From: model.TaskAssigned, Attempt: 1, Token: token, To: model.TaskRunning, StartedAt: at},
+			store.StartAttempt{Token: token, StartedAt: at})
+		return e.task(r.ID, task), attempt(task)
+	}
+
+	tok, _ := assign("a")
+	if tr, a := start("a", tok, time.Time{}); a.StartedAt.IsZero() || !tr.StartedAt.Equal(a.StartedAt) || a.StartedAt.Before(a.AssignedAt) {
+		t.Fatalf("no start time: task %v, attempt %+v", tr.StartedAt, a)
+	}
+
+	tok, a := assign("b")
+	time.Sleep(5 * time.Millisecond)
+	given := a.AssignedAt.Add(time.Millisecond)
+	if tr, a := start("b", tok, given); !a.StartedAt.Equal(given) || !tr.StartedAt.Equal(given) {
+		t.Fatalf("start %v in range: task %v, attempt %+v", given, tr.StartedAt, a)
+	}
+
+	tok, _ = assign("c")
+	if tr, a := start("c", tok, time.Now().Add(time.Hour)); a.StartedAt.After(time.Now()) || tr.StartedAt.After(time.Now()) {
+		t.Fatalf("future start not capped: task %v, attempt %v", tr.StartedAt, a.StartedAt)
+	}
+
+	tok, _ = assign("d")
+	if _, a := start("d", tok, time.Unix(0, 0)); !a.StartedAt.Equal(a.AssignedAt) {
+		t.Fatalf("start before the assignment not raised to assigned_at: %+v", a)
+	}
+}

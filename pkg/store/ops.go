@@ -41,6 +41,9 @@ type TaskTransition struct {
 	NextAttemptAt time.Time
 	// Error, when non-empty, is stored as the task run's last_error.
 	Error string
+	// StartedAt, for a move to RUNNING, is when the attempt started as the leader saw it
+	// (capped at the transaction's time); zero means the transaction's time.
+	StartedAt time.Time
 }
 
 // Assignment is the new attempt of a TaskTransition to ASSIGNED.
@@ -92,14 +95,15 @@ func (o TaskTransition) statement() (string, []any) {
 			worker_id = COALESCE($6::text, worker_id),
 			next_attempt_at = $7,
 			last_error = CASE WHEN $8::text = '' THEN last_error ELSE $8::text END,
-			started_at = CASE $3::text WHEN 'RUNNING' THEN now() WHEN 'ASSIGNED' THEN NULL ELSE started_at END,
+			started_at = CASE $3::text WHEN 'RUNNING' THEN LEAST(COALESCE($14::timestamptz, now()), now())
+				WHEN 'ASSIGNED' THEN NULL ELSE started_at END,
 			finished_at = CASE WHEN $9::boolean THEN now() END,
 			attempt_base = CASE WHEN $13::boolean THEN $11 ELSE attempt_base END,
 			updated_at = now()
 		WHERE run_id = $1 AND task_id = $2 AND state = $10::text AND attempt = $11
 			AND ($12::bigint = 0 OR fencing_token = $12::bigint)`,
 		[]any{o.RunID, o.TaskID, string(o.To), attempt, token, worker, nullTime(o.NextAttemptAt), o.Error,
-			o.To.Terminal(), string(o.From), o.Attempt, o.Token, o.ResetBase}
+			o.To.Terminal(), string(o.From), o.Attempt, o.Token, o.ResetBase, nullTime(o.StartedAt)}
 }
 
 func (o TaskTransition) check(rows int64) error {
@@ -167,6 +171,9 @@ func (o InsertAttempt) check(rows int64) error {
 type StartAttempt struct {
 	Token      int64
 	DeadlineAt time.Time // zero: no deadline
+	// StartedAt is when the attempt started as the leader saw it, kept within
+	// [assigned_at, the transaction's time]; zero means the transaction's time.
+	StartedAt time.Time
 }
 
 func (o StartAttempt) validate() error {
@@ -177,8 +184,9 @@ func (o StartAttempt) validate() error {
 }
 
 func (o StartAttempt) statement() (string, []any) {
-	return `UPDATE attempts SET state = 'RUNNING', started_at = now(), deadline_at = $2
-		WHERE fencing_token = $1 AND state = 'ASSIGNED'`, []any{o.Token, nullTime(o.DeadlineAt)}
+	return `UPDATE attempts SET state = 'RUNNING',
+			started_at = LEAST(GREATEST(COALESCE($3::timestamptz, now()), assigned_at), now()), deadline_at = $2
+		WHERE fencing_token = $1 AND state = 'ASSIGNED'`, []any{o.Token, nullTime(o.DeadlineAt), nullTime(o.StartedAt)}
 }
 
 func (o StartAttempt) check(rows int64) error {

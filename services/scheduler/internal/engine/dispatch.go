@@ -248,6 +248,7 @@ func (e *Engine) assign(w *worker, ref taskRef) {
 		taskEvent(rs.run.ID, t.id, model.TaskQueued, model.TaskAssigned, number, "assigned to worker "+w.id))
 	wait := e.cfg.Now().Sub(t.queuedAt)
 	t.state, t.attempt, t.token, t.worker, t.attemptID, t.unconfirmed = model.TaskAssigned, number, token, w.id, id, false
+	t.startSeen = time.Time{}
 	e.tokens[token] = ref
 	w.credits--
 	w.inflight++
@@ -438,19 +439,59 @@ func (in started) handle(e *Engine) {
 		return
 	}
 	rs, t := ref.run, ref.task()
-	if t.state != model.TaskAssigned {
+	if t.state != model.TaskAssigned || !t.startSeen.IsZero() {
 		return
 	}
-	def := rs.wf.Tasks[ref.idx]
-	deadline := e.cfg.Now().Add(def.Timeout + e.cfg.AttemptGrace)
-	g := e.tx.group(rs.run.ID)
-	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: model.TaskAssigned, Attempt: t.attempt, Token: t.token, To: model.TaskRunning},
-		store.StartAttempt{Token: t.token, DeadlineAt: deadline},
+	now := e.cfg.Now()
+	t.startSeen = now
+	// The deadline runs from the start as reported, whenever the start is written.
+	e.timers.push(timer{at: now.Add(rs.wf.Tasks[ref.idx].Timeout + e.cfg.AttemptGrace), kind: timerDeadline, ref: ref, token: t.token})
+	if e.cfg.StartDelay <= 0 {
+		e.starts = append(e.starts, startRef{ref, t.token})
+		return
+	}
+	e.timers.push(timer{at: now.Add(e.cfg.StartDelay), kind: timerStart, ref: ref, token: t.token})
+}
+
+// startRef is a start reported in the current batch.
+type startRef struct {
+	ref   taskRef
+	token int64
+}
+
+// flushStarts writes, each in its own group, the starts reported in this batch whose
+// attempt did not end in it too (an end carries its start, see writeStart).
+func (e *Engine) flushStarts() {
+	for i, s := range e.starts {
+		e.starts[i] = startRef{}
+		if e.runs[s.ref.run.run.ID] != s.ref.run {
+			continue // the run ended or was reloaded
+		}
+		if t := s.ref.task(); t.token == s.token && t.state == model.TaskAssigned {
+			g := e.tx.group(s.ref.run.run.ID)
+			e.writeStart(g, s.ref)
+			g.close()
+		}
+	}
+	e.starts = e.starts[:0]
+}
+
+// writeStart adds the ASSIGNED → RUNNING transition of an attempt whose worker reported it
+// started (t.startSeen set) to g; it does nothing for an attempt not reported started. Every
+// group that ends an ASSIGNED attempt calls it first, so a start kept in memory is written
+// with the attempt's outcome, in the order it happened.
+func (e *Engine) writeStart(g *grp, ref taskRef) {
+	rs, t := ref.run, ref.task()
+	if t.state != model.TaskAssigned || t.startSeen.IsZero() {
+		return
+	}
+	deadline := t.startSeen.Add(rs.wf.Tasks[ref.idx].Timeout + e.cfg.AttemptGrace)
+	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: model.TaskAssigned, Attempt: t.attempt, Token: t.token,
+		To: model.TaskRunning, StartedAt: t.startSeen},
+		store.StartAttempt{Token: t.token, DeadlineAt: deadline, StartedAt: t.startSeen},
 		store.AppendEvent{Event: model.Event{RunID: rs.run.ID, TaskID: t.id, Kind: model.EventAttemptStarted, Attempt: t.attempt,
-			From: string(model.TaskAssigned), To: string(model.TaskRunning), Message: "started on worker " + in.sess.WorkerID}})
-	t.state = model.TaskRunning
-	e.timers.push(timer{at: deadline, kind: timerDeadline, ref: ref, token: t.token})
-	g.close()
+			From: string(model.TaskAssigned), To: string(model.TaskRunning), Message: "started on worker " + t.worker}})
+	t.state, t.startSeen = model.TaskRunning, time.Time{}
 }
 
 // Started records that a worker began executing an attempt.

@@ -12,9 +12,13 @@
 //  1. take one input, then drain up to MaxBatch more without blocking;
 //  2. handle each: mutate the in-memory runs and record, per input, one all-or-nothing
 //     group of store operations plus the effects to perform once it is durable;
-//  3. dispatch: give queued tasks to workers that have credits (one group per assignment);
-//  4. commit every group in one transaction (store.Apply), which checks the leader epoch first;
-//  5. perform the effects of the groups that applied: send assignments, acknowledge
+//  3. write the starts workers reported in this batch, except those of attempts that also
+//     ended in it: a result carries its attempt's start in its own group (ASSIGNED →
+//     RUNNING, then the outcome), so a short task costs two commits, not three
+//     (Config.StartDelay can hold starts longer, waiting for their results);
+//  4. dispatch: give queued tasks to workers that have credits (one group per assignment);
+//  5. commit every group in one transaction (store.Apply), which checks the leader epoch first;
+//  6. perform the effects of the groups that applied: send assignments, acknowledge
 //     results, answer callers, arm timers. A group that conflicted means memory and
 //     PostgreSQL disagree about a run: its effects are dropped and the run is reloaded.
 //

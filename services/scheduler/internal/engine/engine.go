@@ -46,6 +46,13 @@ type Config struct {
 	// attempts before they are declared lost.
 	AdoptGrace time.Duration
 	MaxBatch   int
+	// StartDelay is how long an attempt's start (ASSIGNED → RUNNING), reported by its
+	// worker, may wait in memory for the attempt's result before it is committed on its own.
+	// A result (or any other end of the attempt) that arrives first writes the start in its
+	// own group, so a short task costs two commits (assignment, result) instead of three.
+	// Zero or negative: the start is written with the batch it arrived in, unless the
+	// attempt ended in that same batch — RUNNING is then as prompt as without the delay.
+	StartDelay time.Duration
 	// Metrics receives observations; nil records nothing.
 	Metrics Metrics
 	Now     func() time.Time
@@ -87,6 +94,7 @@ type Engine struct {
 	pools    map[string]*pool
 	timers   timerHeap
 	tx       *txn
+	starts   []startRef         // starts reported in this batch, written at its end (StartDelay ≤ 0)
 	dirty    map[uuid.UUID]bool // runs to reload after a conflict
 	ctx      context.Context    // Run's context, for the rare reads inside the loop
 }
@@ -216,6 +224,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		for _, in := range batch {
 			in.handle(e)
 		}
+		e.flushStarts()
 		e.dispatch()
 		if err := e.commit(ctx); err != nil {
 			if ctx.Err() != nil {

@@ -34,6 +34,8 @@ type harness struct {
 	version map[string]int
 	wfs     *engine.WorkflowCache
 	live    *liveSet
+	// startDelay is the next engine's Config.StartDelay (zero: the default).
+	startDelay time.Duration
 }
 
 type liveSet struct {
@@ -97,7 +99,7 @@ func (h *harness) start() {
 	h.eng = engine.New(engine.Config{
 		Store: h.st, Epoch: h.epoch, Holder: "test", Workflows: h.wfs, Metrics: h.metrics,
 		LiveWorkers: h.live.snapshot, AdoptGrace: 300 * time.Millisecond, AttemptGrace: time.Minute,
-		Rand: func() float64 { return 0.5 },
+		Rand: func() float64 { return 0.5 }, StartDelay: h.startDelay,
 	})
 	runCtx, cancel := context.WithCancel(ctx)
 	h.cancel = cancel
@@ -877,4 +879,129 @@ func TestPurgeDeadLetter(t *testing.T) {
 	if taskStates(d)["broken"] != model.TaskDeadLettered {
 		t.Fatal("purge changed the task")
 	}
+}
+
+const single = `
+name: single
+tasks:
+  - {id: only, type: noop, timeout: 1h}
+`
+
+// A start the engine still holds in memory when the result arrives is written in the
+// result's group: one transaction records RUNNING and the outcome, in that order.
+func TestQuickResultCarriesTheStart(t *testing.T) {
+	h := newHarness(t)
+	h.stop()
+	h.startDelay = time.Hour // never written on its own during this test
+	h.epoch = 2
+	h.start()
+	wf := h.apply(single)
+	w := h.worker("w1", "default", 1, nil, nil)
+	w.credits(1)
+	id := h.startRun(wf, nil)
+	a := w.next()
+	w.started(a)
+	if ack := w.finish(a, true, ""); !ack.Accepted {
+		t.Fatalf("result rejected: %+v", ack)
+	}
+	d := h.waitRun(id)
+	if d.Run.State != model.RunSucceeded || d.Tasks[0].StartedAt.IsZero() {
+		t.Fatalf("run %s, task %+v", d.Run.State, d.Tasks[0])
+	}
+	as, err := h.st.ListAttempts(context.Background(), id, "only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 1 || as[0].State != model.AttemptSucceeded || as[0].StartedAt.IsZero() ||
+		as[0].StartedAt.After(as[0].FinishedAt) || as[0].DeadlineAt.IsZero() {
+		t.Fatalf("attempt (want started, then finished, with a deadline): %+v", as)
+	}
+	evs, err := h.st.EventsSince(context.Background(), id, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seq []string
+	for _, e := range evs {
+		if e.TaskID == "only" {
+			seq = append(seq, e.From+">"+e.To)
+		}
+	}
+	want := "[PENDING>QUEUED QUEUED>ASSIGNED ASSIGNED>RUNNING RUNNING>SUCCEEDED]"
+	if got := fmt.Sprint(seq); got != want {
+		t.Fatalf("task events %s, want %s", got, want)
+	}
+	assertInvariants(t, h.st, id)
+}
+
+// A start with no result in the same batch (StartDelay 0) or within StartDelay is written on
+// its own; the result then moves the task on from RUNNING.
+func TestStartWithoutResultIsWrittenOnItsOwn(t *testing.T) {
+	for _, delay := range []time.Duration{0, 50 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) { testStartWrittenOnItsOwn(t, delay) })
+	}
+}
+
+func testStartWrittenOnItsOwn(t *testing.T, delay time.Duration) {
+	h := newHarness(t)
+	if delay != 0 {
+		h.stop()
+		h.startDelay = delay
+		h.epoch = 2
+		h.start()
+	}
+	wf := h.apply(single)
+	w := h.worker("w1", "default", 1, nil, nil)
+	w.credits(1)
+	id := h.startRun(wf, nil)
+	a := w.next()
+	w.started(a)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		as, err := h.st.ListAttempts(context.Background(), id, "only")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(as) == 1 && as[0].State == model.AttemptRunning {
+			if as[0].DeadlineAt.IsZero() {
+				t.Fatalf("running attempt without a deadline: %+v", as[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("start not written on its own: %+v", as)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	w.finish(a, true, "")
+	if d := h.waitRun(id); d.Run.State != model.RunSucceeded {
+		t.Fatalf("run %s", d.Run.State)
+	}
+	assertInvariants(t, h.st, id)
+}
+
+// Cancelling a run whose attempt's start is still in memory records the start, then the
+// cancellation.
+func TestCancelWritesAPendingStart(t *testing.T) {
+	h := newHarness(t)
+	h.stop()
+	h.startDelay = time.Hour
+	h.epoch = 2
+	h.start()
+	wf := h.apply(single)
+	w := h.worker("w1", "default", 1, nil, nil)
+	w.credits(1)
+	id := h.startRun(wf, nil)
+	a := w.next()
+	w.started(a)
+	if err := h.eng.CancelRun(context.Background(), id, "test"); err != nil {
+		t.Fatal(err)
+	}
+	as, err := h.st.ListAttempts(context.Background(), id, "only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 1 || as[0].State != model.AttemptCancelled || as[0].StartedAt.IsZero() {
+		t.Fatalf("attempt: %+v", as)
+	}
+	assertInvariants(t, h.st, id)
 }

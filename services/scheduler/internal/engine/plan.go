@@ -176,6 +176,7 @@ func (in cancelRun) handle(e *Engine) {
 		case model.TaskPending, model.TaskQueued, model.TaskRetryWait:
 			e.setTerminal(g, rs, t, model.TaskCancelled, msg)
 		case model.TaskAssigned, model.TaskRunning:
+			e.writeStart(g, taskRef{rs, t.idx})
 			g.add(store.FinishAttempt{Token: t.token, To: model.AttemptCancelled, FailureKind: model.FailureCancelled, Error: msg})
 			token, worker, attemptID := t.token, t.worker, t.attemptID
 			delete(e.tokens, t.token)
@@ -259,6 +260,7 @@ func (e *Engine) applyResult(g *grp, res Result, workerID string) bool {
 	}
 	t := ref.task()
 	t.unconfirmed = false
+	e.writeStart(g, ref) // a start still in memory goes first, in the same group
 	delete(e.tokens, res.Token)
 	if w := e.workers[t.worker]; w != nil && t.worker == workerID {
 		w.inflight--
@@ -380,6 +382,7 @@ func (e *Engine) requeue(g *grp, ref taskRef, msg string) {
 // lose declares an active attempt lost (its worker is gone) and re-queues the task.
 func (e *Engine) lose(g *grp, ref taskRef, reason string) {
 	t := ref.task()
+	e.writeStart(g, ref)
 	g.add(store.FinishAttempt{Token: t.token, To: model.AttemptLost, FailureKind: model.FailureLost, Error: reason})
 	delete(e.tokens, t.token)
 	if w := e.workers[t.worker]; w != nil {
@@ -394,6 +397,7 @@ func (e *Engine) lose(g *grp, ref taskRef, reason string) {
 func (e *Engine) expire(g *grp, ref taskRef) {
 	t := ref.task()
 	msg := fmt.Sprintf("no result before the attempt deadline (timeout %s + grace %s)", ref.run.wf.Tasks[ref.idx].Timeout, e.cfg.AttemptGrace)
+	e.writeStart(g, ref)
 	g.add(store.FinishAttempt{Token: t.token, To: model.AttemptTimedOut, FailureKind: model.FailureTimeout, Error: msg})
 	token, worker, attemptID := t.token, t.worker, t.attemptID
 	g.then(func() { e.sendCancel(worker, attemptID, token, "attempt deadline passed") })

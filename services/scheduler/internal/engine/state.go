@@ -38,6 +38,9 @@ type taskState struct {
 	attemptID uuid.UUID // current attempt's id (zero when unknown after a failover)
 	nextAt    time.Time
 	queuedAt  time.Time
+	// startSeen: the worker reported the attempt started at this (leader) time, and the
+	// start is not written yet (see Config.StartDelay); zero otherwise.
+	startSeen time.Time
 	// unconfirmed: ASSIGNED/RUNNING after a failover, not yet re-attached by its worker.
 	unconfirmed bool
 	queued      bool // in a worker queue or a pool backlog

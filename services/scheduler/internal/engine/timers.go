@@ -13,6 +13,7 @@ const (
 	timerRetry    timerKind = iota // a RETRY_WAIT task's next attempt is due
 	timerDeadline                  // an attempt's leader-side deadline
 	timerAdopt                     // the adoption grace of an attempt found after failover
+	timerStart                     // an attempt's start, kept in memory, is due to be written
 )
 
 // timer is one scheduled check. Timers are never cancelled: each checks, when it fires,
@@ -73,6 +74,10 @@ func (e *Engine) fireTimers() {
 		case timerDeadline:
 			if task.token == t.token && task.state.Active() {
 				e.expire(g, ref)
+			}
+		case timerStart:
+			if task.token == t.token && task.state == model.TaskAssigned {
+				e.writeStart(g, ref)
 			}
 		case timerAdopt:
 			if task.token == t.token && task.state.Active() && task.unconfirmed {

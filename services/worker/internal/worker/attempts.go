@@ -86,6 +86,7 @@ func (w *Worker) assign(s *session, a *cairnv1.Assignment) {
 		log.Error("malformed assignment", slog.Any("error", err))
 		w.keepLocked(badAssignmentResult(newResultID(a.GetAttemptId()), a, err, now))
 		w.metrics.attempts(context.Background(), "internal")
+		w.grantLocked()
 		return
 	}
 	ctx, cancel := context.WithCancelCause(w.attemptsCtx)
@@ -135,6 +136,9 @@ func (w *Worker) finish(a *attempt, res *executor.Result) {
 	}
 	r := toResult(newResultID(a.asg.GetAttemptId()), a.asg, a.typ, res, w.maxOutput)
 	w.keepLocked(r)
+	// The slot is free once its result is in the outbox (while the outbox has room): the
+	// next assignment need not wait for the leader to commit and acknowledge this result.
+	w.grantLocked()
 	w.metrics.attempts(context.Background(), outcome(r))
 	attrs := []any{slog.String("outcome", outcome(r)), slog.Duration("took", res.Finished.Sub(res.Started)),
 		slog.String("result_id", r.GetResultId())}
@@ -151,7 +155,7 @@ func (w *Worker) finish(a *attempt, res *executor.Result) {
 	}
 }
 
-// ack forgets an acknowledged result and grants its slot again.
+// ack forgets an acknowledged result and grants the slot it held, if it held one.
 func (w *Worker) ack(ack *cairnv1.ResultAck) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -21,10 +21,12 @@
 //
 // # Invariants
 //
-//   - Slots: a slot is busy from the Assignment that takes it until the leader acknowledges
-//     the attempt's result. running + results awaiting ack + credits granted and unused ≤
-//     capacity, always; the outbox therefore never holds more than capacity results, and a
-//     worker never grants more credits than it has free slots.
+//   - Slots: a slot is busy from the Assignment that takes it until the attempt's result is
+//     in the outbox; the outbox has room for capacity results that hold no slot, and each
+//     result beyond those holds one until an acknowledgement. running + credits granted and
+//     unused + max(0, results awaiting ack − capacity) ≤ capacity, always; the outbox
+//     therefore never holds more than 2 × capacity results, and a worker never grants more
+//     credits than it has free slots.
 //   - Credits are incremental and per stream: the leader starts each stream at zero; after its
 //     Welcome the worker grants every free slot, then one more each time a slot frees. No
 //     credit is granted while draining or while the lease is lost.

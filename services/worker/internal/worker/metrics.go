@@ -22,7 +22,7 @@ type metrics struct {
 //	cairn_worker_attempts_total{outcome}   attempts ended, by outcome (succeeded, exit_code,
 //	                                        timeout, cancelled, …, rejected, handed_back)
 //	cairn_worker_running_attempts          attempts executing now
-//	cairn_worker_free_slots                slots neither running, awaiting an ack, nor granted
+//	cairn_worker_free_slots                slots neither running, granted, nor held by a result (see Worker)
 //	cairn_worker_results_pending_ack       results kept until the leader acknowledges them
 //	cairn_worker_reconnects_total          streams to the leader that ended and were retried
 //	cairn_worker_lease_lost_total          etcd registrations lost
@@ -32,7 +32,7 @@ func (m *metrics) register(meter metric.Meter, w *Worker) error {
 	m.reconnects, errs[1] = meter.Int64Counter("cairn.worker.reconnects", metric.WithDescription("Streams to the leader that ended and were reopened."))
 	m.leaseLost, errs[2] = meter.Int64Counter("cairn.worker.lease_lost", metric.WithDescription("Times the worker's etcd registration was lost."))
 	running, err3 := meter.Int64ObservableGauge("cairn.worker.running_attempts", metric.WithDescription("Attempts executing now."))
-	free, err4 := meter.Int64ObservableGauge("cairn.worker.free_slots", metric.WithDescription("Slots neither running, awaiting a result acknowledgement, nor granted to the leader."))
+	free, err4 := meter.Int64ObservableGauge("cairn.worker.free_slots", metric.WithDescription("Slots neither running, granted to the leader, nor held by a result beyond the outbox's free share."))
 	pending, err5 := meter.Int64ObservableGauge("cairn.worker.results_pending_ack", metric.WithDescription("Results kept until the leader acknowledges them."))
 	errs[3], errs[4], errs[5] = err3, err4, err5
 	if err := errors.Join(errs[:]...); err != nil {

@@ -151,10 +151,14 @@ func (a *attempt) ref() *cairnv1.AttemptRef {
 
 // Worker is the state of one running worker. Everything below mu is guarded by it.
 //
-// Slot accounting: a slot is busy from the assignment that takes it until the leader
-// acknowledges the attempt's result. So len(running) + len(outbox) + credits ≤ capacity at all
-// times, where credits are those granted on the current stream and not yet used; the outbox
-// therefore never holds more than capacity results.
+// Slot accounting: a slot is busy from the assignment that takes it until the attempt's result
+// is in the outbox, and the outbox has room for capacity results that hold no slot; each
+// result beyond those keeps a slot busy until an acknowledgement. So, with credits those
+// granted on the current stream and not yet used,
+//
+//	len(running) + credits + max(0, len(outbox) - capacity) ≤ capacity
+//
+// at all times: the outbox never holds more than 2 × capacity results.
 type Worker struct {
 	cfg     Config
 	log     *slog.Logger
@@ -203,9 +207,10 @@ func (w *Worker) notifyLocked() {
 	w.changed = make(chan struct{})
 }
 
-// freeLocked is the number of slots neither running, nor awaiting an ack, nor promised.
+// freeLocked is the number of slots neither running, nor promised, nor held by a result
+// beyond the outbox's free share (see Worker).
 func (w *Worker) freeLocked() int {
-	return w.cfg.Concurrency - len(w.running) - len(w.outbox) - w.credits
+	return w.cfg.Concurrency - len(w.running) - w.credits - max(0, len(w.outbox)-w.cfg.Concurrency)
 }
 
 // grantLocked grants every free slot to the leader of the current stream, if the worker

@@ -68,15 +68,14 @@ func TestHelloAssignmentStartedResult(t *testing.T) {
 		t.Fatalf("result = %v", r2)
 	}
 
-	// Both slots hold unacknowledged results: an acknowledgement frees exactly one.
+	// Each result handed to the outbox (which has room for capacity results) frees its slot.
+	for i := range 2 {
+		if n := p.awaitCredits(t); n != 1 {
+			t.Fatalf("grant after result %d = %d, want 1", i+1, n)
+		}
+	}
 	p.ack(t, r1, true)
-	if n := p.awaitCredits(t); n != 1 {
-		t.Fatalf("grant after one ack = %d, want 1", n)
-	}
 	p.ack(t, r2, false)
-	if n := p.awaitCredits(t); n != 1 {
-		t.Fatalf("grant after the second ack = %d, want 1", n)
-	}
 	if got := p.creditsGranted(); got != 4 {
 		t.Fatalf("credits granted in total = %d, want 4 (2 + 1 + 1)", got)
 	}
@@ -120,12 +119,53 @@ func TestAssignmentsBeyondCreditsAreHandedBack(t *testing.T) {
 			t.Fatalf("an assignment beyond the credits was started: %v", m)
 		}
 	}
-	p.ack(t, r1, true)
 	if n := p.awaitCredits(t); n != 1 {
-		t.Fatalf("grant after the ack = %d, want 1", n)
+		t.Fatalf("grant once the result is in the outbox = %d, want 1", n)
 	}
+	p.ack(t, r1, true)
 	if got := p.creditsGranted(); got != 2 {
 		t.Fatalf("credits granted = %d, want 2", got)
+	}
+}
+
+// The outbox holds up to capacity results without holding slots; each result beyond those
+// keeps its slot until an acknowledgement, so the outbox stays within 2 × capacity.
+func TestOutboxBeyondCapacityHoldsSlots(t *testing.T) {
+	srv := etcdtest.Start(t)
+	leader := startLeader(t)
+	leader.campaign(t, srv.Client(t))
+	startWorker(t, srv, func(c *Config) { c.Concurrency = 1 })
+
+	p := leader.accept(t)
+	p.welcome(t, nil, nil)
+	if n := p.awaitCredits(t); n != 1 {
+		t.Fatalf("grant = %d, want 1", n)
+	}
+	p.assign(t, shell("a1", 1, "echo one", nil))
+	r1 := p.awaitResult(t, "a1")
+	if n := p.awaitCredits(t); n != 1 {
+		t.Fatalf("grant with one result awaiting its ack = %d, want 1", n)
+	}
+	p.assign(t, shell("a2", 2, "echo two", nil))
+	r2 := p.awaitResult(t, "a2")
+	// Two results await acknowledgement, one more than the capacity: the slot stays held,
+	// so a further assignment finds no credit and is handed back without running.
+	p.assign(t, shell("a3", 3, "echo three", nil))
+	if r := p.awaitResult(t, "a3"); r.GetFailureKind() != cancelled || !strings.Contains(r.GetError(), "no credit") {
+		t.Fatalf("assignment while the outbox is over capacity = %v", r)
+	}
+	p.ack(t, r1, true)
+	if n := p.awaitCredits(t); n != 1 {
+		t.Fatalf("grant after an ack brought the outbox back to capacity = %d, want 1", n)
+	}
+	p.ack(t, r2, true)
+	if got := p.creditsGranted(); got != 3 {
+		t.Fatalf("credits granted = %d, want 3", got)
+	}
+	for _, m := range p.all() {
+		if m.GetStarted().GetAttemptId() == "a3" {
+			t.Fatalf("an assignment beyond the outbox bound was started: %v", m)
+		}
 	}
 }
 
@@ -167,11 +207,12 @@ func TestResultResentAndRunningAttemptReadoptedAcrossLeaders(t *testing.T) {
 		t.Fatal("the running attempt did not survive the reconnects")
 	}
 	pb.welcome(t, []*cairnv1.AttemptRef{{AttemptId: "long", FencingToken: 2}}, nil)
-	// Capacity 2 = one running + one result awaiting an ack: no credit until b acknowledges.
-	pb.ack(t, quick, true)
+	// Capacity 2 = one running + one result awaiting an ack, which holds no slot (the
+	// outbox has room for 2): one credit at once.
 	if n := pb.awaitCredits(t); n != 1 {
-		t.Fatalf("grant after the ack = %d, want 1", n)
+		t.Fatalf("grant after the welcome = %d, want 1", n)
 	}
+	pb.ack(t, quick, true)
 	hb := pb.await(t, "heartbeat listing long", func(m *cairnv1.WorkerMessage) bool {
 		return slices.ContainsFunc(m.GetHeartbeat().GetRunning(), func(r *cairnv1.AttemptRef) bool { return r.GetAttemptId() == "long" })
 	})
@@ -183,9 +224,12 @@ func TestResultResentAndRunningAttemptReadoptedAcrossLeaders(t *testing.T) {
 	if r.GetFailureKind() != cancelled {
 		t.Fatalf("result of the adopted attempt = %v", r)
 	}
+	if n := pb.awaitCredits(t); n != 1 {
+		t.Fatalf("grant once the adopted attempt's result is in the outbox = %d, want 1", n)
+	}
 	pb.ack(t, r, true)
-	if got := pb.creditsGranted(); got != 1 {
-		t.Fatalf("credits granted to b = %d, want 1", got)
+	if got := pb.creditsGranted(); got != 2 {
+		t.Fatalf("credits granted to b = %d, want 2", got)
 	}
 }
 
