@@ -6,6 +6,9 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/cairn-io/cairn/pkg/model"
 )
 
 // Op is one write of a Batch: a single SQL statement that either applies or, when its
@@ -53,10 +56,17 @@ func (b *Batch) Len() int { return len(b.groups) }
 //
 // The transaction's first statement locks the leadership row FOR SHARE and compares the
 // epoch: a mismatch returns ErrStaleEpoch and nothing changes. Groups are then sent in a
-// pipeline (pgx.Batch, one round trip); a group of several ops runs under a savepoint. A
-// group whose CAS fails is rolled back to its savepoint (or, for a single op, changed
-// nothing) and the groups after it are re-sent, so conflicts cost round trips only when
-// they happen.
+// pipeline (pgx.Batch, one round trip).
+//
+// Conflicts are rare (the leader is the only writer), so the first attempt sends every group
+// without savepoints: a single-op group whose CAS fails changed nothing, and the rest go on.
+// The events of that attempt (AppendEvent ops, which cannot conflict) are inserted by one
+// multi-row statement at the end of the pipeline, in the order of their groups.
+// Only when an op of a multi-op group conflicts (some of its ops may have applied) is that
+// transaction rolled back and the batch applied again in a second transaction in which every
+// multi-op group runs under a savepoint: a group whose CAS fails is rolled back to its
+// savepoint and the groups after it are re-sent, so a conflict costs round trips, not
+// correctness. Either way the outcome is the same.
 //
 // results[i] is nil when group i was applied, or an error matching ErrConflict or
 // ErrStaleAttempt. Conflicts are not errors of the transaction: the rest commits. err is
@@ -75,14 +85,125 @@ func (s *Store) Apply(ctx context.Context, epoch int64, b *Batch) (results []err
 	}
 	err = s.leaderTx(ctx, epoch, func(tx pgx.Tx) error {
 		results = make([]error, len(b.groups))
-		return applyGroups(ctx, tx, b.groups, results)
+		return applyOptimistic(ctx, tx, b.groups, results)
 	})
+	if errors.Is(err, errGroupConflict) {
+		s.savepointRetries.Add(1)
+		err = s.leaderTx(ctx, epoch, func(tx pgx.Tx) error {
+			results = make([]error, len(b.groups))
+			return applyGroups(ctx, tx, b.groups, results)
+		})
+	}
 	if err != nil {
 		return nil, fmt.Errorf("apply batch of %d groups: %w", len(b.groups), err)
 	}
 	return results, nil
 }
 
+// errGroupConflict aborts the savepoint-free attempt of a batch: an op of a multi-op group
+// conflicted, so the group may have partially applied.
+var errGroupConflict = errors.New("a multi-op group conflicted; applying the batch again with savepoints")
+
+// applyOptimistic sends every group in one pipeline without savepoints. A conflict of a
+// single-op group is recorded (and diagnosed); a conflict in a multi-op group returns
+// errGroupConflict, and the caller must roll the transaction back.
+func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []error) error {
+	pb := &pgx.Batch{}
+	var events eventRows
+	for _, g := range groups {
+		for _, op := range g {
+			if ev, ok := op.(AppendEvent); ok {
+				events.add(ev.Event)
+				continue
+			}
+			q, args := op.statement()
+			pb.Queue(q, args...)
+		}
+	}
+	if events.n > 0 {
+		q, args := events.statement()
+		pb.Queue(q, args...)
+	}
+	var failed []failure
+	br := tx.SendBatch(ctx, pb)
+	for g := range groups {
+		for j, op := range groups[g] {
+			if _, ok := op.(AppendEvent); ok {
+				continue // inserted with the others below; an insert cannot conflict
+			}
+			tag, err := br.Exec()
+			if err != nil {
+				_ = br.Close()
+				return fmt.Errorf("group %d op %d (%T): %w", g, j, op, err)
+			}
+			if cerr := op.check(tag.RowsAffected()); cerr != nil {
+				if len(groups[g]) > 1 {
+					_ = br.Close()
+					return errGroupConflict
+				}
+				results[g] = cerr
+				failed = append(failed, failure{g, j})
+			}
+		}
+	}
+	if events.n > 0 {
+		tag, err := br.Exec()
+		if err != nil {
+			_ = br.Close()
+			return fmt.Errorf("append %d events: %w", events.n, err)
+		}
+		if tag.RowsAffected() != int64(events.n) {
+			_ = br.Close()
+			return fmt.Errorf("append %d events: %d inserted", events.n, tag.RowsAffected())
+		}
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	for _, f := range failed {
+		if err := diagnose(ctx, tx, groups[f.group], f.op, &results[f.group]); err != nil {
+			return fmt.Errorf("group %d: %w", f.group, err)
+		}
+	}
+	return nil
+}
+
+// eventRows collects the AppendEvent ops of a savepoint-free batch, in order, for one
+// multi-row insert at the end of its pipeline (events are a third of a batch's statements).
+type eventRows struct {
+	n        int
+	at       []pgtype.Timestamptz
+	runID    []pgtype.UUID
+	taskID   []string
+	kind     []string
+	from, to []string
+	attempt  []int32
+	message  []string
+}
+
+func (r *eventRows) add(e model.Event) {
+	r.n++
+	r.at = append(r.at, pgtype.Timestamptz{Time: e.At, Valid: !e.At.IsZero()})
+	r.runID = append(r.runID, pgUUID(e.RunID))
+	r.taskID = append(r.taskID, e.TaskID)
+	r.kind = append(r.kind, string(e.Kind))
+	r.from = append(r.from, e.From)
+	r.to = append(r.to, e.To)
+	r.attempt = append(r.attempt, int32(e.Attempt))
+	r.message = append(r.message, e.Message)
+}
+
+// statement inserts the rows in the order they were added (seq follows ORDER BY ord).
+func (r *eventRows) statement() (string, []any) {
+	return `INSERT INTO events (at, run_id, task_id, kind, from_state, to_state, attempt, message)
+		SELECT COALESCE(e.at, now()), e.run_id, e.task_id, e.kind, e.from_state, e.to_state, e.attempt, e.message
+		FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int[], $8::text[])
+			WITH ORDINALITY AS e (at, run_id, task_id, kind, from_state, to_state, attempt, message, ord)
+		ORDER BY e.ord`,
+		[]any{r.at, r.runID, r.taskID, r.kind, r.from, r.to, r.attempt, r.message}
+}
+
+// applyGroups applies the groups with a savepoint before each multi-op group.
 func applyGroups(ctx context.Context, tx pgx.Tx, groups [][]Op, results []error) error {
 	sp := 0 // savepoint names stay unique within the transaction
 	for start := 0; start < len(groups); {

@@ -2,10 +2,12 @@ package store_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/cairn-io/cairn/pkg/model"
 	"github.com/cairn-io/cairn/pkg/store"
@@ -34,12 +36,16 @@ func TestBatchGroupsAreIndependentAndAtomic(t *testing.T) {
 	// Group 4 depends on group 0 within the same batch.
 	b.Add(store.TaskTransition{RunID: r.ID, TaskID: "a", From: model.TaskQueued, To: model.TaskCancelled})
 
+	retries := e.s.SavepointRetries()
 	res, err := e.s.Apply(e.ctx, epoch, &b)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(res) != 5 || res[0] != nil || res[3] != nil || res[4] != nil {
 		t.Fatalf("results %v", res)
+	}
+	if n := e.s.SavepointRetries() - retries; n != 1 {
+		t.Fatalf("batch applied %d more times with savepoints, want 1 (a multi-op group conflicted)", n)
 	}
 	wantIs(t, res[1], store.ErrConflict)
 	wantIs(t, res[2], store.ErrConflict)
@@ -233,5 +239,61 @@ func TestStartedAtIsKeptWithinAssignedAndNow(t *testing.T) {
 	tok, _ = assign("d")
 	if _, a := start("d", tok, time.Unix(0, 0)); !a.StartedAt.Equal(a.AssignedAt) {
 		t.Fatalf("start before the assignment not raised to assigned_at: %+v", a)
+	}
+}
+
+// Without a conflict in a multi-op group the batch commits in one savepoint-free
+// transaction; a single-op group's conflict does not need savepoints either.
+func TestBatchWithoutGroupConflictsNeedsNoSavepoints(t *testing.T) {
+	e := newEnv(t)
+	e.workflow("wf")
+	tasks := make([]string, 100)
+	for i := range tasks {
+		tasks[i] = fmt.Sprintf("t%d", i)
+	}
+	r := e.run("wf", tasks...)
+	var b store.Batch
+	for _, task := range tasks {
+		b.Add(store.TaskTransition{RunID: r.ID, TaskID: task, From: model.TaskPending, To: model.TaskQueued},
+			store.AppendEvent{Event: model.Event{RunID: r.ID, TaskID: task, Kind: model.EventNote, Message: "queued"}})
+	}
+	// A single op that conflicts (t0 is PENDING in the database until this batch commits,
+	// and QUEUED after group 0, not RUNNING).
+	bad := b.Add(store.TaskTransition{RunID: r.ID, TaskID: "t0", From: model.TaskRunning, To: model.TaskCancelled})
+	retries := e.s.SavepointRetries()
+	res, err := e.s.Apply(e.ctx, epoch, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.s.SavepointRetries() - retries; n != 0 {
+		t.Fatalf("batch applied %d more times with savepoints, want 0", n)
+	}
+	for i, r := range res {
+		if (i == bad) != (r != nil) {
+			t.Fatalf("group %d: %v", i, r)
+		}
+	}
+	wantIs(t, res[bad], store.ErrConflict)
+	var ce *store.ConflictError
+	if !errors.As(res[bad], &ce) || ce.Actual != "state QUEUED, attempt 0, token 0" {
+		t.Fatalf("conflict detail: %v", res[bad])
+	}
+	if n := count(e, `SELECT count(*) FROM task_runs WHERE run_id = $1 AND state = 'QUEUED'`, r.ID); n != len(tasks) {
+		t.Fatalf("%d tasks queued, want %d", n, len(tasks))
+	}
+	if n := count(e, `SELECT count(*) FROM events WHERE run_id = $1 AND message = 'queued'`, r.ID); n != len(tasks) {
+		t.Fatalf("%d events, want %d", n, len(tasks))
+	}
+	// The events, inserted together, keep the order of their groups.
+	rows, err := e.pool.Query(e.ctx, `SELECT task_id FROM events WHERE run_id = $1 AND message = 'queued' ORDER BY seq`, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	order, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(order) != fmt.Sprint(tasks) {
+		t.Fatalf("events in order %v, want %v", order, tasks)
 	}
 }

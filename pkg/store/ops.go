@@ -102,7 +102,7 @@ func (o TaskTransition) statement() (string, []any) {
 			updated_at = now()
 		WHERE run_id = $1 AND task_id = $2 AND state = $10::text AND attempt = $11
 			AND ($12::bigint = 0 OR fencing_token = $12::bigint)`,
-		[]any{o.RunID, o.TaskID, string(o.To), attempt, token, worker, nullTime(o.NextAttemptAt), o.Error,
+		[]any{pgUUID(o.RunID), o.TaskID, string(o.To), attempt, token, worker, nullTime(o.NextAttemptAt), o.Error,
 			o.To.Terminal(), string(o.From), o.Attempt, o.Token, o.ResetBase, nullTime(o.StartedAt)}
 }
 
@@ -156,7 +156,7 @@ func (o InsertAttempt) validate() error {
 func (o InsertAttempt) statement() (string, []any) {
 	return `INSERT INTO attempts (id, run_id, task_id, number, fencing_token, worker_id, state)
 		VALUES ($1, $2, $3, $4, $5, $6, 'ASSIGNED') ON CONFLICT DO NOTHING`,
-		[]any{o.ID, o.RunID, o.TaskID, o.Number, o.Token, o.WorkerID}
+		[]any{pgUUID(o.ID), pgUUID(o.RunID), o.TaskID, o.Number, o.Token, o.WorkerID}
 }
 
 func (o InsertAttempt) check(rows int64) error {
@@ -348,7 +348,7 @@ func (o RunTransition) statement() (string, []any) {
 			finished_at = CASE WHEN $5::boolean THEN now() END,
 			updated_at = now()
 		WHERE id = $1 AND state = $2::text`,
-		[]any{o.RunID, string(o.From), string(o.To), o.Error, o.To.Terminal()}
+		[]any{pgUUID(o.RunID), string(o.From), string(o.To), o.Error, o.To.Terminal()}
 }
 
 func (o RunTransition) check(rows int64) error {
@@ -410,7 +410,7 @@ func (o InsertRun) statement() (string, []any) {
 			RETURNING id)
 		INSERT INTO task_runs (run_id, task_id, state)
 		SELECT r.id, t.task_id, 'PENDING' FROM r, unnest($7::text[]) AS t (task_id)`,
-		[]any{o.Run.ID, o.Run.Workflow, o.Run.Version, params, nullStr(o.Run.IdempotencyKey),
+		[]any{pgUUID(o.Run.ID), o.Run.Workflow, o.Run.Version, params, nullStr(o.Run.IdempotencyKey),
 			string(o.Run.Trigger), o.TaskIDs}
 }
 
@@ -449,7 +449,7 @@ func (o AppendEvent) statement() (string, []any) {
 	e := o.Event
 	return `INSERT INTO events (at, run_id, task_id, kind, from_state, to_state, attempt, message)
 		VALUES (COALESCE($1, now()), $2, $3, $4, $5, $6, $7, $8)`,
-		[]any{nullTime(e.At), e.RunID, e.TaskID, string(e.Kind), e.From, e.To, e.Attempt, e.Message}
+		[]any{nullTime(e.At), pgUUID(e.RunID), e.TaskID, string(e.Kind), e.From, e.To, e.Attempt, e.Message}
 }
 
 func (o AppendEvent) check(rows int64) error {
@@ -479,7 +479,7 @@ func (o InsertDeadLetter) statement() (string, []any) {
 		errs = []model.AttemptError{}
 	}
 	return `INSERT INTO dead_letters (id, run_id, task_id, workflow, errors) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT DO NOTHING`, []any{d.ID, d.RunID, d.TaskID, d.Workflow, errs}
+		ON CONFLICT DO NOTHING`, []any{pgUUID(d.ID), pgUUID(d.RunID), d.TaskID, d.Workflow, errs}
 }
 
 func (o InsertDeadLetter) check(rows int64) error {
@@ -502,7 +502,7 @@ func (o DeleteDeadLetter) validate() error {
 }
 
 func (o DeleteDeadLetter) statement() (string, []any) {
-	return `DELETE FROM dead_letters WHERE id = $1`, []any{o.ID}
+	return `DELETE FROM dead_letters WHERE id = $1`, []any{pgUUID(o.ID)}
 }
 
 func (o DeleteDeadLetter) check(rows int64) error {
@@ -524,7 +524,7 @@ func (o MarkReplayed) validate() error {
 }
 
 func (o MarkReplayed) statement() (string, []any) {
-	return `UPDATE dead_letters SET replayed_at = now() WHERE id = $1 AND replayed_at IS NULL`, []any{o.ID}
+	return `UPDATE dead_letters SET replayed_at = now() WHERE id = $1 AND replayed_at IS NULL`, []any{pgUUID(o.ID)}
 }
 
 func (o MarkReplayed) check(rows int64) error {

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cairn-io/cairn/pkg/model"
@@ -15,6 +18,8 @@ import (
 // Store reads and writes Cairn's state in PostgreSQL. It is safe for concurrent use.
 type Store struct {
 	pool *pgxpool.Pool
+	// savepointRetries counts batches applied a second time with savepoints (see Apply).
+	savepointRetries atomic.Int64
 }
 
 // New returns a Store on pool. The schema must be migrated (package schema).
@@ -109,6 +114,11 @@ func nullTime(t time.Time) any {
 	}
 	return t
 }
+
+// pgUUID passes a UUID as a parameter pgx encodes directly. uuid.UUID is a driver.Valuer,
+// which pgx encodes by formatting it as a string and parsing that back (12 % of the leader's
+// CPU in the throughput benchmark); pgtype.UUID is written as its 16 bytes.
+func pgUUID(id uuid.UUID) pgtype.UUID { return pgtype.UUID{Bytes: id, Valid: true} }
 
 // nullStr is s, or NULL when s is empty.
 func nullStr(s string) any {
