@@ -243,6 +243,13 @@ func (c *Cluster) newProcess(name, bin string, extra map[string]string) *Process
 		"CAIRN_LOG_FORMAT":     "text",
 		"CAIRN_LOG_LEVEL":      c.Opts.LogLevel,
 	}
+	// A private TMPDIR: scratch directories of attempts killed with their worker stay inside
+	// the test's temporary directory instead of the machine's.
+	tmp := filepath.Join(c.logDir, name+".tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		c.t.Fatalf("framework: %v", err)
+	}
+	env["TMPDIR"] = tmp
 	for k, v := range extra {
 		env[k] = v
 	}

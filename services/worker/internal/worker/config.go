@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -76,6 +77,10 @@ type Config struct {
 	LogOutput io.Writer
 	// ReconnectMin and ReconnectMax bound the reconnect backoff (default 100ms and 5s).
 	ReconnectMin, ReconnectMax time.Duration
+	// ScratchRoot holds the per-attempt scratch directories of shell tasks without a workdir
+	// (default $TMPDIR/cairn-worker-<id>). Leftovers of an earlier incarnation of this worker
+	// id (killed before it could clean up) are removed once this one has registered.
+	ScratchRoot string
 	// Heartbeat is the heartbeat interval until the leader's welcome sets one (default 3s).
 	Heartbeat time.Duration
 }
@@ -217,6 +222,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.ScratchRoot == "" {
+		c.ScratchRoot = filepath.Join(os.TempDir(), "cairn-worker-"+c.ID)
 	}
 	if c.LogFormat == "" {
 		c.LogFormat = "text"

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -71,7 +72,11 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
-	exec, err := executor.New(executor.Config{AllowedWorkdirRoots: cfg.WorkdirRoots, OutputCap: cfg.OutputCap, KillGrace: cfg.KillGrace})
+	if err := os.MkdirAll(cfg.ScratchRoot, 0o700); err != nil {
+		return fmt.Errorf("worker %s: scratch directory: %w", cfg.ID, err)
+	}
+	exec, err := executor.New(executor.Config{AllowedWorkdirRoots: cfg.WorkdirRoots, ScratchDir: cfg.ScratchRoot,
+		OutputCap: cfg.OutputCap, KillGrace: cfg.KillGrace})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
@@ -173,6 +178,7 @@ type Worker struct {
 	attemptsCtx context.Context // parent of every attempt; outlives SIGTERM, ends with Run
 	attemptsWG  sync.WaitGroup  // attempt goroutines
 
+	scratchOnce sync.Once // leftovers of an earlier incarnation are removed after the first registration
 	drainOnce   sync.Once
 	drainReq    chan struct{} // closed when the leader asks for a drain
 	drainReason string        // written before drainReq is closed
@@ -373,7 +379,30 @@ func (w *Worker) registerOnce(info membership.Info) (*membership.Registration, i
 		_ = reg.Close()
 		return nil, 0, fmt.Errorf("read lease of %s: %w", reg.Key(), err)
 	}
+	// Registered: no earlier process with this id holds a lease any more, so whatever its
+	// attempts left in the scratch root (it was killed before it could clean up) is garbage.
+	w.scratchOnce.Do(w.cleanScratch)
 	return reg, resp.Kvs[0].Lease, nil
+}
+
+// cleanScratch removes what an earlier incarnation of this worker id left in the scratch root.
+func (w *Worker) cleanScratch() {
+	entries, err := os.ReadDir(w.cfg.ScratchRoot)
+	if err != nil {
+		w.log.Warn("cannot read the scratch directory", slog.String("dir", w.cfg.ScratchRoot), slog.Any("error", err))
+		return
+	}
+	removed := 0
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(w.cfg.ScratchRoot, e.Name())); err != nil {
+			w.log.Warn("cannot remove a leftover scratch directory", slog.String("path", e.Name()), slog.Any("error", err))
+			continue
+		}
+		removed++
+	}
+	if removed > 0 {
+		w.log.Info("removed scratch directories left by an earlier incarnation", slog.Int("count", removed), slog.String("dir", w.cfg.ScratchRoot))
+	}
 }
 
 // onLeaseLost stops taking work, kills every running attempt (the leader has declared them

@@ -2,6 +2,8 @@ package worker
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -493,5 +495,24 @@ func TestAcknowledgementBeforeWelcomeIsApplied(t *testing.T) {
 	case <-p2.done:
 		t.Fatal("the worker dropped a stream whose welcome followed an ack")
 	default:
+	}
+}
+
+// A worker killed mid-attempt leaves its scratch directories behind; the next incarnation of
+// the same worker id removes them once it has registered (not before: an older process with
+// the same id might still hold the registration and use them).
+func TestLeftoverScratchRemovedAfterRegistration(t *testing.T) {
+	srv := etcdtest.Start(t)
+	cli := srv.Client(t)
+	root := t.TempDir()
+	leftover := filepath.Join(root, "cairn-attempt-123")
+	if err := os.MkdirAll(filepath.Join(leftover, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	startWorker(t, srv, func(c *Config) { c.ScratchRoot = root })
+	waitUntil(t, "registration", func() bool { _, ok := workerKey(t, cli, "w1"); return ok })
+	waitUntil(t, "leftover removed", func() bool { _, err := os.Stat(leftover); return os.IsNotExist(err) })
+	if _, err := os.Stat(root); err != nil {
+		t.Fatalf("the scratch root itself must stay: %v", err)
 	}
 }
