@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/apiconv"
 	"github.com/cairn-io/cairn/pkg/membership"
 )
 
@@ -47,7 +48,7 @@ func (s *Server) ListWorkers(ctx context.Context, req *cairnv1.ListWorkersReques
 			Labels:    labels,
 			Capacity:  int32(m.Capacity),
 			Version:   m.Version,
-			StartedAt: ts(m.Started),
+			StartedAt: apiconv.Timestamp(m.Started),
 		})
 	}
 	return resp, nil

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/apiconv"
 	"github.com/cairn-io/cairn/pkg/model"
 	"github.com/cairn-io/cairn/pkg/store"
 )
@@ -21,12 +22,12 @@ func (s *Server) toDeadLetter(ctx context.Context, d model.DeadLetter, versions 
 		Workflow:     d.Workflow,
 		TaskId:       d.TaskID,
 		AttemptsMade: int32(len(d.Errors)),
-		CreatedAt:    ts(d.CreatedAt),
+		CreatedAt:    apiconv.Timestamp(d.CreatedAt),
 		Attempts:     []*cairnv1.Attempt{},
 	}
 	if n := len(d.Errors); n > 0 {
 		out.LastError = d.Errors[n-1].Error
-		out.LastFailureKind = failureKind(d.Errors[n-1].FailureKind)
+		out.LastFailureKind = apiconv.FailureKind(d.Errors[n-1].FailureKind)
 		out.AttemptsMade = int32(max(n, d.Errors[n-1].Attempt))
 	}
 	v, ok := versions[d.RunID]
@@ -109,7 +110,7 @@ func (s *Server) GetDeadLetter(ctx context.Context, req *cairnv1.GetDeadLetterRe
 		return nil, toStatus(err, fmt.Sprintf("attempts of %s", what))
 	}
 	for _, a := range as {
-		out.Attempts = append(out.Attempts, toAttempt(a))
+		out.Attempts = append(out.Attempts, apiconv.Attempt(a))
 	}
 	return &cairnv1.GetDeadLetterResponse{DeadLetter: out}, nil
 }

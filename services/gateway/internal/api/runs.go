@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/apiconv"
 	"github.com/cairn-io/cairn/pkg/dag"
 	"github.com/cairn-io/cairn/pkg/model"
 	"github.com/cairn-io/cairn/pkg/store"
@@ -64,7 +65,7 @@ func (s *Server) ListRuns(ctx context.Context, req *cairnv1.ListRunsRequest) (*c
 	}
 	resp := &cairnv1.ListRunsResponse{Runs: make([]*cairnv1.Run, 0, len(runs)), NextPageToken: next}
 	for _, r := range runs {
-		resp.Runs = append(resp.Runs, toRun(r))
+		resp.Runs = append(resp.Runs, apiconv.Run(r))
 	}
 	return resp, nil
 }
@@ -74,7 +75,7 @@ func (s *Server) getRun(ctx context.Context, id uuid.UUID) (*cairnv1.Run, error)
 	if err != nil {
 		return nil, toStatus(err, "run "+id.String())
 	}
-	return toRunDetail(d, s.runWorkflow(ctx, d.Run.Workflow, d.Run.Version)), nil
+	return apiconv.RunDetail(d, s.runWorkflow(ctx, d.Run.Workflow, d.Run.Version)), nil
 }
 
 // GetRun returns a run with every task.
@@ -146,7 +147,7 @@ func (s *Server) ListAttempts(ctx context.Context, req *cairnv1.ListAttemptsRequ
 	page, next := pageOf(as, func(a model.Attempt) string { return fmt.Sprintf("%010d", a.Number) }, after, size, query)
 	resp := &cairnv1.ListAttemptsResponse{Attempts: make([]*cairnv1.Attempt, 0, len(page)), NextPageToken: next}
 	for _, a := range page {
-		resp.Attempts = append(resp.Attempts, toAttempt(a))
+		resp.Attempts = append(resp.Attempts, apiconv.Attempt(a))
 	}
 	return resp, nil
 }
@@ -181,7 +182,7 @@ func (s *Server) WatchRun(req *cairnv1.WatchRunRequest, stream grpc.ServerStream
 				return toStatus(err, "events of run "+id.String())
 			}
 			for _, e := range evs {
-				if err := stream.Send(&cairnv1.WatchRunResponse{Event: toEvent(e)}); err != nil {
+				if err := stream.Send(&cairnv1.WatchRunResponse{Event: apiconv.Event(e)}); err != nil {
 					return err
 				}
 				after = e.Seq

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/apiconv"
 	"github.com/cairn-io/cairn/pkg/dag"
 	"github.com/cairn-io/cairn/pkg/store"
 )
@@ -28,7 +29,7 @@ func parseYAML(file, yaml string) (*dag.Workflow, []*cairnv1.ValidationError, er
 	if !errors.As(err, &list) {
 		return nil, nil, fieldError("yaml", "%v", err)
 	}
-	return nil, toValidationErrors(file, list), nil
+	return nil, apiconv.ValidationErrors(file, list), nil
 }
 
 func validationStatus(verrs []*cairnv1.ValidationError) error {
@@ -94,7 +95,7 @@ func (s *Server) ListWorkflows(ctx context.Context, req *cairnv1.ListWorkflowsRe
 		if err != nil {
 			return nil, toStatus(err, fmt.Sprintf("version %d of workflow %s", w.LatestVersion, w.Name))
 		}
-		out := toWorkflow(v, s.parse(v.Workflow, v.Version, v.YAML), false)
+		out := apiconv.Workflow(v, s.parse(v.Workflow, v.Version, v.YAML), false)
 		out.Description = w.Description
 		resp.Workflows = append(resp.Workflows, out)
 	}
@@ -119,7 +120,7 @@ func (s *Server) GetWorkflow(ctx context.Context, req *cairnv1.GetWorkflowReques
 	if err != nil {
 		return nil, toStatus(err, what)
 	}
-	return &cairnv1.GetWorkflowResponse{Workflow: toWorkflow(v, s.parse(v.Workflow, v.Version, v.YAML), true)}, nil
+	return &cairnv1.GetWorkflowResponse{Workflow: apiconv.Workflow(v, s.parse(v.Workflow, v.Version, v.YAML), true)}, nil
 }
 
 // latest returns the parsed latest version of a workflow, NOT_FOUND if there is none.

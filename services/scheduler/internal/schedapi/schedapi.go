@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/apiconv"
 	"github.com/cairn-io/cairn/pkg/dag"
 	"github.com/cairn-io/cairn/pkg/model"
 	"github.com/cairn-io/cairn/pkg/store"
@@ -103,7 +104,7 @@ func (s *Server) applyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRe
 		return nil, fmt.Errorf("workflow %s version %d stored, but its schedule was not updated (apply again): %w", wf.Name, v.Version, err)
 	}
 	s.log.Info("workflow applied", "workflow", v.Workflow, "version", v.Version, "created", created)
-	return &cairnv1.ApplyWorkflowResponse{Workflow: workflowProto(v, wf), Created: created}, nil
+	return &cairnv1.ApplyWorkflowResponse{Workflow: apiconv.Workflow(v, wf, true), Created: created}, nil
 }
 
 // compiledForm is what is stored as the version's compiled form: the task ids in topological
@@ -210,7 +211,7 @@ func (s *Server) startRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 	if err != nil {
 		d = store.RunDetail{Run: run}
 	}
-	return &cairnv1.StartRunResponse{Run: runProto(d, wf), Existing: !created}, nil
+	return &cairnv1.StartRunResponse{Run: apiconv.RunDetail(d, wf), Existing: !created}, nil
 }
 
 // CancelRun cancels an active run.
@@ -254,7 +255,7 @@ func (s *Server) cancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 		return nil, err
 	}
 	wf, _ := s.cfg.Workflows.Get(ctx, d.Run.Workflow, d.Run.Version)
-	return &cairnv1.CancelRunResponse{Run: runProto(d, wf)}, nil
+	return &cairnv1.CancelRunResponse{Run: apiconv.RunDetail(d, wf)}, nil
 }
 
 // RetryRun re-runs a failed or cancelled run's failed tasks and what ran after them.
@@ -334,7 +335,7 @@ func (s *Server) runProto(ctx context.Context, id uuid.UUID) (*cairnv1.Run, erro
 		return nil, err
 	}
 	wf, _ := s.cfg.Workflows.Get(ctx, d.Run.Workflow, d.Run.Version)
-	return runProto(d, wf), nil
+	return apiconv.RunDetail(d, wf), nil
 }
 
 // toStatus translates an error into the gRPC status the caller sees. It is the only place
@@ -381,10 +382,8 @@ func validationStatus(list dag.ErrorList) error {
 	st := status.New(codes.InvalidArgument, fmt.Sprintf("the workflow is invalid (%d problem(s); see the details): %s%s",
 		len(list), where, first.Msg))
 	details := make([]protoadapt.MessageV1, 0, min(len(list), MaxValidationDetails))
-	for _, e := range list[:min(len(list), MaxValidationDetails)] {
-		details = append(details, protoadapt.MessageV1Of(&cairnv1.ValidationError{
-			Line: int32(e.Line), Column: int32(e.Column), TaskId: e.TaskID, Field: e.Field, Message: e.Msg,
-		}))
+	for _, ve := range apiconv.ValidationErrors("", list[:min(len(list), MaxValidationDetails)]) {
+		details = append(details, protoadapt.MessageV1Of(ve))
 	}
 	if withDetails, err := st.WithDetails(details...); err == nil {
 		st = withDetails

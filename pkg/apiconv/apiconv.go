@@ -1,4 +1,8 @@
-package api
+// Package apiconv converts Cairn's domain values (pkg/model, pkg/dag, pkg/store rows) into
+// the public API messages of pkg/api/cairn/v1. Domain packages never see protobuf types; the
+// gateway (reads) and the scheduler (mutation responses) both convert here, so a run looks
+// the same whichever of them answers.
+package apiconv
 
 import (
 	"strings"
@@ -13,10 +17,8 @@ import (
 	"github.com/cairn-io/cairn/pkg/store"
 )
 
-// Conversions from the domain (pkg/model, pkg/dag) to the API messages. Domain packages never
-// see protobuf types; this file is the one place they meet.
-
-func ts(t time.Time) *timestamppb.Timestamp {
+// Timestamp converts a time; the zero time is no timestamp.
+func Timestamp(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
 	}
@@ -38,7 +40,8 @@ func taskState(s model.TaskState) cairnv1.TaskState {
 	return cairnv1.TaskState(cairnv1.TaskState_value["TASK_STATE_"+string(s)])
 }
 
-func failureKind(k model.FailureKind) cairnv1.FailureKind {
+// FailureKind converts a stored failure kind.
+func FailureKind(k model.FailureKind) cairnv1.FailureKind {
 	if k == model.FailureNone {
 		return cairnv1.FailureKind_FAILURE_KIND_UNSPECIFIED
 	}
@@ -63,7 +66,7 @@ func runTrigger(t model.Trigger) cairnv1.RunTrigger {
 // attemptState maps the store's finer attempt states onto the API's four; the API tells the
 // failed ones apart by failure_kind.
 func attemptState(s model.AttemptState, k model.FailureKind) (cairnv1.AttemptState, cairnv1.FailureKind) {
-	fk := failureKind(k)
+	fk := FailureKind(k)
 	switch s {
 	case model.AttemptAssigned:
 		return cairnv1.AttemptState_ATTEMPT_STATE_ASSIGNED, fk
@@ -93,7 +96,8 @@ func optInt32(p *int) *int32 {
 	return &v
 }
 
-func toAttempt(a model.Attempt) *cairnv1.Attempt {
+// Attempt converts one attempt, with its output made valid UTF-8.
+func Attempt(a model.Attempt) *cairnv1.Attempt {
 	st, fk := attemptState(a.State, a.FailureKind)
 	return &cairnv1.Attempt{
 		AttemptId:       a.ID.String(),
@@ -108,13 +112,14 @@ func toAttempt(a model.Attempt) *cairnv1.Attempt {
 		Output:          strings.ToValidUTF8(string(a.Output), "\uFFFD"),
 		OutputTruncated: a.OutputTruncated,
 		Error:           a.Error,
-		AssignedAt:      ts(a.AssignedAt),
-		StartedAt:       ts(a.StartedAt),
-		FinishedAt:      ts(a.FinishedAt),
+		AssignedAt:      Timestamp(a.AssignedAt),
+		StartedAt:       Timestamp(a.StartedAt),
+		FinishedAt:      Timestamp(a.FinishedAt),
 	}
 }
 
-func toRun(r model.Run) *cairnv1.Run {
+// Run converts a run without its tasks.
+func Run(r model.Run) *cairnv1.Run {
 	params := r.Params
 	if params == nil {
 		params = map[string]string{}
@@ -127,17 +132,17 @@ func toRun(r model.Run) *cairnv1.Run {
 		Params:          params,
 		IdempotencyKey:  r.IdempotencyKey,
 		Trigger:         runTrigger(r.Trigger),
-		CreatedAt:       ts(r.CreatedAt),
-		StartedAt:       ts(r.StartedAt),
-		FinishedAt:      ts(r.FinishedAt),
+		CreatedAt:       Timestamp(r.CreatedAt),
+		StartedAt:       Timestamp(r.StartedAt),
+		FinishedAt:      Timestamp(r.FinishedAt),
 		Reason:          r.Error,
 	}
 }
 
-// toRunDetail converts a run with its tasks; wf (the run's workflow version, nil if it could
+// RunDetail converts a run with its tasks; wf (the run's workflow version, nil if it could
 // not be read) supplies each task's type and attempt budget.
-func toRunDetail(d store.RunDetail, wf *dag.Workflow) *cairnv1.Run {
-	out := toRun(d.Run)
+func RunDetail(d store.RunDetail, wf *dag.Workflow) *cairnv1.Run {
+	out := Run(d.Run)
 	tasks := map[string]*dag.Task{}
 	if wf != nil {
 		for _, t := range wf.Tasks {
@@ -150,9 +155,9 @@ func toRunDetail(d store.RunDetail, wf *dag.Workflow) *cairnv1.Run {
 			State:         taskState(t.State),
 			Attempt:       int32(t.Attempt),
 			WorkerId:      t.WorkerID,
-			StartedAt:     ts(t.StartedAt),
-			FinishedAt:    ts(t.FinishedAt),
-			NextAttemptAt: ts(t.NextAttemptAt),
+			StartedAt:     Timestamp(t.StartedAt),
+			FinishedAt:    Timestamp(t.FinishedAt),
+			NextAttemptAt: Timestamp(t.NextAttemptAt),
 			LastError:     t.LastError,
 		}
 		if spec, ok := tasks[t.TaskID]; ok {
@@ -164,15 +169,15 @@ func toRunDetail(d store.RunDetail, wf *dag.Workflow) *cairnv1.Run {
 	return out
 }
 
-// toWorkflow converts a stored version; wf is its parsed DAG (nil if the stored YAML no longer
+// Workflow converts a stored version; wf is its parsed DAG (nil if the stored YAML no longer
 // parses, which leaves the DAG fields empty). full adds the tasks and the YAML source.
-func toWorkflow(v model.WorkflowVersion, wf *dag.Workflow, full bool) *cairnv1.Workflow {
+func Workflow(v model.WorkflowVersion, wf *dag.Workflow, full bool) *cairnv1.Workflow {
 	out := &cairnv1.Workflow{
 		Name:        v.Workflow,
 		Version:     int64(v.Version),
 		ContentHash: v.Hash,
 		Params:      map[string]string{},
-		CreatedAt:   ts(v.CreatedAt),
+		CreatedAt:   Timestamp(v.CreatedAt),
 	}
 	if full {
 		out.Yaml = v.YAML
@@ -191,13 +196,14 @@ func toWorkflow(v model.WorkflowVersion, wf *dag.Workflow, full bool) *cairnv1.W
 	out.MaxActiveTasks = int32(wf.MaxActiveTasks)
 	if full {
 		for _, t := range wf.Tasks {
-			out.Tasks = append(out.Tasks, toTask(t))
+			out.Tasks = append(out.Tasks, Task(t))
 		}
 	}
 	return out
 }
 
-func toTask(t *dag.Task) *cairnv1.Task {
+// Task converts a task of a workflow's DAG.
+func Task(t *dag.Task) *cairnv1.Task {
 	return &cairnv1.Task{
 		Id:          t.ID,
 		Type:        taskType(t.Type),
@@ -215,12 +221,12 @@ func toTask(t *dag.Task) *cairnv1.Task {
 	}
 }
 
-// toEvent converts one history entry. State changes fill run_state or task_state; other kinds
+// Event converts one history entry. State changes fill run_state or task_state; other kinds
 // (attempt started, stale result, dead-lettered, replayed, notes) carry their kind in message.
-func toEvent(e model.Event) *cairnv1.RunEvent {
+func Event(e model.Event) *cairnv1.RunEvent {
 	out := &cairnv1.RunEvent{
 		Seq:     e.Seq,
-		Time:    ts(e.At),
+		Time:    Timestamp(e.At),
 		RunId:   e.RunID.String(),
 		TaskId:  e.TaskID,
 		Attempt: int32(e.Attempt),
@@ -241,7 +247,8 @@ func toEvent(e model.Event) *cairnv1.RunEvent {
 	return out
 }
 
-func toValidationErrors(file string, list dag.ErrorList) []*cairnv1.ValidationError {
+// ValidationErrors converts a workflow file's problems, one message each.
+func ValidationErrors(file string, list dag.ErrorList) []*cairnv1.ValidationError {
 	out := make([]*cairnv1.ValidationError, 0, len(list))
 	for _, e := range list {
 		out = append(out, &cairnv1.ValidationError{
