@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/dag"
 	"github.com/cairn-io/cairn/pkg/executor"
 	"github.com/cairn-io/cairn/pkg/retry"
+	"github.com/cairn-io/cairn/pkg/taskspec"
 )
 
 // State is the state of a task or of the run in a local run.
@@ -297,7 +298,7 @@ func (r *runner) startReady(ctx context.Context) {
 			Number:         t.attempts,
 			IdempotencyKey: r.cfg.RunID + "/" + t.def.ID,
 			Timeout:        t.def.Timeout,
-			Spec:           spec(t.def, t.rendered),
+			Spec:           taskspec.FromDAG(t.def, t.rendered),
 		}
 		r.emit(Event{Kind: EventStarted, TaskID: t.def.ID, Attempt: t.attempts})
 		go func() { r.done <- finished{idx: i, res: r.cfg.Executor.Execute(ctx, a)} }()
@@ -356,23 +357,6 @@ func isFinal(s State) bool {
 		return true
 	}
 	return false
-}
-
-// spec converts a rendered DAG task into the executor's spec.
-func spec(t *dag.Task, r dag.RenderedTask) executor.Spec {
-	switch t.Type {
-	case dag.TaskShell:
-		return executor.Spec{Type: executor.TypeShell, Shell: &executor.ShellSpec{
-			Argv: r.Shell.Argv, Script: r.Shell.Script, Env: r.Shell.Env, Workdir: r.Shell.Workdir,
-		}}
-	case dag.TaskHTTP:
-		return executor.Spec{Type: executor.TypeHTTP, HTTP: &executor.HTTPSpec{
-			Method: r.HTTP.Method, URL: r.HTTP.URL, Headers: r.HTTP.Headers, Body: r.HTTP.Body,
-			ExpectStatus: r.HTTP.ExpectStatus,
-		}}
-	default:
-		return executor.Spec{Type: executor.TypeNoop}
-	}
 }
 
 // rankHeap orders ready task indexes by topological rank.

@@ -8,10 +8,10 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/cairn-io/cairn/pkg/dag"
 	"github.com/cairn-io/cairn/pkg/executor"
 	"github.com/cairn-io/cairn/pkg/model"
 	"github.com/cairn-io/cairn/pkg/store"
+	"github.com/cairn-io/cairn/pkg/taskspec"
 )
 
 // Session is one worker's stream, as the engine sees it. The stream handler creates it,
@@ -255,27 +255,13 @@ func (e *Engine) assign(w *worker, ref taskRef) {
 	// The leader's own deadline: a worker that goes silent does not hold the task forever.
 	e.timers.push(timer{at: e.cfg.Now().Add(def.Timeout + e.cfg.AttemptGrace), kind: timerDeadline, ref: ref, token: token})
 	a := &Assignment{AttemptID: id, RunID: rs.run.ID, TaskID: t.id, Workflow: rs.run.Workflow, Number: number, Token: token,
-		IdempotencyKey: rs.run.ID.String() + "/" + t.id, Timeout: def.Timeout, Spec: spec(def, rendered)}
+		IdempotencyKey: rs.run.ID.String() + "/" + t.id, Timeout: def.Timeout, Spec: taskspec.FromDAG(def, rendered)}
 	sess := w.sess
 	g.then(func() {
 		e.cfg.Metrics.Dispatched(wait)
 		e.deliver(sess, Outbound{Assignment: a})
 	})
 	g.close()
-}
-
-// spec converts a rendered task into the executor's spec carried by an assignment.
-func spec(t *dag.Task, r dag.RenderedTask) executor.Spec {
-	switch t.Type {
-	case dag.TaskShell:
-		return executor.Spec{Type: executor.TypeShell, Shell: &executor.ShellSpec{
-			Argv: r.Shell.Argv, Script: r.Shell.Script, Env: r.Shell.Env, Workdir: r.Shell.Workdir}}
-	case dag.TaskHTTP:
-		return executor.Spec{Type: executor.TypeHTTP, HTTP: &executor.HTTPSpec{
-			Method: r.HTTP.Method, URL: r.HTTP.URL, Headers: r.HTTP.Headers, Body: r.HTTP.Body, ExpectStatus: r.HTTP.ExpectStatus}}
-	default:
-		return executor.Spec{Type: executor.TypeNoop}
-	}
 }
 
 // errSlowWorker ends the stream of a worker that does not read its messages.
