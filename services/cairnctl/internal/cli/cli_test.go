@@ -92,7 +92,7 @@ func TestValidateJSON(t *testing.T) {
 }
 
 func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{{}, {"nope"}, {"validate"}, {"graph"}, {"graph", "--format", "png", "x.yaml"}, {"run", "x.yaml"}, {"run", "--local", "--parallel", "0", "x.yaml"}, {"run", "--local", "-p", "novalue", "x.yaml"}} {
+	for _, args := range [][]string{{}, {"nope"}, {"validate"}, {"graph"}, {"graph", "--format", "png", "x.yaml"}, {"run", "x.yaml"}, {"run", "--local", "--parallel", "0", "x.yaml"}, {"run", "--local", "-p", "novalue", "x.yaml"}, {"dev", "--workers", "0"}, {"dev", "--concurrency", "-1"}, {"dev", "extra"}} {
 		if code, _, errOut := run(t, args...); code != ExitUsage {
 			t.Errorf("cairnctl %v: exit %d (stderr %q), want %d", args, code, errOut, ExitUsage)
 		}

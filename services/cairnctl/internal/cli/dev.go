@@ -25,6 +25,9 @@ func cmdDev(e *env, args []string) int {
 	if len(pos) > 0 {
 		return usageError(e, "dev", "unexpected arguments %q", pos)
 	}
+	if o.Workers < 1 || o.Concurrency < 1 {
+		return usageError(e, "dev", "--workers and --concurrency must be at least 1 (got %d and %d)", o.Workers, o.Concurrency)
+	}
 	o.DatabaseURL = os.Getenv("CAIRN_DATABASE_URL")
 	o.Out = e.stdout
 	if err := dev.Run(e.ctx, o); err != nil {

@@ -168,7 +168,11 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
-	cleanup.push(func() { _ = sched.Stop() })
+	cleanup.push(func() {
+		if err := sched.Stop(); err != nil {
+			say("stopping the scheduler: %v", err)
+		}
+	})
 	if err := waitFor(ctx, 30*time.Second, sched.Leading); err != nil {
 		return fmt.Errorf("scheduler did not become leader: %w", err)
 	}
