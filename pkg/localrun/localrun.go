@@ -167,6 +167,7 @@ type runner struct {
 	slots   int
 	tasks   []*task
 	ready   rankHeap // tasks decided Run, waiting for a slot, by topological rank
+	waiting []int    // tasks in RetryWait (few: only failed ones), so the loop never scans every task
 	running int
 	final   int
 	done    chan finished
@@ -203,12 +204,16 @@ func (r *runner) run(ctx context.Context) *Report {
 			r.finish(f, cancelled)
 		case <-wake:
 			now := time.Now()
-			for i, t := range r.tasks {
-				if t.state == RetryWait && !t.dueAt.After(now) {
+			still := r.waiting[:0]
+			for _, i := range r.waiting {
+				if t := r.tasks[i]; t.state == RetryWait && !t.dueAt.After(now) {
 					t.state = Pending // decided Run already; waiting for a slot
 					heap.Push(&r.ready, i)
+				} else if t.state == RetryWait {
+					still = append(still, i)
 				}
 			}
+			r.waiting = still
 		case <-ctxDone(ctx, cancelled):
 			cancelled = true
 			cancelRunning(context.Cause(ctx))
@@ -251,8 +256,8 @@ func ctxDone(ctx context.Context, cancelled bool) <-chan struct{} {
 
 func (r *runner) nextDue() time.Time {
 	var due time.Time
-	for _, t := range r.tasks {
-		if t.state == RetryWait && (due.IsZero() || t.dueAt.Before(due)) {
+	for _, i := range r.waiting {
+		if t := r.tasks[i]; t.state == RetryWait && (due.IsZero() || t.dueAt.Before(due)) {
 			due = t.dueAt
 		}
 	}
@@ -329,6 +334,7 @@ func (r *runner) finish(f finished, cancelled bool) {
 		if delay, again := t.policy.Next(t.attempts, r.cfg.Rand); again {
 			t.state = RetryWait
 			t.dueAt = time.Now().Add(delay)
+			r.waiting = append(r.waiting, f.idx)
 			ev.Kind, ev.Delay = EventRetrying, delay
 			r.emit(ev)
 			return
