@@ -29,9 +29,7 @@ func (e *Engine) decide(g *grp, rs *runState, ds []dag.Decided) {
 		switch d.Decision {
 		case dag.Run:
 			if rs.wf.MaxActiveTasks > 0 && rs.active >= rs.wf.MaxActiveTasks {
-				if !slices.Contains(rs.throttled, d.Task) {
-					rs.throttled = append(rs.throttled, d.Task)
-				}
+				rs.throttle(d.Task)
 				continue
 			}
 			e.queueTask(g, taskRef{rs, d.Task}, "")
@@ -77,6 +75,7 @@ func (e *Engine) release(g *grp, rs *runState) {
 	for len(rs.throttled) > 0 && (rs.wf.MaxActiveTasks == 0 || rs.active < rs.wf.MaxActiveTasks) {
 		i := rs.throttled[0]
 		rs.throttled = rs.throttled[1:]
+		rs.tasks[i].throttled = false
 		if s := rs.tasks[i].state; s == model.TaskPending || s == model.TaskRetryWait {
 			e.queueTask(g, taskRef{rs, i}, "")
 		}
@@ -186,6 +185,9 @@ func (in cancelRun) handle(e *Engine) {
 			e.setTerminal(g, rs, t, model.TaskCancelled, msg)
 			cancels = append(cancels, func() { e.sendCancel(worker, attemptID, token, msg) })
 		}
+	}
+	for _, i := range rs.throttled {
+		rs.tasks[i].throttled = false
 	}
 	rs.throttled = nil
 	g.add(store.RunTransition{RunID: rs.run.ID, From: rs.run.State, To: model.RunCancelled, Error: msg},

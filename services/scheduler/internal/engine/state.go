@@ -45,6 +45,7 @@ type taskState struct {
 	unconfirmed bool
 	queued      bool // in a worker queue or a pool backlog
 	lost        int  // attempts lost with their worker
+	throttled   bool // in its run's throttled list
 	errors      []model.AttemptError
 	policy      retry.Policy
 }
@@ -73,6 +74,14 @@ func outcome(s model.TaskState) dag.Outcome {
 		return dag.OutcomeCancelled
 	default:
 		return dag.OutcomeActive
+	}
+}
+
+// throttle puts task i on the run's throttled list (once).
+func (r *runState) throttle(i int) {
+	if t := r.tasks[i]; !t.throttled {
+		t.throttled = true
+		r.throttled = append(r.throttled, i)
 	}
 }
 

@@ -67,7 +67,7 @@ func (e *Engine) fireTimers() {
 			}
 			rs := ref.run
 			if rs.wf.MaxActiveTasks > 0 && rs.active >= rs.wf.MaxActiveTasks {
-				rs.throttled = append(rs.throttled, ref.idx)
+				rs.throttle(ref.idx)
 				break
 			}
 			e.queueTask(g, ref, "retry due")
