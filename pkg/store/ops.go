@@ -217,6 +217,11 @@ func readAttemptActual(ctx context.Context, tx pgx.Tx, token int64) (string, err
 // attempt_stale event is appended, and the group reports a *StaleAttemptError
 // (ErrStaleAttempt). Nothing else changes.
 type FinishAttempt struct {
+	// RunID and TaskID name the attempt's task run. They are optional (the token identifies
+	// the attempt) but let Apply execute the op together with others of its kind; without
+	// them it is executed on its own, in order.
+	RunID           uuid.UUID
+	TaskID          string
 	Token           int64
 	To              model.AttemptState // SUCCEEDED, FAILED, TIMED_OUT, LOST or CANCELLED
 	FailureKind     model.FailureKind

@@ -176,7 +176,7 @@ func (in cancelRun) handle(e *Engine) {
 			e.setTerminal(g, rs, t, model.TaskCancelled, msg)
 		case model.TaskAssigned, model.TaskRunning:
 			e.writeStart(g, taskRef{rs, t.idx})
-			g.add(store.FinishAttempt{Token: t.token, To: model.AttemptCancelled, FailureKind: model.FailureCancelled, Error: msg})
+			g.add(store.FinishAttempt{RunID: rs.run.ID, TaskID: t.id, Token: t.token, To: model.AttemptCancelled, FailureKind: model.FailureCancelled, Error: msg})
 			token, worker, attemptID := t.token, t.worker, t.attemptID
 			delete(e.tokens, t.token)
 			if w := e.workers[worker]; w != nil {
@@ -262,6 +262,7 @@ func (e *Engine) applyResult(g *grp, res Result, workerID string) bool {
 	}
 	t := ref.task()
 	t.unconfirmed = false
+	fin.RunID, fin.TaskID = ref.run.run.ID, t.id // lets the store batch it with others
 	e.writeStart(g, ref) // a start still in memory goes first, in the same group
 	delete(e.tokens, res.Token)
 	if w := e.workers[t.worker]; w != nil && t.worker == workerID {
@@ -385,7 +386,7 @@ func (e *Engine) requeue(g *grp, ref taskRef, msg string) {
 func (e *Engine) lose(g *grp, ref taskRef, reason string) {
 	t := ref.task()
 	e.writeStart(g, ref)
-	g.add(store.FinishAttempt{Token: t.token, To: model.AttemptLost, FailureKind: model.FailureLost, Error: reason})
+	g.add(store.FinishAttempt{RunID: ref.run.run.ID, TaskID: t.id, Token: t.token, To: model.AttemptLost, FailureKind: model.FailureLost, Error: reason})
 	delete(e.tokens, t.token)
 	if w := e.workers[t.worker]; w != nil {
 		w.inflight--
@@ -400,7 +401,7 @@ func (e *Engine) expire(g *grp, ref taskRef) {
 	t := ref.task()
 	msg := fmt.Sprintf("no result before the attempt deadline (timeout %s + grace %s)", ref.run.wf.Tasks[ref.idx].Timeout, e.cfg.AttemptGrace)
 	e.writeStart(g, ref)
-	g.add(store.FinishAttempt{Token: t.token, To: model.AttemptTimedOut, FailureKind: model.FailureTimeout, Error: msg})
+	g.add(store.FinishAttempt{RunID: ref.run.run.ID, TaskID: t.id, Token: t.token, To: model.AttemptTimedOut, FailureKind: model.FailureTimeout, Error: msg})
 	token, worker, attemptID := t.token, t.worker, t.attemptID
 	g.then(func() { e.sendCancel(worker, attemptID, token, "attempt deadline passed") })
 	delete(e.tokens, t.token)
