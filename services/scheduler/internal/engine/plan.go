@@ -263,7 +263,7 @@ func (e *Engine) applyResult(g *grp, res Result, workerID string) bool {
 	t := ref.task()
 	t.unconfirmed = false
 	fin.RunID, fin.TaskID = ref.run.run.ID, t.id // lets the store batch it with others
-	e.writeStart(g, ref) // a start still in memory goes first, in the same group
+	e.writeStart(g, ref)                         // a start still in memory goes first, in the same group
 	delete(e.tokens, res.Token)
 	if w := e.workers[t.worker]; w != nil && t.worker == workerID {
 		w.inflight--
