@@ -60,8 +60,10 @@ func (b *Batch) Len() int { return len(b.groups) }
 //
 // Conflicts are rare (the leader is the only writer), so the first attempt sends every group
 // without savepoints: a single-op group whose CAS fails changed nothing, and the rest go on.
-// The events of that attempt (AppendEvent ops, which cannot conflict) are inserted by one
-// multi-row statement at the end of the pipeline, in the order of their groups.
+// That attempt is set-based (batchset.go): the task transitions, attempt inserts, starts and
+// finishes of a batch run as one statement per kind wherever that gives exactly the result of
+// applying the ops in order, and the events (AppendEvent ops, which cannot conflict) are
+// inserted by one multi-row statement at the end of the pipeline, in the order of their groups.
 // Only when an op of a multi-op group conflicts (some of its ops may have applied) is that
 // transaction rolled back and the batch applied again in a second transaction in which every
 // multi-op group runs under a savepoint: a group whose CAS fails is rolled back to its
@@ -104,57 +106,91 @@ func (s *Store) Apply(ctx context.Context, epoch int64, b *Batch) (results []err
 // conflicted, so the group may have partially applied.
 var errGroupConflict = errors.New("a multi-op group conflicted; applying the batch again with savepoints")
 
-// applyOptimistic sends every group in one pipeline without savepoints. A conflict of a
-// single-op group is recorded (and diagnosed); a conflict in a multi-op group returns
-// errGroupConflict, and the caller must roll the transaction back.
+// applyOptimistic sends the whole batch in one pipeline without savepoints, the hot op kinds
+// set-based (see batchset.go). A conflict of a single-op group is recorded (and diagnosed);
+// a conflict in a multi-op group returns errGroupConflict, and the caller must roll the
+// transaction back.
 func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []error) error {
+	plan := planSet(groups)
 	pb := &pgx.Batch{}
-	var events eventRows
-	for _, g := range groups {
-		for _, op := range g {
-			if ev, ok := op.(AppendEvent); ok {
-				events.add(ev.Event)
+	for _, seg := range plan.segments {
+		for r, refs := range seg.byRank {
+			if len(refs) == 0 {
 				continue
 			}
-			q, args := op.statement()
-			pb.Queue(q, args...)
+			if setKind(r) {
+				queueSet(pb, groups, r, refs)
+				continue
+			}
+			for _, ref := range refs {
+				q, args := groups[ref.g][ref.j].statement()
+				pb.Queue(q, args...)
+			}
 		}
 	}
-	if events.n > 0 {
-		q, args := events.statement()
+	if plan.events.n > 0 {
+		q, args := plan.events.statement()
 		pb.Queue(q, args...)
 	}
 	var failed []failure
+	conflict := func(ref setRef, rows int64) error {
+		cerr := groups[ref.g][ref.j].check(rows)
+		if cerr == nil {
+			return nil
+		}
+		if len(groups[ref.g]) > 1 {
+			return errGroupConflict
+		}
+		results[ref.g] = cerr
+		failed = append(failed, failure{ref.g, ref.j})
+		return nil
+	}
 	br := tx.SendBatch(ctx, pb)
-	for g := range groups {
-		for j, op := range groups[g] {
-			if _, ok := op.(AppendEvent); ok {
-				continue // inserted with the others below; an insert cannot conflict
+	for _, seg := range plan.segments {
+		for r, refs := range seg.byRank {
+			if len(refs) == 0 {
+				continue
 			}
-			tag, err := br.Exec()
-			if err != nil {
-				_ = br.Close()
-				return fmt.Errorf("group %d op %d (%T): %w", g, j, op, err)
-			}
-			if cerr := op.check(tag.RowsAffected()); cerr != nil {
-				if len(groups[g]) > 1 {
+			if setKind(r) {
+				applied, err := readApplied(br, len(refs))
+				if err != nil {
 					_ = br.Close()
-					return errGroupConflict
+					return fmt.Errorf("%d ops like group %d op %d (%T): %w", len(refs), refs[0].g, refs[0].j, groups[refs[0].g][refs[0].j], err)
 				}
-				results[g] = cerr
-				failed = append(failed, failure{g, j})
+				for i, ref := range refs {
+					rows := int64(0)
+					if applied[i] {
+						rows = 1
+					}
+					if err := conflict(ref, rows); err != nil {
+						_ = br.Close()
+						return err
+					}
+				}
+				continue
+			}
+			for _, ref := range refs {
+				tag, err := br.Exec()
+				if err != nil {
+					_ = br.Close()
+					return fmt.Errorf("group %d op %d (%T): %w", ref.g, ref.j, groups[ref.g][ref.j], err)
+				}
+				if err := conflict(ref, tag.RowsAffected()); err != nil {
+					_ = br.Close()
+					return err
+				}
 			}
 		}
 	}
-	if events.n > 0 {
+	if plan.events.n > 0 {
 		tag, err := br.Exec()
 		if err != nil {
 			_ = br.Close()
-			return fmt.Errorf("append %d events: %w", events.n, err)
+			return fmt.Errorf("append %d events: %w", plan.events.n, err)
 		}
-		if tag.RowsAffected() != int64(events.n) {
+		if tag.RowsAffected() != int64(plan.events.n) {
 			_ = br.Close()
-			return fmt.Errorf("append %d events: %d inserted", events.n, tag.RowsAffected())
+			return fmt.Errorf("append %d events: %d inserted", plan.events.n, tag.RowsAffected())
 		}
 	}
 	if err := br.Close(); err != nil {

@@ -1,0 +1,448 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// Set-based execution of a batch (the savepoint-free attempt of Apply).
+//
+// The hot ops of a batch — task transitions, attempt inserts, starts and finishes — are
+// executed as one statement per kind (`UPDATE … FROM unnest(…) WITH ORDINALITY … RETURNING
+// ord`), not one statement per op: a batch of 100 task cycles costs a handful of statements
+// instead of several hundred. The result must be exactly what applying the ops one by one,
+// in order, would give. Two facts make that possible:
+//
+//   - Within one statement every row is read as it was before the statement; so an op kind
+//     may not touch a row twice in one statement, and an op may not depend on an earlier
+//     op of a kind whose statement is emitted after its own.
+//   - The kinds are emitted in a fixed order (their rank): run inserts, task transitions,
+//     attempt inserts, attempt starts, attempt finishes, then the remaining ops one by one
+//     in their original order (run transitions, dead letters, schedules).
+//
+// The planner walks the ops in order and cuts the batch into segments. Each op declares the
+// rows it reads and writes (accesses). An op joins the current segment unless it would
+// observe a different state there than in sequence: it writes or reads a row that an op of a
+// later rank already wrote or read (or, for writes, read), or — for the set-executed kinds —
+// an op of its own kind already touched. Then the segment is closed and a new one starts.
+// Segments are executed in order, all in one pipeline. Ops the planner cannot describe (a
+// FinishAttempt without its task run) are barriers: a segment of their own.
+//
+// Events are not part of segments: they are inserted at the end of the pipeline in one
+// statement, as before; they only read the run's existence (foreign key).
+
+// rank orders the statements of a segment.
+const (
+	rankInsertRun     = iota // singles, before everything that needs the run's rows
+	rankTask                 // set: TaskTransition
+	rankInsertAttempt        // set: InsertAttempt
+	rankStart                // set: StartAttempt
+	rankFinish               // set: FinishAttempt
+	rankLate                 // singles, in order: RunTransition, dead letters, schedules
+	numRanks
+)
+
+// rowKind names what a rowKey identifies.
+type rowKind uint8
+
+const (
+	rowRunState  rowKind = iota + 1 // runs row (state)
+	rowRunRows                      // the run's existence (its runs and task_runs rows)
+	rowTask                         // task_runs row
+	rowTaskToken                    // task_runs.fencing_token
+	rowAttempt                      // attempts row, by token
+	rowAttemptNo                    // attempts (run, task, number) uniqueness
+	rowAttemptID                    // attempts id uniqueness
+	rowOther                        // dead letters, schedules: kept in order among the singles
+)
+
+type rowKey struct {
+	kind rowKind
+	id   uuid.UUID
+	name string
+	n    int64
+}
+
+type access struct {
+	key   rowKey
+	write bool
+}
+
+// use records which ranks read and wrote a row in the current segment (bit per rank).
+type use struct{ read, wrote uint8 }
+
+// setRef points at one op of the batch.
+type setRef struct{ g, j int }
+
+type segment struct {
+	byRank [numRanks][]setRef
+}
+
+type setPlan struct {
+	segments []*segment
+	events   eventRows
+	cur      *segment
+	uses     map[rowKey]use
+}
+
+// describe returns an op's rank and accesses; ok is false for a barrier.
+func describe(op Op) (rank int, acc []access, ok bool) {
+	switch o := op.(type) {
+	case InsertRun:
+		return rankInsertRun, []access{
+			{rowKey{kind: rowRunState, id: o.Run.ID}, true},
+			{rowKey{kind: rowRunRows, id: o.Run.ID}, true},
+		}, true
+	case TaskTransition:
+		acc := []access{
+			{rowKey{kind: rowRunRows, id: o.RunID}, false},
+			{rowKey{kind: rowTask, id: o.RunID, name: o.TaskID}, true},
+		}
+		if o.Assign != nil {
+			acc = append(acc, access{rowKey{kind: rowTaskToken, id: o.RunID, name: o.TaskID}, true})
+		}
+		return rankTask, acc, true
+	case InsertAttempt:
+		return rankInsertAttempt, []access{
+			{rowKey{kind: rowRunRows, id: o.RunID}, false},
+			{rowKey{kind: rowAttempt, n: o.Token}, true},
+			{rowKey{kind: rowAttemptNo, id: o.RunID, name: o.TaskID, n: int64(o.Number)}, true},
+			{rowKey{kind: rowAttemptID, id: o.ID}, true},
+		}, true
+	case StartAttempt:
+		return rankStart, []access{{rowKey{kind: rowAttempt, n: o.Token}, true}}, true
+	case FinishAttempt:
+		if o.RunID == uuid.Nil || o.TaskID == "" {
+			return 0, nil, false
+		}
+		return rankFinish, []access{
+			{rowKey{kind: rowAttempt, n: o.Token}, true},
+			{rowKey{kind: rowTaskToken, id: o.RunID, name: o.TaskID}, false},
+		}, true
+	case RunTransition:
+		return rankLate, []access{{rowKey{kind: rowRunState, id: o.RunID}, true}}, true
+	case InsertDeadLetter, DeleteDeadLetter, MarkReplayed, PutSchedule, DeleteSchedule, AdvanceSchedule:
+		// None of the set kinds reads what these write, and they read nothing the set kinds
+		// write (dead letters only need their task run to exist: inserted by an earlier rank).
+		return rankLate, []access{{rowKey{kind: rowOther}, true}}, true
+	}
+	return 0, nil, false
+}
+
+// setKind reports whether ops of rank r are executed as one statement per segment.
+func setKind(r int) bool { return r >= rankTask && r <= rankFinish }
+
+// planSet cuts groups into segments (see above).
+func planSet(groups [][]Op) *setPlan {
+	p := &setPlan{uses: make(map[rowKey]use)}
+	p.open()
+	for g, ops := range groups {
+		for j, op := range ops {
+			if ev, ok := op.(AppendEvent); ok {
+				p.events.add(ev.Event)
+				continue
+			}
+			ref := setRef{g, j}
+			rank, acc, ok := describe(op)
+			if !ok { // barrier: alone in its segment
+				p.open()
+				p.cur.byRank[rankLate] = append(p.cur.byRank[rankLate], ref)
+				p.open()
+				continue
+			}
+			if p.conflicts(rank, acc) {
+				p.open()
+			}
+			for _, a := range acc {
+				u := p.uses[a.key]
+				if a.write {
+					u.wrote |= 1 << rank
+				} else {
+					u.read |= 1 << rank
+				}
+				p.uses[a.key] = u
+			}
+			p.cur.byRank[rank] = append(p.cur.byRank[rank], ref)
+		}
+	}
+	return p
+}
+
+// open starts a new segment unless the current one is empty.
+func (p *setPlan) open() {
+	if p.cur != nil && p.cur.empty() {
+		return
+	}
+	p.cur = &segment{}
+	p.segments = append(p.segments, p.cur)
+	clear(p.uses)
+}
+
+func (s *segment) empty() bool {
+	for _, refs := range s.byRank {
+		if len(refs) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// conflicts reports whether an op of rank r with accesses acc would, in the current
+// segment, see or leave a row differently than when applied in sequence.
+func (p *setPlan) conflicts(r int, acc []access) bool {
+	later := ^uint8(0) << (r + 1) // ranks emitted after r
+	if setKind(r) {
+		later |= 1 << r // one statement per kind: its rows are read before any is written
+	}
+	for _, a := range acc {
+		u, ok := p.uses[a.key]
+		if !ok {
+			continue
+		}
+		if u.wrote&later != 0 {
+			return true // a later statement wrote it: we would read or overwrite the old value
+		}
+		if a.write && u.read&later != 0 {
+			return true // a later statement read it: it would see our write too early
+		}
+	}
+	return false
+}
+
+// queueSet adds one set statement for the ops of rank r in refs to pb.
+func queueSet(pb *pgx.Batch, groups [][]Op, r int, refs []setRef) {
+	switch r {
+	case rankTask:
+		var a taskRows
+		for _, ref := range refs {
+			a.add(groups[ref.g][ref.j].(TaskTransition))
+		}
+		q, args := a.statement()
+		pb.Queue(q, args...)
+	case rankInsertAttempt:
+		var a attemptRows
+		for _, ref := range refs {
+			a.add(groups[ref.g][ref.j].(InsertAttempt))
+		}
+		q, args := a.statement()
+		pb.Queue(q, args...)
+	case rankStart:
+		var a startRows
+		for _, ref := range refs {
+			a.add(groups[ref.g][ref.j].(StartAttempt))
+		}
+		q, args := a.statement()
+		pb.Queue(q, args...)
+	case rankFinish:
+		var a finishRows
+		for _, ref := range refs {
+			a.add(groups[ref.g][ref.j].(FinishAttempt))
+		}
+		q, args := a.statement()
+		pb.Queue(q, args...)
+	default:
+		panic(fmt.Sprintf("store: rank %d is not a set kind", r))
+	}
+}
+
+// readApplied reads a set statement's RETURNING ord (1-based positions in refs) and
+// reports which refs applied.
+func readApplied(br pgx.BatchResults, n int) ([]bool, error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	applied := make([]bool, n)
+	var ord int64
+	_, err = pgx.ForEachRow(rows, []any{&ord}, func() error {
+		if ord < 1 || ord > int64(n) || applied[ord-1] {
+			return fmt.Errorf("set statement returned position %d of %d twice or out of range", ord, n)
+		}
+		applied[ord-1] = true
+		return nil
+	})
+	return applied, err
+}
+
+// taskRows are the parameters of one set TaskTransition statement (see
+// TaskTransition.statement for the one-row version it must match).
+type taskRows struct {
+	runID      []pgtype.UUID
+	taskID     []string
+	to         []string
+	attempt    []int32
+	token      []pgtype.Int8
+	worker     []pgtype.Text
+	nextAt     []pgtype.Timestamptz
+	errText    []string
+	terminal   []bool
+	from       []string
+	expAttempt []int32
+	expToken   []int64
+	resetBase  []bool
+	startedAt  []pgtype.Timestamptz
+}
+
+func (a *taskRows) add(o TaskTransition) {
+	attempt := o.Attempt
+	var token pgtype.Int8
+	var worker pgtype.Text // NULL keeps the stored value
+	switch {
+	case o.Assign != nil:
+		attempt = o.Attempt + 1
+		token = pgtype.Int8{Int64: o.Assign.Token, Valid: true}
+		worker = pgtype.Text{String: o.Assign.WorkerID, Valid: true}
+	case !o.To.Active():
+		worker = pgtype.Text{Valid: true}
+	}
+	a.runID = append(a.runID, pgUUID(o.RunID))
+	a.taskID = append(a.taskID, o.TaskID)
+	a.to = append(a.to, string(o.To))
+	a.attempt = append(a.attempt, int32(attempt))
+	a.token = append(a.token, token)
+	a.worker = append(a.worker, worker)
+	a.nextAt = append(a.nextAt, pgTime(o.NextAttemptAt))
+	a.errText = append(a.errText, o.Error)
+	a.terminal = append(a.terminal, o.To.Terminal())
+	a.from = append(a.from, string(o.From))
+	a.expAttempt = append(a.expAttempt, int32(o.Attempt))
+	a.expToken = append(a.expToken, o.Token)
+	a.resetBase = append(a.resetBase, o.ResetBase)
+	a.startedAt = append(a.startedAt, pgTime(o.StartedAt))
+}
+
+func (a *taskRows) statement() (string, []any) {
+	return `UPDATE task_runs t SET
+			state = u.to_state,
+			attempt = u.attempt,
+			fencing_token = COALESCE(u.token, t.fencing_token),
+			worker_id = COALESCE(u.worker, t.worker_id),
+			next_attempt_at = u.next_at,
+			last_error = CASE WHEN u.err = '' THEN t.last_error ELSE u.err END,
+			started_at = CASE u.to_state WHEN 'RUNNING' THEN LEAST(COALESCE(u.started, now()), now())
+				WHEN 'ASSIGNED' THEN NULL ELSE t.started_at END,
+			finished_at = CASE WHEN u.terminal THEN now() END,
+			attempt_base = CASE WHEN u.reset_base THEN u.exp_attempt ELSE t.attempt_base END,
+			updated_at = now()
+		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[],
+				$7::timestamptz[], $8::text[], $9::boolean[], $10::text[], $11::int[], $12::bigint[],
+				$13::boolean[], $14::timestamptz[])
+			WITH ORDINALITY AS u (run_id, task_id, to_state, attempt, token, worker, next_at, err,
+				terminal, from_state, exp_attempt, exp_token, reset_base, started, ord)
+		WHERE t.run_id = u.run_id AND t.task_id = u.task_id AND t.state = u.from_state
+			AND t.attempt = u.exp_attempt AND (u.exp_token = 0 OR t.fencing_token = u.exp_token)
+		RETURNING u.ord`,
+		[]any{a.runID, a.taskID, a.to, a.attempt, a.token, a.worker, a.nextAt, a.errText, a.terminal,
+			a.from, a.expAttempt, a.expToken, a.resetBase, a.startedAt}
+}
+
+// attemptRows are the parameters of one set InsertAttempt statement.
+type attemptRows struct {
+	id, runID []pgtype.UUID
+	taskID    []string
+	number    []int32
+	token     []int64
+	worker    []string
+}
+
+func (a *attemptRows) add(o InsertAttempt) {
+	a.id = append(a.id, pgUUID(o.ID))
+	a.runID = append(a.runID, pgUUID(o.RunID))
+	a.taskID = append(a.taskID, o.TaskID)
+	a.number = append(a.number, int32(o.Number))
+	a.token = append(a.token, o.Token)
+	a.worker = append(a.worker, o.WorkerID)
+}
+
+// statement returns the position of each inserted row: an INSERT's RETURNING cannot see
+// the unnest, so it looks its token up (tokens are unique within a segment).
+func (a *attemptRows) statement() (string, []any) {
+	return `WITH ins AS (
+			INSERT INTO attempts (id, run_id, task_id, number, fencing_token, worker_id, state)
+			SELECT u.id, u.run_id, u.task_id, u.number, u.token, u.worker, 'ASSIGNED'
+			FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::bigint[], $6::text[])
+				WITH ORDINALITY AS u (id, run_id, task_id, number, token, worker, ord)
+			ORDER BY u.ord
+			ON CONFLICT DO NOTHING
+			RETURNING fencing_token)
+		SELECT u.ord FROM ins JOIN unnest($5::bigint[]) WITH ORDINALITY AS u (token, ord)
+			ON u.token = ins.fencing_token`,
+		[]any{a.id, a.runID, a.taskID, a.number, a.token, a.worker}
+}
+
+// startRows are the parameters of one set StartAttempt statement.
+type startRows struct {
+	token     []int64
+	deadline  []pgtype.Timestamptz
+	startedAt []pgtype.Timestamptz
+}
+
+func (a *startRows) add(o StartAttempt) {
+	a.token = append(a.token, o.Token)
+	a.deadline = append(a.deadline, pgTime(o.DeadlineAt))
+	a.startedAt = append(a.startedAt, pgTime(o.StartedAt))
+}
+
+func (a *startRows) statement() (string, []any) {
+	return `UPDATE attempts a SET state = 'RUNNING',
+			started_at = LEAST(GREATEST(COALESCE(u.started, now()), a.assigned_at), now()),
+			deadline_at = u.deadline
+		FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[])
+			WITH ORDINALITY AS u (token, deadline, started, ord)
+		WHERE a.fencing_token = u.token AND a.state = 'ASSIGNED'
+		RETURNING u.ord`,
+		[]any{a.token, a.deadline, a.startedAt}
+}
+
+// finishRows are the parameters of one set FinishAttempt statement.
+type finishRows struct {
+	token      []int64
+	to         []string
+	kind       []string
+	exitCode   []pgtype.Int4
+	httpStatus []pgtype.Int4
+	output     [][]byte
+	truncated  []bool
+	errText    []string
+}
+
+func (a *finishRows) add(o FinishAttempt) {
+	out, truncated := o.output()
+	a.token = append(a.token, o.Token)
+	a.to = append(a.to, string(o.To))
+	a.kind = append(a.kind, string(o.FailureKind))
+	a.exitCode = append(a.exitCode, pgInt4(o.ExitCode))
+	a.httpStatus = append(a.httpStatus, pgInt4(o.HTTPStatus))
+	a.output = append(a.output, out)
+	a.truncated = append(a.truncated, truncated)
+	a.errText = append(a.errText, o.Error)
+}
+
+func (a *finishRows) statement() (string, []any) {
+	return `UPDATE attempts a SET state = u.to_state, failure_kind = u.kind, exit_code = u.exit_code,
+			http_status = u.http_status, output = u.output, output_truncated = u.truncated,
+			error = u.err, finished_at = now()
+		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bytea[],
+				$7::boolean[], $8::text[])
+			WITH ORDINALITY AS u (token, to_state, kind, exit_code, http_status, output, truncated, err, ord),
+			task_runs t
+		WHERE a.fencing_token = u.token AND a.state IN ('ASSIGNED', 'RUNNING')
+			AND t.run_id = a.run_id AND t.task_id = a.task_id AND t.fencing_token = a.fencing_token
+		RETURNING u.ord`,
+		[]any{a.token, a.to, a.kind, a.exitCode, a.httpStatus, a.output, a.truncated, a.errText}
+}
+
+func pgTime(t time.Time) pgtype.Timestamptz {
+	return pgtype.Timestamptz{Time: t, Valid: !t.IsZero()}
+}
+
+func pgInt4(p *int) pgtype.Int4 {
+	if p == nil {
+		return pgtype.Int4{}
+	}
+	return pgtype.Int4{Int32: int32(*p), Valid: true}
+}
