@@ -113,6 +113,11 @@ var errGroupConflict = errors.New("a multi-op group conflicted; applying the bat
 func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []error) error {
 	plan := planSet(groups)
 	pb := &pgx.Batch{}
+	// Every set statement joins its unnest(…) (at most a batch's rows) to a table by a unique
+	// key; the right plan is always a nested loop over index lookups. Left free, the planner
+	// hashes the whole table when it is small (task_runs of one 10,000-task run: 4 ms instead
+	// of 0.3 ms per statement). SET LOCAL ends with the transaction.
+	pb.Queue(`SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)`)
 	for _, seg := range plan.segments {
 		for r, refs := range seg.byRank {
 			if len(refs) == 0 {
@@ -146,13 +151,21 @@ func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []er
 		return nil
 	}
 	br := tx.SendBatch(ctx, pb)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return fmt.Errorf("planner settings: %w", err)
+	}
 	for _, seg := range plan.segments {
 		for r, refs := range seg.byRank {
 			if len(refs) == 0 {
 				continue
 			}
 			if setKind(r) {
-				applied, err := readApplied(br, len(refs))
+				var tokens map[int64]int
+				if r == rankInsertAttempt {
+					tokens = insertTokens(groups, refs)
+				}
+				applied, err := readApplied(br, len(refs), tokens)
 				if err != nil {
 					_ = br.Close()
 					return fmt.Errorf("%d ops like group %d op %d (%T): %w", len(refs), refs[0].g, refs[0].j, groups[refs[0].g][refs[0].j], err)

@@ -249,23 +249,40 @@ func queueSet(pb *pgx.Batch, groups [][]Op, r int, refs []setRef) {
 	}
 }
 
-// readApplied reads a set statement's RETURNING ord (1-based positions in refs) and
-// reports which refs applied.
-func readApplied(br pgx.BatchResults, n int) ([]bool, error) {
+// readApplied reads a set statement's RETURNING column and reports which of its n ops
+// applied: for most kinds the column is the op's ordinality (1-based position); for
+// InsertAttempt it is the token, found through tokens.
+func readApplied(br pgx.BatchResults, n int, tokens map[int64]int) ([]bool, error) {
 	rows, err := br.Query()
 	if err != nil {
 		return nil, err
 	}
 	applied := make([]bool, n)
-	var ord int64
-	_, err = pgx.ForEachRow(rows, []any{&ord}, func() error {
-		if ord < 1 || ord > int64(n) || applied[ord-1] {
-			return fmt.Errorf("set statement returned position %d of %d twice or out of range", ord, n)
+	var v int64
+	_, err = pgx.ForEachRow(rows, []any{&v}, func() error {
+		i := int(v) - 1
+		if tokens != nil {
+			var ok bool
+			if i, ok = tokens[v]; !ok {
+				return fmt.Errorf("set statement returned unknown token %d", v)
+			}
 		}
-		applied[ord-1] = true
+		if i < 0 || i >= n || applied[i] {
+			return fmt.Errorf("set statement returned position %d of %d twice or out of range", i+1, n)
+		}
+		applied[i] = true
 		return nil
 	})
 	return applied, err
+}
+
+// insertTokens maps the tokens of InsertAttempt refs to their positions.
+func insertTokens(groups [][]Op, refs []setRef) map[int64]int {
+	m := make(map[int64]int, len(refs))
+	for i, ref := range refs {
+		m[groups[ref.g][ref.j].(InsertAttempt).Token] = i
+	}
+	return m
 }
 
 // taskRows are the parameters of one set TaskTransition statement (see
@@ -358,19 +375,16 @@ func (a *attemptRows) add(o InsertAttempt) {
 	a.worker = append(a.worker, o.WorkerID)
 }
 
-// statement returns the position of each inserted row: an INSERT's RETURNING cannot see
-// the unnest, so it looks its token up (tokens are unique within a segment).
+// statement returns the token of each inserted row (an INSERT's RETURNING cannot see the
+// unnest's ordinality; tokens are unique within a segment).
 func (a *attemptRows) statement() (string, []any) {
-	return `WITH ins AS (
-			INSERT INTO attempts (id, run_id, task_id, number, fencing_token, worker_id, state)
-			SELECT u.id, u.run_id, u.task_id, u.number, u.token, u.worker, 'ASSIGNED'
-			FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::bigint[], $6::text[])
-				WITH ORDINALITY AS u (id, run_id, task_id, number, token, worker, ord)
-			ORDER BY u.ord
-			ON CONFLICT DO NOTHING
-			RETURNING fencing_token)
-		SELECT u.ord FROM ins JOIN unnest($5::bigint[]) WITH ORDINALITY AS u (token, ord)
-			ON u.token = ins.fencing_token`,
+	return `INSERT INTO attempts (id, run_id, task_id, number, fencing_token, worker_id, state)
+		SELECT u.id, u.run_id, u.task_id, u.number, u.token, u.worker, 'ASSIGNED'
+		FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::bigint[], $6::text[])
+			WITH ORDINALITY AS u (id, run_id, task_id, number, token, worker, ord)
+		ORDER BY u.ord
+		ON CONFLICT DO NOTHING
+		RETURNING fencing_token`,
 		[]any{a.id, a.runID, a.taskID, a.number, a.token, a.worker}
 }
 
@@ -422,17 +436,25 @@ func (a *finishRows) add(o FinishAttempt) {
 	a.errText = append(a.errText, o.Error)
 }
 
+// statement finds each attempt through a LATERAL lookup driven by the unnest (OFFSET 0 keeps
+// the planner from flattening it), so the plan is always: per row, one index lookup of the
+// attempt by token and of its task run by key. Joined freely, the planner scans the active
+// attempts first and re-scans the unnest for each (quadratic in the batch).
 func (a *finishRows) statement() (string, []any) {
-	return `UPDATE attempts a SET state = u.to_state, failure_kind = u.kind, exit_code = u.exit_code,
-			http_status = u.http_status, output = u.output, output_truncated = u.truncated,
-			error = u.err, finished_at = now()
-		FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bytea[],
-				$7::boolean[], $8::text[])
-			WITH ORDINALITY AS u (token, to_state, kind, exit_code, http_status, output, truncated, err, ord),
-			task_runs t
-		WHERE a.fencing_token = u.token AND a.state IN ('ASSIGNED', 'RUNNING')
-			AND t.run_id = a.run_id AND t.task_id = a.task_id AND t.fencing_token = a.fencing_token
-		RETURNING u.ord`,
+	return `UPDATE attempts a SET state = v.to_state, failure_kind = v.kind, exit_code = v.exit_code,
+			http_status = v.http_status, output = v.output, output_truncated = v.truncated,
+			error = v.err, finished_at = now()
+		FROM (SELECT u.*, x.id
+			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bytea[],
+					$7::boolean[], $8::text[])
+				WITH ORDINALITY AS u (token, to_state, kind, exit_code, http_status, output, truncated, err, ord)
+			CROSS JOIN LATERAL (
+				SELECT c.id FROM attempts c JOIN task_runs t
+					ON t.run_id = c.run_id AND t.task_id = c.task_id AND t.fencing_token = c.fencing_token
+				WHERE c.fencing_token = u.token AND c.state IN ('ASSIGNED', 'RUNNING')
+				OFFSET 0) x) v
+		WHERE a.id = v.id
+		RETURNING v.ord`,
 		[]any{a.token, a.to, a.kind, a.exitCode, a.httpStatus, a.output, a.truncated, a.errText}
 }
 
