@@ -23,7 +23,11 @@ func (p *parser) validate(wf *Workflow, raws []rawTask) {
 		}
 		index[t.ID] = i
 	}
-	var up, down []int
+	edges := 0
+	for _, t := range wf.Tasks {
+		edges += len(t.DependsOn)
+	}
+	up, down := make([]int, 0, edges), make([]int, 0, edges)
 	listedBy := make([]int, n) // listedBy[u] = i+1 once task i has listed u: duplicate check in O(1)
 	for i, t := range wf.Tasks {
 		w := where{t.ID, i}
