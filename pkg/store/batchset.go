@@ -24,17 +24,20 @@ import (
 //     attempt inserts, attempt starts, attempt finishes, then the remaining ops one by one
 //     in their original order (run transitions, dead letters, schedules).
 //
-// The planner walks the ops in order and cuts the batch into segments. Each op declares the
-// rows it reads and writes (accesses). An op joins the current segment unless it would
-// observe a different state there than in sequence: it writes or reads a row that an op of a
-// later rank already wrote or read (or, for writes, read), or — for the set-executed kinds —
-// an op of its own kind already touched. Then the segment is closed and a new one starts.
-// Segments are executed in order, all in one pipeline. Ops the planner cannot describe (a
-// FinishAttempt without its task run) are barriers: a segment of their own.
+// The planner places each op, in order, in the earliest statement slot after every earlier
+// op it conflicts with. Slots are (level, rank) in lexicographic order; each level holds one
+// statement per set kind and the singles of each single rank in their original order. Each
+// op declares the rows it reads and writes (accesses); two ops conflict when they share a row
+// and one of them writes it. An op may be placed before an earlier op it does not conflict
+// with: such ops commute. For a set kind, "after" is strict (one statement reads every row
+// before writing any); a single may share the slot of a conflicting single of its rank, as
+// singles run in order. Slots are executed in order, all in one pipeline. Ops the planner
+// cannot describe (a FinishAttempt without its task run) are barriers: placed after
+// everything before them, and everything after them is placed after them.
 //
-// Events are not part of segments: they are inserted at the end of the pipeline in one
-// statement, as before; they only read the run's existence (foreign key).
-
+// The typical batch — results (start carried by the result: task ASSIGNED → RUNNING, start,
+// finish, task RUNNING → SUCCEEDED) and assignments of other tasks — takes two levels: one
+// statement per kind, plus one for the second transition of each finished task.
 // rank orders the statements of a segment.
 const (
 	rankInsertRun     = iota // singles, before everything that needs the run's rows
@@ -72,21 +75,23 @@ type access struct {
 	write bool
 }
 
-// use records which ranks read and wrote a row in the current segment (bit per rank).
-type use struct{ read, wrote uint8 }
-
 // setRef points at one op of the batch.
 type setRef struct{ g, j int }
 
+// segment is one level of the plan: the refs of each rank, in order.
 type segment struct {
 	byRank [numRanks][]setRef
 }
 
+// slotUse holds the highest slot (+1; 0 = none) that read and that wrote a row.
+type slotUse struct{ read, wrote int }
+
 type setPlan struct {
-	segments []*segment
+	segments []*segment // by level
 	events   eventRows
-	cur      *segment
-	uses     map[rowKey]use
+	uses     map[rowKey]slotUse
+	floor    int // no op may be placed before this slot (after a barrier)
+	top      int // highest slot used + 1
 }
 
 // describe returns an op's rank and accesses; ok is false for a barrier.
@@ -133,13 +138,9 @@ func describe(op Op) (rank int, acc []access, ok bool) {
 	return 0, nil, false
 }
 
-// setKind reports whether ops of rank r are executed as one statement per segment.
-func setKind(r int) bool { return r >= rankTask && r <= rankFinish }
-
-// planSet cuts groups into segments (see above).
+// planSet places the ops of groups in statement slots (see above).
 func planSet(groups [][]Op) *setPlan {
-	p := &setPlan{uses: make(map[rowKey]use)}
-	p.open()
+	p := &setPlan{uses: make(map[rowKey]slotUse)}
 	for g, ops := range groups {
 		for j, op := range ops {
 			if ev, ok := op.(AppendEvent); ok {
@@ -148,70 +149,68 @@ func planSet(groups [][]Op) *setPlan {
 			}
 			ref := setRef{g, j}
 			rank, acc, ok := describe(op)
-			if !ok { // barrier: alone in its segment
-				p.open()
-				p.cur.byRank[rankLate] = append(p.cur.byRank[rankLate], ref)
-				p.open()
+			if !ok { // barrier
+				slot := roundUp(max(p.top, p.floor), rankLate)
+				p.put(slot, ref)
+				p.floor = slot + 1
 				continue
 			}
-			if p.conflicts(rank, acc) {
-				p.open()
-			}
+			slot := roundUp(p.lowest(rank, acc), rank)
 			for _, a := range acc {
 				u := p.uses[a.key]
 				if a.write {
-					u.wrote |= 1 << rank
+					u.wrote = max(u.wrote, slot+1)
 				} else {
-					u.read |= 1 << rank
+					u.read = max(u.read, slot+1)
 				}
 				p.uses[a.key] = u
 			}
-			p.cur.byRank[rank] = append(p.cur.byRank[rank], ref)
+			p.put(slot, ref)
 		}
 	}
 	return p
 }
 
-// open starts a new segment unless the current one is empty.
-func (p *setPlan) open() {
-	if p.cur != nil && p.cur.empty() {
-		return
-	}
-	p.cur = &segment{}
-	p.segments = append(p.segments, p.cur)
-	clear(p.uses)
-}
-
-func (s *segment) empty() bool {
-	for _, refs := range s.byRank {
-		if len(refs) > 0 {
-			return false
+// lowest returns the first slot an op of rank r with accesses acc may take: after every
+// earlier op it conflicts with.
+func (p *setPlan) lowest(r int, acc []access) int {
+	lb := p.floor
+	after := func(slot int) { // slot is a conflicting op's slot
+		if !setKind(r) && slot%numRanks == r {
+			lb = max(lb, slot) // singles of one slot run in order
+		} else {
+			lb = max(lb, slot+1)
 		}
-	}
-	return true
-}
-
-// conflicts reports whether an op of rank r with accesses acc would, in the current
-// segment, see or leave a row differently than when applied in sequence.
-func (p *setPlan) conflicts(r int, acc []access) bool {
-	later := ^uint8(0) << (r + 1) // ranks emitted after r
-	if setKind(r) {
-		later |= 1 << r // one statement per kind: its rows are read before any is written
 	}
 	for _, a := range acc {
-		u, ok := p.uses[a.key]
-		if !ok {
-			continue
+		u := p.uses[a.key]
+		if u.wrote > 0 {
+			after(u.wrote - 1)
 		}
-		if u.wrote&later != 0 {
-			return true // a later statement wrote it: we would read or overwrite the old value
-		}
-		if a.write && u.read&later != 0 {
-			return true // a later statement read it: it would see our write too early
+		if a.write && u.read > 0 {
+			after(u.read - 1)
 		}
 	}
-	return false
+	return lb
 }
+
+// roundUp returns the first slot ≥ lb of rank r.
+func roundUp(lb, r int) int {
+	return lb + ((r-lb%numRanks)+numRanks)%numRanks
+}
+
+func (p *setPlan) put(slot int, ref setRef) {
+	level := slot / numRanks
+	for len(p.segments) <= level {
+		p.segments = append(p.segments, &segment{})
+	}
+	seg := p.segments[level]
+	seg.byRank[slot%numRanks] = append(seg.byRank[slot%numRanks], ref)
+	p.top = max(p.top, slot+1)
+}
+
+// setKind reports whether ops of rank r are executed as one statement per level.
+func setKind(r int) bool { return r >= rankTask && r <= rankFinish }
 
 // queueSet adds one set statement for the ops of rank r in refs to pb.
 func queueSet(pb *pgx.Batch, groups [][]Op, r int, refs []setRef) {

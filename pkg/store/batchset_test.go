@@ -14,8 +14,8 @@ import (
 	"github.com/cairn-io/cairn/pkg/store"
 )
 
-// The planner keeps ops that touch different rows in one segment (one statement per kind)
-// and cuts the segment exactly where set execution would differ from applying in order.
+// The planner puts ops that touch different rows in one statement per kind, and an op after
+// every earlier op it conflicts with, so that set execution equals applying in order.
 func TestPlanSegments(t *testing.T) {
 	r1, r2 := uuid.New(), uuid.New()
 	tt := func(run uuid.UUID, task string, from, to model.TaskState) store.TaskTransition {
@@ -37,19 +37,19 @@ func TestPlanSegments(t *testing.T) {
 		groups [][]store.Op
 		want   []string
 	}{
-		{"a result and an assignment of other tasks share one segment",
+		{"a result and an assignment of other tasks share one statement per kind",
 			[][]store.Op{
 				{finish("a", 1), tt(r1, "a", model.TaskRunning, model.TaskSucceeded), event},
 				assign("b", 2),
 				{finish("c", 3), tt(r1, "c", model.TaskRunning, model.TaskSucceeded), event},
 			},
 			[]string{"0.1,1.0,2.1 | 1.1 | 0.0,2.0"}},
-		{"a task moved twice needs a second segment",
+		{"a task moved twice needs a second level",
 			[][]store.Op{{tt(r1, "a", model.TaskPending, model.TaskQueued)}, assign("a", 1)},
-			[]string{"0.0", "1.0 | 1.1"}},
+			[]string{"0.0 | 1.1", "1.0"}},
 		{"a finish before its task's reassignment keeps its order",
 			[][]store.Op{{finish("a", 1)}, assign("a", 2)},
-			[]string{"0.0", "1.0 | 1.1"}},
+			[]string{"1.1 | 0.0", "1.0"}},
 		{"a finish after its task's reassignment sees the new token either way",
 			[][]store.Op{assign("a", 2), {finish("a", 1)}},
 			[]string{"0.0 | 0.1 | 1.0"}},
@@ -72,7 +72,14 @@ func TestPlanSegments(t *testing.T) {
 		{"a finish that does not name its task is a barrier",
 			[][]store.Op{{tt(r1, "a", model.TaskPending, model.TaskQueued)}, {store.FinishAttempt{Token: 9, To: model.AttemptLost}},
 				{tt(r1, "b", model.TaskPending, model.TaskQueued)}},
-			[]string{"0.0", "1.0", "2.0"}},
+			[]string{"0.0 | 1.0", "2.0"}},
+		{"a start carried by its result: the second transition of each task in a second level",
+			[][]store.Op{
+				{tt(r1, "a", model.TaskAssigned, model.TaskRunning), store.StartAttempt{Token: 1}, finish("a", 1), tt(r1, "a", model.TaskRunning, model.TaskSucceeded), event},
+				{tt(r1, "b", model.TaskAssigned, model.TaskRunning), store.StartAttempt{Token: 2}, finish("b", 2), tt(r1, "b", model.TaskRunning, model.TaskSucceeded), event},
+				assign("c", 3),
+			},
+			[]string{"0.0,1.0,2.0 | 2.1 | 0.1,1.1 | 0.2,1.2", "0.3,1.3"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b store.Batch

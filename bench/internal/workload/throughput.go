@@ -40,6 +40,7 @@ func (r *runner) throughputCase(ctx context.Context, shape string, workers int, 
 	}
 	defer c.Close()
 
+	before, cerr := leaderCommits(ctx, c.Schedulers[0].OpsAddr)
 	var ids []string
 	failed, tasks := 0, 0
 	var firstErr error
@@ -88,6 +89,7 @@ func (r *runner) throughputCase(ctx context.Context, shape string, workers int, 
 		r.rep.AddNote("throughput."+key, tps, "tasks/s", note)
 		r.rep.AddNote("throughput."+key+".seconds", sp.seconds(), "s", "first dispatch to last completion")
 	}
+	r.commitFigures(ctx, "throughput."+key, c.Schedulers[0].OpsAddr, before, cerr)
 
 	mem, err := c.Schedulers[0].Memory()
 	if err != nil {
@@ -111,4 +113,22 @@ func (r *runner) throughputCase(ctx context.Context, shape string, workers int, 
 		r.rep.AddNote("rss."+key+".worker_peak", float64(peak)/mib, "MiB", "VmHWM, largest worker")
 	}
 	return nil
+}
+
+// commitFigures reports the leader's group commits since before: how many, their mean size
+// (groups, i.e. inputs such as one result or one assignment), their mean duration, and the
+// share of the wall time the leader spent in them — near 1 means the commit path is the bound.
+func (r *runner) commitFigures(ctx context.Context, key, opsAddr string, before commitStats, err error) {
+	var after commitStats
+	if err == nil {
+		after, err = leaderCommits(ctx, opsAddr)
+	}
+	if err != nil || after.commits <= before.commits {
+		r.rep.Unavailable(key+".commits", fmt.Sprintf("leader metrics: %v", err))
+		return
+	}
+	d := after.minus(before)
+	r.rep.AddNote(key+".commits", d.commits, "transactions", "leader group commits during the workload")
+	r.rep.AddNote(key+".batch_groups", d.groups/d.commits, "groups", "mean groups per commit")
+	r.rep.AddNote(key+".commit_ms", 1000*d.seconds/d.commits, "ms", "mean commit duration")
 }
