@@ -11,7 +11,7 @@ import (
 
 // Set-based execution of a batch (the savepoint-free attempt of Apply).
 //
-// The hot ops of a batch — task transitions, attempt inserts, starts and finishes — are
+// The hot ops of a batch — task and run transitions, attempt inserts, starts and finishes — are
 // executed as one statement per kind (`UPDATE … FROM unnest(…) WITH ORDINALITY … RETURNING
 // ord`), not one statement per op: a batch of 100 task cycles costs a handful of statements
 // instead of several hundred. The result must be exactly what applying the ops one by one,
@@ -21,8 +21,8 @@ import (
 //     may not touch a row twice in one statement, and an op may not depend on an earlier
 //     op of a kind whose statement is emitted after its own.
 //   - The kinds are emitted in a fixed order (their rank): run inserts, task transitions,
-//     attempt inserts, attempt starts, attempt finishes, then the remaining ops one by one
-//     in their original order (run transitions, dead letters, schedules).
+//     attempt inserts, attempt starts, attempt finishes, run transitions, then the remaining
+//     ops one by one in their original order (dead letters, schedules).
 //
 // The planner places each op, in order, in the earliest statement slot after every earlier
 // op it conflicts with. Slots are (level, rank) in lexicographic order; each level holds one
@@ -45,7 +45,8 @@ const (
 	rankInsertAttempt        // set: InsertAttempt
 	rankStart                // set: StartAttempt
 	rankFinish               // set: FinishAttempt
-	rankLate                 // singles, in order: RunTransition, dead letters, schedules
+	rankRun                  // set: RunTransition
+	rankLate                 // singles, in order: dead letters, schedules
 	numRanks
 )
 
@@ -129,7 +130,7 @@ func describe(op Op) (rank int, acc []access, ok bool) {
 			{rowKey{kind: rowTaskToken, id: o.RunID, name: o.TaskID}, false},
 		}, true
 	case RunTransition:
-		return rankLate, []access{{rowKey{kind: rowRunState, id: o.RunID}, true}}, true
+		return rankRun, []access{{rowKey{kind: rowRunState, id: o.RunID}, true}}, true
 	case InsertDeadLetter, DeleteDeadLetter, MarkReplayed, PutSchedule, DeleteSchedule, AdvanceSchedule:
 		// None of the set kinds reads what these write, and they read nothing the set kinds
 		// write (dead letters only need their task run to exist: inserted by an earlier rank).
@@ -210,7 +211,7 @@ func (p *setPlan) put(slot int, ref setRef) {
 }
 
 // setKind reports whether ops of rank r are executed as one statement per level.
-func setKind(r int) bool { return r >= rankTask && r <= rankFinish }
+func setKind(r int) bool { return r >= rankTask && r <= rankRun }
 
 // queueSet adds one set statement for the ops of rank r in refs to pb.
 func queueSet(pb *pgx.Batch, groups [][]Op, r int, refs []setRef) {
@@ -240,6 +241,13 @@ func queueSet(pb *pgx.Batch, groups [][]Op, r int, refs []setRef) {
 		var a finishRows
 		for _, ref := range refs {
 			a.add(groups[ref.g][ref.j].(FinishAttempt))
+		}
+		q, args := a.statement()
+		pb.Queue(q, args...)
+	case rankRun:
+		var a runRows
+		for _, ref := range refs {
+			a.add(groups[ref.g][ref.j].(RunTransition))
 		}
 		q, args := a.statement()
 		pb.Queue(q, args...)
@@ -455,6 +463,34 @@ func (a *finishRows) statement() (string, []any) {
 		WHERE a.id = v.id
 		RETURNING v.ord`,
 		[]any{a.token, a.to, a.kind, a.exitCode, a.httpStatus, a.output, a.truncated, a.errText}
+}
+
+// runRows are the parameters of one set RunTransition statement.
+type runRows struct {
+	id       []pgtype.UUID
+	from, to []string
+	errText  []string
+	terminal []bool
+}
+
+func (a *runRows) add(o RunTransition) {
+	a.id = append(a.id, pgUUID(o.RunID))
+	a.from = append(a.from, string(o.From))
+	a.to = append(a.to, string(o.To))
+	a.errText = append(a.errText, o.Error)
+	a.terminal = append(a.terminal, o.To.Terminal())
+}
+
+func (a *runRows) statement() (string, []any) {
+	return `UPDATE runs r SET state = u.to_state, error = u.err,
+			started_at = CASE WHEN u.to_state = 'RUNNING' THEN COALESCE(r.started_at, now()) ELSE r.started_at END,
+			finished_at = CASE WHEN u.terminal THEN now() END,
+			updated_at = now()
+		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::boolean[])
+			WITH ORDINALITY AS u (id, from_state, to_state, err, terminal, ord)
+		WHERE r.id = u.id AND r.state = u.from_state
+		RETURNING u.ord`,
+		[]any{a.id, a.from, a.to, a.errText, a.terminal}
 }
 
 func pgTime(t time.Time) pgtype.Timestamptz {

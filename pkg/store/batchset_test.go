@@ -62,7 +62,7 @@ func TestPlanSegments(t *testing.T) {
 		{"a run transition does not cut its tasks' transitions",
 			[][]store.Op{{store.RunTransition{RunID: r1, From: model.RunPending, To: model.RunRunning}, tt(r1, "a", model.TaskPending, model.TaskQueued)},
 				{tt(r1, "b", model.TaskPending, model.TaskQueued), store.RunTransition{RunID: r1, From: model.RunRunning, To: model.RunCancelled}}},
-			[]string{"0.1,1.0 | 0.0 | 1.1"}},
+			[]string{"0.1,1.0 | 0.0", "1.1"}}, // one run moved twice: a second level
 		{"start then finish of one attempt",
 			[][]store.Op{{store.StartAttempt{Token: 1}, finish("a", 1)}, {store.StartAttempt{Token: 2}}},
 			[]string{"0.0,1.0 | 0.1"}},
