@@ -3,7 +3,7 @@
 // the gateway as processes — drives it through the public API, and prints each figure as a
 // `name=value unit` line, then all of them as a table. Settings are printed as `# ` lines.
 //
-//	go run ./bench                  # every workload at full size (about 10 minutes)
+//	go run ./bench                  # every workload at full size (about 5 minutes)
 //	go run ./bench --quick          # small sizes, a smoke run
 //	go run ./bench --only hop,submit --chain 500
 //
@@ -80,7 +80,8 @@ func parseFlags(args []string, stderr io.Writer) (cfg workload.Config, dir strin
 	fs.IntVar(&cfg.Runs, "runs", cfg.Runs, "concurrent runs (throughput)")
 	fs.IntVar(&cfg.RunTasks, "run-tasks", cfg.RunTasks, "tasks per concurrent run (throughput)")
 	workers := fs.String("workers", joinInts(cfg.Workers), "worker process counts, comma-separated (throughput)")
-	fs.IntVar(&cfg.Slots, "slots", cfg.Slots, "slots per worker")
+	fs.IntVar(&cfg.Slots, "slots", cfg.Slots, "slots per worker (hop, submit, recovery)")
+	tslots := fs.String("throughput-slots", joinInts(cfg.ThroughputSlots), "slots per worker of the throughput cases, comma-separated (one case each)")
 	fs.IntVar(&cfg.Chain, "chain", cfg.Chain, "tasks of the hop-latency chain")
 	fs.IntVar(&cfg.Clients, "clients", cfg.Clients, "concurrent clients starting runs (submit, throughput)")
 	fs.DurationVar(&cfg.SubmitDuration, "submit-duration", cfg.SubmitDuration, "how long each protocol is driven (submit)")
@@ -109,7 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg workload.Config, dir strin
 		name string
 		s    string
 		dst  *[]int
-	}{{"workers", *workers, &cfg.Workers}, {"validate-sizes", *sizes, &cfg.Sizes}, {"pgbench-clients", *pgc, &cfg.PgbenchClients}} {
+	}{{"workers", *workers, &cfg.Workers}, {"throughput-slots", *tslots, &cfg.ThroughputSlots}, {"validate-sizes", *sizes, &cfg.Sizes}, {"pgbench-clients", *pgc, &cfg.PgbenchClients}} {
 		if *l.dst, err = parseInts(l.s); err != nil {
 			return cfg, "", false, fmt.Errorf("--%s: %w", l.name, err)
 		}

@@ -66,8 +66,9 @@ func TestQuick(t *testing.T) {
 	}
 	for _, shape := range []string{"wide", "runs"} {
 		for _, w := range []string{"w1", "w2"} {
-			k := shape + "." + w
-			want = append(want, "throughput."+k, "throughput."+k+".errors", "rss."+k+".scheduler_peak", "rss."+k+".worker_peak")
+			k := shape + "." + w + ".s8"
+			want = append(want, "throughput."+k, "throughput."+k+".errors", "throughput."+k+".commits",
+				"throughput."+k+".batch_groups", "throughput."+k+".commit_ms", "rss."+k+".scheduler_peak", "rss."+k+".worker_peak")
 		}
 	}
 	for _, name := range want {
@@ -87,6 +88,7 @@ func TestFlags(t *testing.T) {
 	}{
 		{[]string{"--wide", "0"}, "--wide must be at least 1"},
 		{[]string{"--workers", "1,x"}, "--workers"},
+		{[]string{"--throughput-slots", "16,0"}, "throughput-slots (each count) must be at least 1"},
 		{[]string{"--only", "nope"}, `unknown workload "nope"`},
 		{[]string{"--wide", "20000"}, "at most 10,000 tasks"},
 		{[]string{"extra"}, "unexpected arguments"},

@@ -19,7 +19,10 @@ type Config struct {
 	Runs     int   // concurrent runs (throughput)
 	RunTasks int   // tasks per concurrent run (throughput)
 	Workers  []int // worker processes per throughput case
-	Slots    int   // slots per worker
+	Slots    int   // slots per worker (every workload but throughput)
+	// ThroughputSlots are the slots per worker of the throughput cases: each value is a case
+	// (for each worker count and shape), named throughput.<shape>.w<N>.s<slots>.
+	ThroughputSlots []int
 
 	Chain          int           // tasks of the hop-latency chain
 	Clients        int           // concurrent submitting clients
@@ -42,7 +45,7 @@ type Config struct {
 // Default is the full benchmark (issue #6).
 func Default() Config {
 	return Config{
-		Wide: 10_000, Runs: 1000, RunTasks: 10, Workers: []int{1, 3}, Slots: 16,
+		Wide: 10_000, Runs: 1000, RunTasks: 10, Workers: []int{1, 3}, Slots: 16, ThroughputSlots: []int{16, 128},
 		Chain: 200, Clients: 32, SubmitDuration: 10 * time.Second,
 		Sizes: []int{1_000, 10_000, 100_000}, Pending: 100_000, PendingRun: 10_000,
 		PgbenchDuration: 20 * time.Second, PgbenchClients: []int{1, 16},
@@ -54,7 +57,7 @@ func Default() Config {
 // Quick is a small run of every workload, for the test.
 func Quick() Config {
 	return Config{
-		Wide: 200, Runs: 20, RunTasks: 10, Workers: []int{1, 2}, Slots: 8,
+		Wide: 200, Runs: 20, RunTasks: 10, Workers: []int{1, 2}, Slots: 8, ThroughputSlots: []int{8},
 		Chain: 20, Clients: 4, SubmitDuration: time.Second,
 		Sizes: []int{100, 1_000}, Pending: 1_000, PendingRun: 500,
 		PgbenchDuration: time.Second, PgbenchClients: []int{1, 4},
@@ -90,6 +93,12 @@ func (c Config) Validate() error {
 	}
 	for _, w := range c.Workers {
 		pos("workers (each count)", w)
+	}
+	if len(c.ThroughputSlots) == 0 {
+		errs = append(errs, errors.New("--throughput-slots needs at least one count"))
+	}
+	for _, n := range c.ThroughputSlots {
+		pos("throughput-slots (each count)", n)
 	}
 	for _, n := range c.Sizes {
 		pos("validate (each size)", n)

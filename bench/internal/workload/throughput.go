@@ -13,26 +13,28 @@ import (
 // peak RSS (VmHWM) of the scheduler and of the largest worker.
 func (r *runner) throughput(ctx context.Context) error {
 	r.rep.Workload("throughput", "wide", r.cfg.Wide, "runs", r.cfg.Runs, "run_tasks", r.cfg.RunTasks, "run_shape", "fan-out/join",
-		"workers", joinInts(r.cfg.Workers), "slots", r.cfg.Slots, "start_clients", r.cfg.Clients, "task", "noop")
+		"workers", joinInts(r.cfg.Workers), "slots", joinInts(r.cfg.ThroughputSlots), "start_clients", r.cfg.Clients, "task", "noop")
 	profiled := false
-	for _, w := range r.cfg.Workers {
-		for _, shape := range []string{"wide", "runs"} {
-			prof := ""
-			if r.cfg.CPUProfile != "" && !profiled && shape == "wide" {
-				prof, profiled = r.cfg.CPUProfile, true
-			}
-			if err := r.throughputCase(ctx, shape, w, prof); err != nil {
-				return err
+	for _, slots := range r.cfg.ThroughputSlots {
+		for _, w := range r.cfg.Workers {
+			for _, shape := range []string{"wide", "runs"} {
+				prof := ""
+				if r.cfg.CPUProfile != "" && !profiled && shape == "wide" {
+					prof, profiled = r.cfg.CPUProfile, true
+				}
+				if err := r.throughputCase(ctx, shape, w, slots, prof); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	return nil
 }
 
-func (r *runner) throughputCase(ctx context.Context, shape string, workers int, profile string) error {
-	key := fmt.Sprintf("%s.w%d", shape, workers)
-	c, err := r.env.NewCluster(ctx, "throughput-"+shape+fmt.Sprintf("-w%d", workers), cluster.Spec{
-		Schedulers: 1, Workers: workers, Slots: r.cfg.Slots, SessionTTL: r.cfg.SessionTTL,
+func (r *runner) throughputCase(ctx context.Context, shape string, workers, slots int, profile string) error {
+	key := fmt.Sprintf("%s.w%d.s%d", shape, workers, slots)
+	c, err := r.env.NewCluster(ctx, "throughput-"+shape+fmt.Sprintf("-w%d-s%d", workers, slots), cluster.Spec{
+		Schedulers: 1, Workers: workers, Slots: slots, SessionTTL: r.cfg.SessionTTL,
 		LeaseTTL: r.cfg.LeaseTTL, AdoptGrace: r.cfg.AdoptGrace, CPUProfile: profile,
 	})
 	if err != nil {
