@@ -20,6 +20,14 @@
 // depth and explicit tags. Then task count, string, URL and body lengths and list and map sizes are
 // checked field by field. A zero Limits field means its default (DefaultLimits).
 //
+// Files in the plain block-style subset of YAML that workflows are written in (no anchors, tags,
+// block scalars, multi-line scalars or multi-line flow collections; ASCII only) are read by a
+// fast path, fastYAML, that builds the very tree yaml.v3 would (same kinds, tags, values, styles,
+// lines, columns; comments are dropped) in a few large allocations; anything else, and anything it
+// is unsure of, goes to yaml.v3. Invariant: which path ran never changes a result, an error
+// message or a position. The tests check every tree the fast path builds against yaml.v3's, and
+// FuzzFastYAMLMatchesYAML searches for a difference.
+//
 // # Names
 //
 // Workflow names, task ids and pools follow one rule, [a-z0-9][a-z0-9_.-]{0,127}: lower case so two

@@ -337,3 +337,23 @@ func FuzzFastYAMLMatchesYAML(f *testing.F) {
 		}
 	})
 }
+
+// TestFastYAMLScalarTags checks the fast path's tag of plain scalars against yaml.v3 for words
+// near the ones yaml.v3 resolves specially, in block and flow context.
+func TestFastYAMLScalarTags(t *testing.T) {
+	words := []string{
+		"true", "True", "TRUE", "tRUE", "truex", "false", "False", "FALSE", "fALSE", "null", "Null", "NULL",
+		"nULL", "nil", "~", "~a", "yes", "Yes", "no", "No", "on", "off", "y", "n", "o", "t", "f", "Y", "N",
+		"<a", "<<a", "0", "-0", "+0", "-", "--", "-a", ".", "..", ".5", "-.5", "+.5", "1e3", "1E3",
+		"0x1F", "0o17", "017", "0b101", "-0b101", "1_000", "1:20", "12:30:45", "2026-01-01",
+		"2026-01-01T10:00:00Z", "2026-1-1", ".nan", ".NaN", ".inf", "-.inf", "+.INF", "9223372036854775808",
+		"18446744073709551616", "1.", "-1.5e-3", "0.1.2", "1a", "v1", "/x", "$x", "=",
+	}
+	for _, w := range words {
+		for _, src := range []string{"a: " + w + "\n", "a: [" + w + "]\n", w + ": a\n"} {
+			if d := diffFastYAML([]byte(src), nil, fastStats{}); d != "" {
+				t.Errorf("%q: %s", src, d)
+			}
+		}
+	}
+}
