@@ -408,14 +408,21 @@ func (a *startRows) add(o StartAttempt) {
 	a.startedAt = append(a.startedAt, pgTime(o.StartedAt))
 }
 
+// statement finds each attempt through a LATERAL lookup driven by the unnest, like
+// finishRows.statement: joined freely, the planner scans the assigned attempts and re-scans
+// the unnest for each.
 func (a *startRows) statement() (string, []any) {
 	return `UPDATE attempts a SET state = 'RUNNING',
-			started_at = LEAST(GREATEST(COALESCE(u.started, now()), a.assigned_at), now()),
-			deadline_at = u.deadline
-		FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[])
-			WITH ORDINALITY AS u (token, deadline, started, ord)
-		WHERE a.fencing_token = u.token AND a.state = 'ASSIGNED'
-		RETURNING u.ord`,
+			started_at = LEAST(GREATEST(COALESCE(v.started, now()), a.assigned_at), now()),
+			deadline_at = v.deadline
+		FROM (SELECT u.*, x.id
+			FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[])
+				WITH ORDINALITY AS u (token, deadline, started, ord)
+			CROSS JOIN LATERAL (
+				SELECT c.id FROM attempts c WHERE c.fencing_token = u.token AND c.state = 'ASSIGNED'
+				OFFSET 0) x) v
+		WHERE a.id = v.id
+		RETURNING v.ord`,
 		[]any{a.token, a.deadline, a.startedAt}
 }
 
