@@ -124,11 +124,11 @@ func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []er
 				continue
 			}
 			if setKind(r) {
-				queueSet(pb, groups, r, refs)
+				queueSet(pb, r, refs)
 				continue
 			}
 			for _, ref := range refs {
-				q, args := groups[ref.g][ref.j].statement()
+				q, args := ref.op.statement()
 				pb.Queue(q, args...)
 			}
 		}
@@ -139,7 +139,7 @@ func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []er
 	}
 	var failed []failure
 	conflict := func(ref setRef, rows int64) error {
-		cerr := groups[ref.g][ref.j].check(rows)
+		cerr := ref.op.check(rows)
 		if cerr == nil {
 			return nil
 		}
@@ -163,12 +163,12 @@ func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []er
 			if setKind(r) {
 				var tokens map[int64]int
 				if r == rankInsertAttempt {
-					tokens = insertTokens(groups, refs)
+					tokens = insertTokens(refs)
 				}
 				applied, err := readApplied(br, len(refs), tokens)
 				if err != nil {
 					_ = br.Close()
-					return fmt.Errorf("%d ops like group %d op %d (%T): %w", len(refs), refs[0].g, refs[0].j, groups[refs[0].g][refs[0].j], err)
+					return fmt.Errorf("%d ops like group %d op %d (%T): %w", len(refs), refs[0].g, refs[0].j, refs[0].op, err)
 				}
 				for i, ref := range refs {
 					rows := int64(0)
@@ -186,7 +186,7 @@ func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []er
 				tag, err := br.Exec()
 				if err != nil {
 					_ = br.Close()
-					return fmt.Errorf("group %d op %d (%T): %w", ref.g, ref.j, groups[ref.g][ref.j], err)
+					return fmt.Errorf("group %d op %d (%T): %w", ref.g, ref.j, ref.op, err)
 				}
 				if err := conflict(ref, tag.RowsAffected()); err != nil {
 					_ = br.Close()

@@ -7,6 +7,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/cairn-io/cairn/pkg/model"
 )
 
 // Set-based execution of a batch (the savepoint-free attempt of Apply).
@@ -76,8 +78,11 @@ type access struct {
 	write bool
 }
 
-// setRef points at one op of the batch.
-type setRef struct{ g, j int }
+// setRef points at one op of the batch: groups[g][j], or the fused op that replaced it.
+type setRef struct {
+	g, j int
+	op   Op
+}
 
 // segment is one level of the plan: the refs of each rank, in order.
 type segment struct {
@@ -119,6 +124,10 @@ func describe(op Op) (rank int, acc []access, ok bool) {
 			{rowKey{kind: rowAttemptNo, id: o.RunID, name: o.TaskID, n: int64(o.Number)}, true},
 			{rowKey{kind: rowAttemptID, id: o.ID}, true},
 		}, true
+	case startedTask:
+		return describe(o.TaskTransition)
+	case startedFinish:
+		return describe(o.FinishAttempt)
 	case StartAttempt:
 		return rankStart, []access{{rowKey{kind: rowAttempt, n: o.Token}, true}}, true
 	case FinishAttempt:
@@ -143,12 +152,12 @@ func describe(op Op) (rank int, acc []access, ok bool) {
 func planSet(groups [][]Op) *setPlan {
 	p := &setPlan{uses: make(map[rowKey]slotUse)}
 	for g, ops := range groups {
-		for j, op := range ops {
+		for _, ref := range fuse(g, ops) {
+			op := ref.op
 			if ev, ok := op.(AppendEvent); ok {
 				p.events.add(ev.Event)
 				continue
 			}
-			ref := setRef{g, j}
 			rank, acc, ok := describe(op)
 			if !ok { // barrier
 				slot := roundUp(max(p.top, p.floor), rankLate)
@@ -214,40 +223,40 @@ func (p *setPlan) put(slot int, ref setRef) {
 func setKind(r int) bool { return r >= rankTask && r <= rankRun }
 
 // queueSet adds one set statement for the ops of rank r in refs to pb.
-func queueSet(pb *pgx.Batch, groups [][]Op, r int, refs []setRef) {
+func queueSet(pb *pgx.Batch, r int, refs []setRef) {
 	switch r {
 	case rankTask:
 		var a taskRows
 		for _, ref := range refs {
-			a.add(groups[ref.g][ref.j].(TaskTransition))
+			a.addOp(ref.op)
 		}
 		q, args := a.statement()
 		pb.Queue(q, args...)
 	case rankInsertAttempt:
 		var a attemptRows
 		for _, ref := range refs {
-			a.add(groups[ref.g][ref.j].(InsertAttempt))
+			a.add(ref.op.(InsertAttempt))
 		}
 		q, args := a.statement()
 		pb.Queue(q, args...)
 	case rankStart:
 		var a startRows
 		for _, ref := range refs {
-			a.add(groups[ref.g][ref.j].(StartAttempt))
+			a.add(ref.op.(StartAttempt))
 		}
 		q, args := a.statement()
 		pb.Queue(q, args...)
 	case rankFinish:
 		var a finishRows
 		for _, ref := range refs {
-			a.add(groups[ref.g][ref.j].(FinishAttempt))
+			a.addOp(ref.op)
 		}
 		q, args := a.statement()
 		pb.Queue(q, args...)
 	case rankRun:
 		var a runRows
 		for _, ref := range refs {
-			a.add(groups[ref.g][ref.j].(RunTransition))
+			a.add(ref.op.(RunTransition))
 		}
 		q, args := a.statement()
 		pb.Queue(q, args...)
@@ -284,10 +293,10 @@ func readApplied(br pgx.BatchResults, n int, tokens map[int64]int) ([]bool, erro
 }
 
 // insertTokens maps the tokens of InsertAttempt refs to their positions.
-func insertTokens(groups [][]Op, refs []setRef) map[int64]int {
+func insertTokens(refs []setRef) map[int64]int {
 	m := make(map[int64]int, len(refs))
 	for i, ref := range refs {
-		m[groups[ref.g][ref.j].(InsertAttempt).Token] = i
+		m[ref.op.(InsertAttempt).Token] = i
 	}
 	return m
 }
@@ -309,6 +318,20 @@ type taskRows struct {
 	expToken   []int64
 	resetBase  []bool
 	startedAt  []pgtype.Timestamptz
+	viaRunning []bool // a fused startedTask: started_at as for a move to RUNNING
+}
+
+func (a *taskRows) addOp(op Op) {
+	switch o := op.(type) {
+	case TaskTransition:
+		a.add(o)
+		a.viaRunning = append(a.viaRunning, false)
+	case startedTask:
+		a.add(o.TaskTransition)
+		a.viaRunning = append(a.viaRunning, true)
+	default:
+		panic(fmt.Sprintf("store: %T is not a task transition", op))
+	}
 }
 
 func (a *taskRows) add(o TaskTransition) {
@@ -347,21 +370,21 @@ func (a *taskRows) statement() (string, []any) {
 			worker_id = COALESCE(u.worker, t.worker_id),
 			next_attempt_at = u.next_at,
 			last_error = CASE WHEN u.err = '' THEN t.last_error ELSE u.err END,
-			started_at = CASE u.to_state WHEN 'RUNNING' THEN LEAST(COALESCE(u.started, now()), now())
-				WHEN 'ASSIGNED' THEN NULL ELSE t.started_at END,
+			started_at = CASE WHEN u.to_state = 'RUNNING' OR u.via_running THEN LEAST(COALESCE(u.started, now()), now())
+				WHEN u.to_state = 'ASSIGNED' THEN NULL ELSE t.started_at END,
 			finished_at = CASE WHEN u.terminal THEN now() END,
 			attempt_base = CASE WHEN u.reset_base THEN u.exp_attempt ELSE t.attempt_base END,
 			updated_at = now()
 		FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bigint[], $6::text[],
 				$7::timestamptz[], $8::text[], $9::boolean[], $10::text[], $11::int[], $12::bigint[],
-				$13::boolean[], $14::timestamptz[])
+				$13::boolean[], $14::timestamptz[], $15::boolean[])
 			WITH ORDINALITY AS u (run_id, task_id, to_state, attempt, token, worker, next_at, err,
-				terminal, from_state, exp_attempt, exp_token, reset_base, started, ord)
+				terminal, from_state, exp_attempt, exp_token, reset_base, started, via_running, ord)
 		WHERE t.run_id = u.run_id AND t.task_id = u.task_id AND t.state = u.from_state
 			AND t.attempt = u.exp_attempt AND (u.exp_token = 0 OR t.fencing_token = u.exp_token)
 		RETURNING u.ord`,
 		[]any{a.runID, a.taskID, a.to, a.attempt, a.token, a.worker, a.nextAt, a.errText, a.terminal,
-			a.from, a.expAttempt, a.expToken, a.resetBase, a.startedAt}
+			a.from, a.expAttempt, a.expToken, a.resetBase, a.startedAt, a.viaRunning}
 }
 
 // attemptRows are the parameters of one set InsertAttempt statement.
@@ -436,6 +459,27 @@ type finishRows struct {
 	output     [][]byte
 	truncated  []bool
 	errText    []string
+	// a fused startedFinish: the attempt must be ASSIGNED and gets the start's fields
+	start     []bool
+	deadline  []pgtype.Timestamptz
+	startedAt []pgtype.Timestamptz
+}
+
+func (a *finishRows) addOp(op Op) {
+	switch o := op.(type) {
+	case FinishAttempt:
+		a.add(o)
+		a.start = append(a.start, false)
+		a.deadline = append(a.deadline, pgtype.Timestamptz{})
+		a.startedAt = append(a.startedAt, pgtype.Timestamptz{})
+	case startedFinish:
+		a.add(o.FinishAttempt)
+		a.start = append(a.start, true)
+		a.deadline = append(a.deadline, pgTime(o.start.DeadlineAt))
+		a.startedAt = append(a.startedAt, pgTime(o.start.StartedAt))
+	default:
+		panic(fmt.Sprintf("store: %T is not an attempt finish", op))
+	}
 }
 
 func (a *finishRows) add(o FinishAttempt) {
@@ -457,19 +501,25 @@ func (a *finishRows) add(o FinishAttempt) {
 func (a *finishRows) statement() (string, []any) {
 	return `UPDATE attempts a SET state = v.to_state, failure_kind = v.kind, exit_code = v.exit_code,
 			http_status = v.http_status, output = v.output, output_truncated = v.truncated,
-			error = v.err, finished_at = now()
+			error = v.err, finished_at = now(),
+			started_at = CASE WHEN v.start THEN LEAST(GREATEST(COALESCE(v.started, now()), a.assigned_at), now())
+				ELSE a.started_at END,
+			deadline_at = CASE WHEN v.start THEN v.deadline ELSE a.deadline_at END
 		FROM (SELECT u.*, x.id
 			FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::int[], $6::bytea[],
-					$7::boolean[], $8::text[])
-				WITH ORDINALITY AS u (token, to_state, kind, exit_code, http_status, output, truncated, err, ord)
+					$7::boolean[], $8::text[], $9::boolean[], $10::timestamptz[], $11::timestamptz[])
+				WITH ORDINALITY AS u (token, to_state, kind, exit_code, http_status, output, truncated, err,
+					start, deadline, started, ord)
 			CROSS JOIN LATERAL (
 				SELECT c.id FROM attempts c JOIN task_runs t
 					ON t.run_id = c.run_id AND t.task_id = c.task_id AND t.fencing_token = c.fencing_token
-				WHERE c.fencing_token = u.token AND c.state IN ('ASSIGNED', 'RUNNING')
+				WHERE c.fencing_token = u.token
+					AND (c.state = 'ASSIGNED' OR (c.state = 'RUNNING' AND NOT u.start))
 				OFFSET 0) x) v
 		WHERE a.id = v.id
 		RETURNING v.ord`,
-		[]any{a.token, a.to, a.kind, a.exitCode, a.httpStatus, a.output, a.truncated, a.errText}
+		[]any{a.token, a.to, a.kind, a.exitCode, a.httpStatus, a.output, a.truncated, a.errText,
+			a.start, a.deadline, a.startedAt}
 }
 
 // runRows are the parameters of one set RunTransition statement.
@@ -509,4 +559,111 @@ func pgInt4(p *int) pgtype.Int4 {
 		return pgtype.Int4{}
 	}
 	return pgtype.Int4{Int32: int32(*p), Valid: true}
+}
+
+// Fusion. A worker's start usually reaches the leader in the same batch as its result, and
+// the engine then writes, in one group: task ASSIGNED → RUNNING, attempt start, attempt
+// finish, task RUNNING → outcome. Each pair on one row is fused into one row update (half the
+// row versions and index work of a short task's cycle) when that is exactly the pair's
+// effect:
+//
+//   - startedTask: a TaskTransition to RUNNING (no assignment, no attempt-base reset) and a
+//     later one of the same task from RUNNING with the same attempt (and a compatible
+//     expected token). The first applies iff the pair does (the second's expectation is the
+//     first's result); the row gets the second's state and fields, and the first's started_at.
+//   - startedFinish: a StartAttempt and a later FinishAttempt (naming its task run) of the same
+//     token. The pair applies iff the attempt is ASSIGNED and its token is the task's
+//     current one (a start changes neither the token nor the task).
+//
+// Only ops of one group are fused, and only when no op between them touches the same row, so
+// a fused op stands at the second op's position. A fused op that fails fails its group (which
+// has at least two ops), which sends the batch to the sequential path: fusion never decides
+// an outcome on its own.
+
+type startedTask struct {
+	TaskTransition // the second transition, with the first's expectations and StartedAt
+}
+
+type startedFinish struct {
+	FinishAttempt
+	start StartAttempt
+}
+
+type taskKey struct {
+	run  uuid.UUID
+	task string
+}
+
+// fuse returns the ops of group g as refs, with fusable pairs replaced by one op.
+func fuse(g int, ops []Op) []setRef {
+	refs := make([]setRef, len(ops))
+	for j, op := range ops {
+		refs[j] = setRef{g: g, j: j, op: op}
+	}
+	if len(ops) < 2 {
+		return refs
+	}
+	running := map[taskKey]int{} // task → index of a pending TaskTransition to RUNNING
+	started := map[int64]int{}   // token → index of a pending StartAttempt
+	drop := 0
+	for j, op := range ops {
+		switch o := op.(type) {
+		case TaskTransition:
+			k := taskKey{o.RunID, o.TaskID}
+			if i, ok := running[k]; ok {
+				delete(running, k)
+				first := ops[i].(TaskTransition)
+				if f, ok := fuseTask(first, o); ok {
+					refs[i].op, refs[j].op = nil, f
+					drop++
+					continue
+				}
+			}
+			if o.To == model.TaskRunning && o.Assign == nil && !o.ResetBase {
+				running[k] = j
+			}
+		case StartAttempt:
+			started[o.Token] = j
+		case FinishAttempt:
+			i, ok := started[o.Token]
+			delete(started, o.Token)
+			if ok && o.RunID != uuid.Nil && o.TaskID != "" {
+				refs[i].op, refs[j].op = nil, startedFinish{FinishAttempt: o, start: ops[i].(StartAttempt)}
+				drop++
+			}
+		case InsertAttempt:
+			delete(started, o.Token)
+		}
+	}
+	if drop == 0 {
+		return refs
+	}
+	out := refs[:0]
+	for _, r := range refs {
+		if r.op != nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// fuseTask fuses a transition to RUNNING with a later transition of the same task.
+func fuseTask(first, second TaskTransition) (startedTask, bool) {
+	if second.From != model.TaskRunning || second.Attempt != first.Attempt || second.Assign != nil || second.ResetBase {
+		return startedTask{}, false
+	}
+	token := first.Token
+	switch {
+	case second.Token == 0:
+	case token == 0:
+		token = second.Token
+	case token != second.Token:
+		return startedTask{}, false // never both apply: leave it to the statements
+	}
+	f := second
+	f.From, f.Token, f.StartedAt = first.From, token, first.StartedAt
+	if f.Error == "" {
+		f.Error = first.Error
+	}
+	return startedTask{f}, true
 }

@@ -63,9 +63,12 @@ func TestPlanSegments(t *testing.T) {
 			[][]store.Op{{store.RunTransition{RunID: r1, From: model.RunPending, To: model.RunRunning}, tt(r1, "a", model.TaskPending, model.TaskQueued)},
 				{tt(r1, "b", model.TaskPending, model.TaskQueued), store.RunTransition{RunID: r1, From: model.RunRunning, To: model.RunCancelled}}},
 			[]string{"0.1,1.0 | 0.0", "1.1"}}, // one run moved twice: a second level
-		{"start then finish of one attempt",
+		{"a start and its attempt's finish in one group are one update",
 			[][]store.Op{{store.StartAttempt{Token: 1}, finish("a", 1)}, {store.StartAttempt{Token: 2}}},
-			[]string{"0.0,1.0 | 0.1"}},
+			[]string{"1.0 | 0.1"}},
+		{"a start and its attempt's finish in two groups are two updates",
+			[][]store.Op{{store.StartAttempt{Token: 1}}, {finish("a", 1)}},
+			[]string{"0.0 | 1.0"}},
 		{"finish then start of one attempt",
 			[][]store.Op{{finish("a", 1)}, {store.StartAttempt{Token: 1}}},
 			[]string{"0.0", "1.0"}},
@@ -73,13 +76,21 @@ func TestPlanSegments(t *testing.T) {
 			[][]store.Op{{tt(r1, "a", model.TaskPending, model.TaskQueued)}, {store.FinishAttempt{Token: 9, To: model.AttemptLost}},
 				{tt(r1, "b", model.TaskPending, model.TaskQueued)}},
 			[]string{"0.0 | 1.0", "2.0"}},
-		{"a start carried by its result: the second transition of each task in a second level",
+		{"a start carried by its result: each row updated once",
 			[][]store.Op{
 				{tt(r1, "a", model.TaskAssigned, model.TaskRunning), store.StartAttempt{Token: 1}, finish("a", 1), tt(r1, "a", model.TaskRunning, model.TaskSucceeded), event},
 				{tt(r1, "b", model.TaskAssigned, model.TaskRunning), store.StartAttempt{Token: 2}, finish("b", 2), tt(r1, "b", model.TaskRunning, model.TaskSucceeded), event},
 				assign("c", 3),
 			},
-			[]string{"0.0,1.0,2.0 | 2.1 | 0.1,1.1 | 0.2,1.2", "0.3,1.3"}},
+			[]string{"0.3,1.3,2.0 | 2.1 | 0.2,1.2"}},
+		{"a fused pair is not fused again with a third transition",
+			[][]store.Op{{tt(r1, "a", model.TaskAssigned, model.TaskRunning), tt(r1, "a", model.TaskRunning, model.TaskQueued),
+				tt(r1, "a", model.TaskRunning, model.TaskSucceeded)}},
+			[]string{"0.1", "0.2"}},
+		{"no fusion when the second transition expects another attempt",
+			[][]store.Op{{tt(r1, "a", model.TaskAssigned, model.TaskRunning),
+				store.TaskTransition{RunID: r1, TaskID: "a", From: model.TaskRunning, Attempt: 1, To: model.TaskSucceeded}}},
+			[]string{"0.0", "0.1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b store.Batch
@@ -293,6 +304,26 @@ func (g *opGen) step() []store.Op {
 			old := t.old[g.rng.IntN(len(t.old))]
 			return []store.Op{store.FinishAttempt{RunID: t.run, TaskID: t.id, Token: old, To: model.AttemptSucceeded, Reported: true}}
 		}
+		if t.state == model.TaskAssigned && g.chance(0.3) { // the start carried by the result
+			started := g.at.Add(time.Duration(g.rng.IntN(1000)) * time.Millisecond)
+			to := model.TaskSucceeded
+			fin := store.FinishAttempt{RunID: t.run, TaskID: t.id, Token: t.token, To: model.AttemptSucceeded, Reported: true}
+			if g.chance(0.3) {
+				fin.To, fin.FailureKind, fin.Error = model.AttemptFailed, model.FailureTimeout, "timed out"
+				to = model.TaskFailed
+			}
+			att2, tok2 := g.corrupt(t.attempt, t.token)
+			ops := []store.Op{
+				store.TaskTransition{RunID: t.run, TaskID: t.id, From: t.state, Attempt: att, Token: tok, To: model.TaskRunning, StartedAt: started},
+				store.StartAttempt{Token: t.token, DeadlineAt: g.at.Add(time.Hour), StartedAt: started},
+				g.event(t, model.TaskRunning),
+				fin,
+				store.TaskTransition{RunID: t.run, TaskID: t.id, From: model.TaskRunning, Attempt: att2, Token: tok2, To: to, Error: fin.Error},
+				g.event(t, to),
+			}
+			t.state = to
+			return ops
+		}
 		if t.state == model.TaskAssigned && g.chance(0.4) {
 			started := g.at.Add(time.Duration(g.rng.IntN(1000)) * time.Millisecond)
 			ops := []store.Op{
@@ -360,4 +391,33 @@ func (g *opGen) dump(e *env) string {
 		out += s + "\n--\n"
 	}
 	return out
+}
+
+// A fused start+finish must not finish an attempt that already started: the start's
+// expectation (ASSIGNED) fails, so the whole group fails, as it does applied in order.
+func TestFusedStartFinishKeepsTheStartsExpectation(t *testing.T) {
+	e := newEnv(t)
+	e.workflow("wf")
+	r := e.run("wf", "a")
+	token := e.toRunning(r.ID, "a", model.TaskPending, 0) // attempt 1 RUNNING
+	var b store.Batch
+	b.Add(
+		store.TaskTransition{RunID: r.ID, TaskID: "a", From: model.TaskRunning, Attempt: 1, Token: token, To: model.TaskSucceeded},
+		store.StartAttempt{Token: token},
+		store.FinishAttempt{RunID: r.ID, TaskID: "a", Token: token, To: model.AttemptSucceeded, Reported: true},
+	)
+	if got := store.PlanSegments(&b); !reflect.DeepEqual(got, []string{"0.0 | 0.2"}) {
+		t.Fatalf("plan %q: the start and finish were not fused", got)
+	}
+	res, err := e.s.Apply(e.ctx, epoch, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIs(t, res[0], store.ErrConflict)
+	if st := e.task(r.ID, "a").State; st != model.TaskRunning {
+		t.Fatalf("task %s, want RUNNING (group must not apply)", st)
+	}
+	if n := count(e, `SELECT count(*) FROM attempts WHERE fencing_token = $1 AND state = 'RUNNING'`, token); n != 1 {
+		t.Fatal("the attempt was finished by a group whose start conflicted")
+	}
 }
