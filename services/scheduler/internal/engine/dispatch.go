@@ -183,7 +183,7 @@ func (e *Engine) next(w *worker) (taskRef, bool) {
 		}
 		if ref, ok := pop(&victim.queue, true); ok {
 			e.cfg.Metrics.Steal()
-			e.log.Debug("stole task", "thief", w.id, "victim", victim.id, "run_id", ref.run.run.ID, "task_id", ref.task().id)
+			e.log.Debug("stole task", "thief", w.id, "victim", victim.id, "run_id", ref.run.run.ID, "task_id", ref.id())
 			return ref, true
 		}
 	}
@@ -231,6 +231,7 @@ func (e *Engine) dispatch() {
 func (e *Engine) assign(w *worker, ref taskRef) {
 	rs, t := ref.run, ref.task()
 	def := rs.wf.Tasks[ref.idx]
+	tid := def.ID
 	g := e.tx.group(rs.run.ID)
 	rendered, err := def.Render(rs.run.Params)
 	if err != nil {
@@ -242,20 +243,20 @@ func (e *Engine) assign(w *worker, ref taskRef) {
 	token := e.nextToken()
 	id := uuid.New()
 	number := t.attempt + 1
-	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: model.TaskQueued, Attempt: t.attempt, To: model.TaskAssigned,
+	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: tid, From: model.TaskQueued, Attempt: t.attempt, To: model.TaskAssigned,
 		Assign: &store.Assignment{Token: token, WorkerID: w.id}},
-		store.InsertAttempt{ID: id, RunID: rs.run.ID, TaskID: t.id, Number: number, Token: token, WorkerID: w.id},
-		taskEvent(rs.run.ID, t.id, model.TaskQueued, model.TaskAssigned, number, "assigned to worker "+w.id))
-	wait := e.cfg.Now().Sub(t.queuedAt)
+		store.InsertAttempt{ID: id, RunID: rs.run.ID, TaskID: tid, Number: number, Token: token, WorkerID: w.id},
+		taskEvent(rs.run.ID, tid, model.TaskQueued, model.TaskAssigned, number, "assigned to worker "+w.id))
+	wait := e.cfg.Now().Sub(fromUnixNano(t.queuedAt))
 	t.state, t.attempt, t.token, t.worker, t.attemptID, t.unconfirmed = model.TaskAssigned, number, token, w.id, id, false
-	t.startSeen = time.Time{}
+	t.startSeen = 0
 	e.tokens[token] = ref
 	w.credits--
 	w.inflight++
 	// The leader's own deadline: a worker that goes silent does not hold the task forever.
 	e.timers.push(timer{at: e.cfg.Now().Add(def.Timeout + e.cfg.AttemptGrace), kind: timerDeadline, ref: ref, token: token})
-	a := &Assignment{AttemptID: id, RunID: rs.run.ID, TaskID: t.id, Workflow: rs.run.Workflow, Number: number, Token: token,
-		IdempotencyKey: rs.run.ID.String() + "/" + t.id, Timeout: def.Timeout, Spec: taskspec.FromDAG(def, rendered)}
+	a := &Assignment{AttemptID: id, RunID: rs.run.ID, TaskID: tid, Workflow: rs.run.Workflow, Number: number, Token: token,
+		IdempotencyKey: rs.run.ID.String() + "/" + tid, Timeout: def.Timeout, Spec: taskspec.FromDAG(def, rendered)}
 	sess := w.sess
 	g.then(func() {
 		e.cfg.Metrics.Dispatched(wait)
@@ -425,11 +426,11 @@ func (in started) handle(e *Engine) {
 		return
 	}
 	rs, t := ref.run, ref.task()
-	if t.state != model.TaskAssigned || !t.startSeen.IsZero() {
+	if t.state != model.TaskAssigned || t.startSeen != 0 {
 		return
 	}
 	now := e.cfg.Now()
-	t.startSeen = now
+	t.startSeen = now.UnixNano()
 	// The deadline runs from the start as reported, whenever the start is written.
 	e.timers.push(timer{at: now.Add(rs.wf.Tasks[ref.idx].Timeout + e.cfg.AttemptGrace), kind: timerDeadline, ref: ref, token: t.token})
 	if e.cfg.StartDelay <= 0 {
@@ -468,16 +469,17 @@ func (e *Engine) flushStarts() {
 // with the attempt's outcome, in the order it happened.
 func (e *Engine) writeStart(g *grp, ref taskRef) {
 	rs, t := ref.run, ref.task()
-	if t.state != model.TaskAssigned || t.startSeen.IsZero() {
+	if t.state != model.TaskAssigned || t.startSeen == 0 {
 		return
 	}
-	deadline := t.startSeen.Add(rs.wf.Tasks[ref.idx].Timeout + e.cfg.AttemptGrace)
-	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: model.TaskAssigned, Attempt: t.attempt, Token: t.token,
-		To: model.TaskRunning, StartedAt: t.startSeen},
-		store.StartAttempt{Token: t.token, DeadlineAt: deadline, StartedAt: t.startSeen},
-		store.AppendEvent{Event: model.Event{RunID: rs.run.ID, TaskID: t.id, Kind: model.EventAttemptStarted, Attempt: t.attempt,
+	seen, id := fromUnixNano(t.startSeen), ref.id()
+	deadline := seen.Add(rs.wf.Tasks[ref.idx].Timeout + e.cfg.AttemptGrace)
+	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: id, From: model.TaskAssigned, Attempt: t.attempt, Token: t.token,
+		To: model.TaskRunning, StartedAt: seen},
+		store.StartAttempt{Token: t.token, DeadlineAt: deadline, StartedAt: seen},
+		store.AppendEvent{Event: model.Event{RunID: rs.run.ID, TaskID: id, Kind: model.EventAttemptStarted, Attempt: t.attempt,
 			From: string(model.TaskAssigned), To: string(model.TaskRunning), Message: "started on worker " + t.worker}})
-	t.state, t.startSeen = model.TaskRunning, time.Time{}
+	t.state, t.startSeen = model.TaskRunning, 0
 }
 
 // Started records that a worker began executing an attempt.

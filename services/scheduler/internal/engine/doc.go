@@ -9,9 +9,16 @@
 //
 // The loop, per batch:
 //
-//  1. take one input, then drain up to MaxBatch more without blocking;
-//  2. handle each: mutate the in-memory runs and record, per input, one all-or-nothing
-//     group of store operations plus the effects to perform once it is durable;
+//  1. take one input, then drain up to MaxBatch more without blocking (without waiting at
+//     all while deferred planning is left, see 2);
+//  2. apply deferred trigger-rule decisions, oldest first, then handle each input: mutate
+//     the in-memory runs and record, per input, one all-or-nothing group of store
+//     operations plus the effects to perform once it is durable. At most Config.PlanChunk
+//     decisions (PENDING → QUEUED, SKIPPED, UPSTREAM_FAILED) are applied per batch; the
+//     rest wait, in order, on their run's deferred list, so a run of 10,000 tasks starts
+//     over several bounded transactions. A deferred task is PENDING in memory and in
+//     PostgreSQL alike, so a leader that dies between chunks leaves a state the next
+//     leader's rebuild plans again (Graph.Ready);
 //  3. write the starts workers reported in this batch, except those of attempts that also
 //     ended in it: a result carries its attempt's start in its own group (ASSIGNED →
 //     RUNNING, then the outcome), so a short task costs two commits, not three
@@ -26,5 +33,10 @@
 // result acknowledged, no API call answered before its commit); a stale epoch stops the
 // engine at once (Run returns an error wrapping store.ErrStaleEpoch) and nothing more is
 // sent; every fencing token is epoch<<32 | n, unique and increasing across leaders; a result
-// whose token is not its task's current token is recorded stale, never applied.
+// whose token is not its task's current token is recorded stale, never applied; no batch
+// applies more than Config.PlanChunk trigger-rule decisions.
+//
+// Memory: a leader may hold hundreds of thousands of queued tasks, so the per-task state
+// (taskState) is a ~100-byte value in one slice per run; what the workflow says about a
+// task (id, pool, retry policy, timeout) is read from the run's shared *dag.Workflow.
 package engine

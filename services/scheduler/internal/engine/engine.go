@@ -22,6 +22,9 @@ const (
 	DefaultAttemptGrace = 30 * time.Second
 	DefaultAdoptGrace   = 10 * time.Second
 	DefaultInputBuffer  = 8192
+	// DefaultPlanChunk bounds the trigger-rule decisions (task transitions: PENDING →
+	// QUEUED, SKIPPED or UPSTREAM_FAILED) one batch applies; see Config.PlanChunk.
+	DefaultPlanChunk = 1000
 )
 
 // ErrNotLeader is returned to callers when the engine has stopped (leadership lost or resigned).
@@ -46,6 +49,11 @@ type Config struct {
 	// attempts before they are declared lost.
 	AdoptGrace time.Duration
 	MaxBatch   int
+	// PlanChunk is how many trigger-rule decisions one batch (one transaction) applies at
+	// most; a run that decides more at once (a wide run starting, a fan-out after its head)
+	// is planned over several batches, so no transaction carries 10,000+ transitions and
+	// the leader's encoding buffers stay bounded. Zero or negative: DefaultPlanChunk.
+	PlanChunk int
 	// StartDelay is how long an attempt's start (ASSIGNED → RUNNING), reported by its
 	// worker, may wait in memory for the attempt's result before it is committed on its own.
 	// A result (or any other end of the attempt) that arrives first writes the start in its
@@ -96,7 +104,10 @@ type Engine struct {
 	tx       *txn
 	starts   []startRef         // starts reported in this batch, written at its end (StartDelay ≤ 0)
 	dirty    map[uuid.UUID]bool // runs to reload after a conflict
-	ctx      context.Context    // Run's context, for the rare reads inside the loop
+	planQ    []*runState        // runs with deferred decisions, oldest first (see decide)
+	// afterCommit, when set (tests only), runs on the loop after each non-empty commit.
+	afterCommit func()
+	ctx         context.Context // Run's context, for the rare reads inside the loop
 }
 
 // New returns an engine; call Run to start it.
@@ -112,6 +123,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.PlanChunk <= 0 {
+		cfg.PlanChunk = DefaultPlanChunk
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}
@@ -203,12 +217,21 @@ func (e *Engine) Run(ctx context.Context) error {
 			wake = timer.C
 		}
 		batch = batch[:0]
-		select {
-		case <-ctx.Done():
-			return nil
-		case in := <-e.in:
-			batch = append(batch, in)
-		case <-wake:
+		if len(e.planQ) > 0 {
+			// Deferred planning is work: take what has arrived, but do not wait.
+			select {
+			case <-ctx.Done():
+				return nil
+			default:
+			}
+		} else {
+			select {
+			case <-ctx.Done():
+				return nil
+			case in := <-e.in:
+				batch = append(batch, in)
+			case <-wake:
+			}
 		}
 	drain:
 		for len(batch) < e.cfg.MaxBatch {
@@ -221,6 +244,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		}
 		e.tx = &txn{}
 		e.fireTimers()
+		e.planDeferred() // older decisions first
 		for _, in := range batch {
 			in.handle(e)
 		}
@@ -251,6 +275,7 @@ type txn struct {
 	after     []func()      // effects that need no commit (replies to no-op calls)
 	failHooks []failHook
 	groups    [][]store.Op // each group's ops, to apply them one by one after a permanent failure
+	planned   int          // trigger-rule decisions applied in this batch (see Config.PlanChunk)
 }
 
 // group starts a new all-or-nothing group of operations about the given run.
@@ -352,6 +377,9 @@ func (e *Engine) commit(ctx context.Context) error {
 	}
 	for _, f := range t.after {
 		f()
+	}
+	if e.afterCommit != nil && t.batch.Len() > 0 {
+		e.afterCommit()
 	}
 	return nil
 }

@@ -36,6 +36,10 @@ type harness struct {
 	live    *liveSet
 	// startDelay is the next engine's Config.StartDelay (zero: the default).
 	startDelay time.Duration
+	// planChunk is the next engine's Config.PlanChunk (zero: the default).
+	planChunk int
+	// afterCommit, if set, is installed on the next engine (engine.SetAfterCommit).
+	afterCommit func()
 }
 
 type liveSet struct {
@@ -80,11 +84,15 @@ func (m *countingMetrics) Steal()                         { m.steals.Add(1) }
 func (m *countingMetrics) Dispatched(time.Duration)       {}
 func (m *countingMetrics) QueueDepth(string, string, int) {}
 
-func newHarness(t *testing.T) *harness {
+// newHarness starts an engine on a fresh database; opts adjust the harness first.
+func newHarness(t *testing.T, opts ...func(*harness)) *harness {
 	t.Helper()
 	h := &harness{t: t, st: store.New(pgtest.NewPool(t)), epoch: 1, metrics: &countingMetrics{},
 		version: map[string]int{}, live: &liveSet{m: map[string]bool{}}}
 	h.wfs = engine.NewWorkflowCache(h.st)
+	for _, o := range opts {
+		o(h)
+	}
 	h.start()
 	return h
 }
@@ -99,8 +107,11 @@ func (h *harness) start() {
 	h.eng = engine.New(engine.Config{
 		Store: h.st, Epoch: h.epoch, Holder: "test", Workflows: h.wfs, Metrics: h.metrics,
 		LiveWorkers: h.live.snapshot, AdoptGrace: 300 * time.Millisecond, AttemptGrace: time.Minute,
-		Rand: func() float64 { return 0.5 }, StartDelay: h.startDelay,
+		Rand: func() float64 { return 0.5 }, StartDelay: h.startDelay, PlanChunk: h.planChunk,
 	})
+	if h.afterCommit != nil {
+		engine.SetAfterCommit(h.eng, h.afterCommit)
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	h.cancel = cancel
 	h.errc = make(chan error, 1)

@@ -22,3 +22,7 @@ func (in poison) handle(e *Engine) {
 func (e *Engine) InjectPoison(ctx context.Context, run uuid.UUID) error {
 	return e.send(ctx, poison{run: run})
 }
+
+// SetAfterCommit makes e call f on its loop after each commit of a non-empty batch (before
+// the next batch starts). Call it before Run.
+func SetAfterCommit(e *Engine, f func()) { e.afterCommit = f }

@@ -20,42 +20,103 @@ import (
 const maxLost = 3
 
 // decide applies trigger-rule decisions (from Graph.Ready or Graph.Affected) to a run.
+//
+// At most Config.PlanChunk decisions are applied per batch (one transaction): the rest wait,
+// in order, on the run's deferred list and are applied by the next batches (planDeferred).
+// A huge run therefore starts in bounded chunks instead of one transaction of 10,000+ task
+// transitions. A deferred task is still PENDING in memory and in PostgreSQL, which is a state
+// the rebuild after a failover handles already (Graph.Ready decides it again).
 func (e *Engine) decide(g *grp, rs *runState, ds []dag.Decided) {
 	for _, d := range ds {
-		t := rs.tasks[d.Task]
-		if t.state != model.TaskPending {
+		t := &rs.tasks[d.Task]
+		if t.state != model.TaskPending || t.deferred {
 			continue
 		}
-		switch d.Decision {
-		case dag.Run:
-			if rs.wf.MaxActiveTasks > 0 && rs.active >= rs.wf.MaxActiveTasks {
-				rs.throttle(d.Task)
-				continue
+		if len(rs.deferred) > 0 || e.tx.planned >= e.cfg.PlanChunk {
+			// Keep the order: a decision may follow from one before it (a skip cascade).
+			t.deferred = true
+			rs.deferred = append(rs.deferred, d)
+			if !rs.planning {
+				rs.planning = true
+				e.planQ = append(e.planQ, rs)
 			}
-			e.queueTask(g, taskRef{rs, d.Task}, "")
-		case dag.Skip:
-			e.setTerminal(g, rs, t, model.TaskSkipped, "trigger rule "+string(rs.wf.Tasks[d.Task].TriggerRule)+" decided skip")
-		case dag.UpstreamFailed:
-			e.setTerminal(g, rs, t, model.TaskUpstreamFailed, "an upstream task failed")
+			continue
 		}
+		e.applyDecision(g, rs, d)
+	}
+}
+
+// applyDecision applies one trigger-rule decision about a PENDING task.
+func (e *Engine) applyDecision(g *grp, rs *runState, d dag.Decided) {
+	switch d.Decision {
+	case dag.Run:
+		if rs.wf.MaxActiveTasks > 0 && rs.active >= rs.wf.MaxActiveTasks {
+			rs.throttle(d.Task)
+			return
+		}
+		e.tx.planned++
+		e.queueTask(g, taskRef{rs, d.Task}, "")
+	case dag.Skip:
+		e.tx.planned++
+		e.setTerminal(g, rs, d.Task, model.TaskSkipped, "trigger rule "+string(rs.wf.Tasks[d.Task].TriggerRule)+" decided skip")
+	case dag.UpstreamFailed:
+		e.tx.planned++
+		e.setTerminal(g, rs, d.Task, model.TaskUpstreamFailed, "an upstream task failed")
+	}
+}
+
+// planDeferred applies deferred decisions, oldest run first, while this batch's PlanChunk
+// allows. Each run's share is one group, which also finishes the run if that was its last
+// undecided work.
+func (e *Engine) planDeferred() {
+	for len(e.planQ) > 0 && e.tx.planned < e.cfg.PlanChunk {
+		rs := e.planQ[0]
+		if e.runs[rs.run.ID] == rs && len(rs.deferred) > 0 {
+			g := e.tx.group(rs.run.ID)
+			n := 0
+			for n < len(rs.deferred) && e.tx.planned < e.cfg.PlanChunk {
+				d := rs.deferred[n]
+				n++
+				t := &rs.tasks[d.Task]
+				t.deferred = false
+				if t.state == model.TaskPending {
+					e.applyDecision(g, rs, d)
+				}
+			}
+			rs.deferred = rs.deferred[n:]
+			if len(rs.deferred) == 0 {
+				e.finishIfDone(g, rs)
+			}
+			g.close()
+			if len(rs.deferred) > 0 {
+				return // the budget is spent; this run goes on first next time
+			}
+		}
+		rs.dropDeferred()
+		e.planQ[0] = nil
+		e.planQ = e.planQ[1:]
+	}
+	if len(e.planQ) == 0 {
+		e.planQ = nil
 	}
 }
 
 // queueTask moves a PENDING or RETRY_WAIT task to QUEUED and routes it.
 func (e *Engine) queueTask(g *grp, ref taskRef, msg string) {
-	rs, t := ref.run, ref.task()
+	rs, t, id := ref.run, ref.task(), ref.id()
 	from := t.state
-	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: from, Attempt: t.attempt, To: model.TaskQueued},
-		taskEvent(rs.run.ID, t.id, from, model.TaskQueued, t.attempt, msg))
-	t.state, t.nextAt, t.queuedAt = model.TaskQueued, time.Time{}, e.cfg.Now()
+	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: id, From: from, Attempt: t.attempt, To: model.TaskQueued},
+		taskEvent(rs.run.ID, id, from, model.TaskQueued, t.attempt, msg))
+	t.state, t.nextAt, t.queuedAt = model.TaskQueued, 0, e.cfg.Now().UnixNano()
 	rs.active++
 	e.enqueue(ref)
 }
 
 // setTerminal moves a task without an active attempt to a terminal state.
-func (e *Engine) setTerminal(g *grp, rs *runState, t *taskState, to model.TaskState, msg string) {
-	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: t.state, Attempt: t.attempt, To: to, Error: errIf(to, msg)},
-		taskEvent(rs.run.ID, t.id, t.state, to, t.attempt, msg))
+func (e *Engine) setTerminal(g *grp, rs *runState, i int, to model.TaskState, msg string) {
+	t, id := &rs.tasks[i], rs.wf.Tasks[i].ID
+	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: id, From: t.state, Attempt: t.attempt, To: to, Error: errIf(to, msg)},
+		taskEvent(rs.run.ID, id, t.state, to, t.attempt, msg))
 	if countsActive(t.state) {
 		rs.active--
 	}
@@ -99,10 +160,10 @@ func (e *Engine) finishIfDone(g *grp, rs *runState) {
 	}
 	to, msg := model.RunSucceeded, ""
 	var failed []string
-	for _, t := range rs.tasks {
-		switch t.state {
+	for i := range rs.tasks {
+		switch rs.tasks[i].state {
 		case model.TaskFailed, model.TaskDeadLettered, model.TaskUpstreamFailed:
-			failed = append(failed, t.id)
+			failed = append(failed, rs.wf.Tasks[i].ID)
 		}
 	}
 	if len(failed) > 0 {
@@ -170,19 +231,21 @@ func (in cancelRun) handle(e *Engine) {
 		msg += ": " + in.reason
 	}
 	var cancels []func()
-	for _, t := range rs.tasks {
+	rs.dropDeferred() // its tasks are cancelled below
+	for i := range rs.tasks {
+		t := &rs.tasks[i]
 		switch t.state {
 		case model.TaskPending, model.TaskQueued, model.TaskRetryWait:
-			e.setTerminal(g, rs, t, model.TaskCancelled, msg)
+			e.setTerminal(g, rs, i, model.TaskCancelled, msg)
 		case model.TaskAssigned, model.TaskRunning:
-			e.writeStart(g, taskRef{rs, t.idx})
-			g.add(store.FinishAttempt{RunID: rs.run.ID, TaskID: t.id, Token: t.token, To: model.AttemptCancelled, FailureKind: model.FailureCancelled, Error: msg})
+			e.writeStart(g, taskRef{rs, i})
+			g.add(store.FinishAttempt{RunID: rs.run.ID, TaskID: rs.wf.Tasks[i].ID, Token: t.token, To: model.AttemptCancelled, FailureKind: model.FailureCancelled, Error: msg})
 			token, worker, attemptID := t.token, t.worker, t.attemptID
 			delete(e.tokens, t.token)
 			if w := e.workers[worker]; w != nil {
 				w.inflight--
 			}
-			e.setTerminal(g, rs, t, model.TaskCancelled, msg)
+			e.setTerminal(g, rs, i, model.TaskCancelled, msg)
 			cancels = append(cancels, func() { e.sendCancel(worker, attemptID, token, msg) })
 		}
 	}
@@ -262,8 +325,8 @@ func (e *Engine) applyResult(g *grp, res Result, workerID string) bool {
 	}
 	t := ref.task()
 	t.unconfirmed = false
-	fin.RunID, fin.TaskID = ref.run.run.ID, t.id // lets the store batch it with others
-	e.writeStart(g, ref)                         // a start still in memory goes first, in the same group
+	fin.RunID, fin.TaskID = ref.run.run.ID, ref.id() // lets the store batch it with others
+	e.writeStart(g, ref)                             // a start still in memory goes first, in the same group
 	delete(e.tokens, res.Token)
 	if w := e.workers[t.worker]; w != nil && t.worker == workerID {
 		w.inflight--
@@ -301,9 +364,9 @@ func cleanText(s string) string {
 
 // finishTask moves an active task to a terminal state and propagates it.
 func (e *Engine) finishTask(g *grp, ref taskRef, to model.TaskState, msg string) {
-	rs, t := ref.run, ref.task()
-	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: t.state, Attempt: t.attempt, Token: t.token, To: to, Error: msg},
-		taskEvent(rs.run.ID, t.id, t.state, to, t.attempt, msg))
+	rs, t, id := ref.run, ref.task(), ref.id()
+	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: id, From: t.state, Attempt: t.attempt, Token: t.token, To: to, Error: msg},
+		taskEvent(rs.run.ID, id, t.state, to, t.attempt, msg))
 	if countsActive(t.state) {
 		rs.active--
 	}
@@ -316,25 +379,28 @@ func (e *Engine) finishTask(g *grp, ref taskRef, to model.TaskState, msg string)
 // failAttempt handles a failed attempt of an active task: retry after backoff, or
 // dead-letter it when its retries are spent.
 func (e *Engine) failAttempt(g *grp, ref taskRef, kind model.FailureKind, msg string) {
-	rs, t := ref.run, ref.task()
-	t.errors = append(t.errors, model.AttemptError{Attempt: t.attempt, FailureKind: kind, Error: msg})
-	if delay, again := t.policy.Next(t.attempt-t.base, e.cfg.Rand); again {
+	rs, t, id := ref.run, ref.task(), ref.id()
+	if rs.errs == nil {
+		rs.errs = map[int32][]model.AttemptError{}
+	}
+	rs.errs[t.idx] = append(rs.errs[t.idx], model.AttemptError{Attempt: t.attempt, FailureKind: kind, Error: msg})
+	if delay, again := rs.policy(t.idx).Next(t.attempt-int(t.base), e.cfg.Rand); again {
 		at := e.cfg.Now().Add(delay)
 		text := fmt.Sprintf("attempt %d failed (%s): %s; retrying in %s", t.attempt, kind, msg, delay.Round(time.Millisecond))
-		g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: t.state, Attempt: t.attempt, Token: t.token,
+		g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: id, From: t.state, Attempt: t.attempt, Token: t.token,
 			To: model.TaskRetryWait, NextAttemptAt: at, Error: msg},
-			taskEvent(rs.run.ID, t.id, t.state, model.TaskRetryWait, t.attempt, text))
+			taskEvent(rs.run.ID, id, t.state, model.TaskRetryWait, t.attempt, text))
 		if countsActive(t.state) {
 			rs.active--
 		}
-		t.state, t.nextAt, t.worker = model.TaskRetryWait, at, ""
+		t.state, t.nextAt, t.worker = model.TaskRetryWait, at.UnixNano(), ""
 		e.timers.push(timer{at: at, kind: timerRetry, ref: ref, attempt: t.attempt})
 		e.release(g, rs)
 		return
 	}
-	dl := model.DeadLetter{ID: uuid.New(), RunID: rs.run.ID, TaskID: t.id, Workflow: rs.run.Workflow, Errors: e.attemptErrors(t, rs)}
+	dl := model.DeadLetter{ID: uuid.New(), RunID: rs.run.ID, TaskID: id, Workflow: rs.run.Workflow, Errors: e.attemptErrors(t, rs)}
 	g.add(store.InsertDeadLetter{DeadLetter: dl},
-		store.AppendEvent{Event: model.Event{RunID: rs.run.ID, TaskID: t.id, Kind: model.EventDeadLettered, Attempt: t.attempt,
+		store.AppendEvent{Event: model.Event{RunID: rs.run.ID, TaskID: id, Kind: model.EventDeadLettered, Attempt: t.attempt,
 			Message: fmt.Sprintf("retries exhausted after %d attempt(s)", t.attempt)}})
 	e.finishTask(g, ref, model.TaskDeadLettered, msg)
 }
@@ -342,19 +408,21 @@ func (e *Engine) failAttempt(g *grp, ref taskRef, kind model.FailureKind, msg st
 // attemptErrors returns every attempt's error of t. After a failover the engine only knows
 // the errors of attempts that ended under it, so the earlier ones are read back.
 func (e *Engine) attemptErrors(t *taskState, rs *runState) []model.AttemptError {
-	if len(t.errors) >= t.attempt {
-		return slices.Clone(t.errors)
+	errs := rs.errs[t.idx]
+	if len(errs) >= t.attempt {
+		return slices.Clone(errs)
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
-	as, err := e.cfg.Store.ListAttempts(ctx, rs.run.ID, t.id)
+	id := rs.taskID(t.idx)
+	as, err := e.cfg.Store.ListAttempts(ctx, rs.run.ID, id)
 	if err != nil {
-		e.log.Warn("cannot read earlier attempts for the dead letter", "run_id", rs.run.ID, "task_id", t.id, "err", err)
-		return slices.Clone(t.errors)
+		e.log.Warn("cannot read earlier attempts for the dead letter", "run_id", rs.run.ID, "task_id", id, "err", err)
+		return slices.Clone(errs)
 	}
 	var out []model.AttemptError
 	known := map[int]bool{}
-	for _, x := range t.errors {
+	for _, x := range errs {
 		known[x.Attempt] = true
 	}
 	for _, a := range as {
@@ -362,7 +430,7 @@ func (e *Engine) attemptErrors(t *taskState, rs *runState) []model.AttemptError 
 			out = append(out, model.AttemptError{Attempt: a.Number, FailureKind: a.FailureKind, Error: a.Error})
 		}
 	}
-	out = append(out, t.errors...)
+	out = append(out, errs...)
 	slices.SortFunc(out, func(a, b model.AttemptError) int { return a.Attempt - b.Attempt })
 	return out
 }
@@ -370,15 +438,15 @@ func (e *Engine) attemptErrors(t *taskState, rs *runState) []model.AttemptError 
 // requeue ends an active attempt without blaming the task (worker lost or handed it back)
 // and queues the task again at once. The caller has added the FinishAttempt.
 func (e *Engine) requeue(g *grp, ref taskRef, msg string) {
-	rs, t := ref.run, ref.task()
+	rs, t, id := ref.run, ref.task(), ref.id()
 	t.lost++
 	if t.lost > maxLost {
 		e.failAttempt(g, ref, model.FailureLost, fmt.Sprintf("%s (worker lost %d times)", msg, t.lost))
 		return
 	}
-	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: t.state, Attempt: t.attempt, Token: t.token, To: model.TaskQueued, Error: msg},
-		taskEvent(rs.run.ID, t.id, t.state, model.TaskQueued, t.attempt, msg))
-	t.state, t.worker, t.unconfirmed, t.queuedAt = model.TaskQueued, "", false, e.cfg.Now()
+	g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: id, From: t.state, Attempt: t.attempt, Token: t.token, To: model.TaskQueued, Error: msg},
+		taskEvent(rs.run.ID, id, t.state, model.TaskQueued, t.attempt, msg))
+	t.state, t.worker, t.unconfirmed, t.queuedAt = model.TaskQueued, "", false, e.cfg.Now().UnixNano()
 	e.enqueue(ref)
 }
 
@@ -386,13 +454,13 @@ func (e *Engine) requeue(g *grp, ref taskRef, msg string) {
 func (e *Engine) lose(g *grp, ref taskRef, reason string) {
 	t := ref.task()
 	e.writeStart(g, ref)
-	g.add(store.FinishAttempt{RunID: ref.run.run.ID, TaskID: t.id, Token: t.token, To: model.AttemptLost, FailureKind: model.FailureLost, Error: reason})
+	g.add(store.FinishAttempt{RunID: ref.run.run.ID, TaskID: ref.id(), Token: t.token, To: model.AttemptLost, FailureKind: model.FailureLost, Error: reason})
 	delete(e.tokens, t.token)
 	if w := e.workers[t.worker]; w != nil {
 		w.inflight--
 	}
 	e.cfg.Metrics.AttemptFinished(string(model.AttemptLost))
-	e.log.Warn("attempt lost", "run_id", ref.run.run.ID, "task_id", t.id, "attempt", t.attempt, "worker", t.worker, "reason", reason)
+	e.log.Warn("attempt lost", "run_id", ref.run.run.ID, "task_id", ref.id(), "attempt", t.attempt, "worker", t.worker, "reason", reason)
 	e.requeue(g, ref, "attempt lost: "+reason)
 }
 
@@ -401,7 +469,7 @@ func (e *Engine) expire(g *grp, ref taskRef) {
 	t := ref.task()
 	msg := fmt.Sprintf("no result before the attempt deadline (timeout %s + grace %s)", ref.run.wf.Tasks[ref.idx].Timeout, e.cfg.AttemptGrace)
 	e.writeStart(g, ref)
-	g.add(store.FinishAttempt{RunID: ref.run.run.ID, TaskID: t.id, Token: t.token, To: model.AttemptTimedOut, FailureKind: model.FailureTimeout, Error: msg})
+	g.add(store.FinishAttempt{RunID: ref.run.run.ID, TaskID: ref.id(), Token: t.token, To: model.AttemptTimedOut, FailureKind: model.FailureTimeout, Error: msg})
 	token, worker, attemptID := t.token, t.worker, t.attemptID
 	g.then(func() { e.sendCancel(worker, attemptID, token, "attempt deadline passed") })
 	delete(e.tokens, t.token)

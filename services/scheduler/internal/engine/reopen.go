@@ -38,11 +38,10 @@ func (e *Engine) openRun(id uuid.UUID) (*runState, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range rs.tasks {
-		if t.state.Terminal() {
+	for i := range rs.tasks {
+		if s := rs.tasks[i].state; s.Terminal() {
 			rs.terminal++
-		}
-		if countsActive(t.state) {
+		} else if countsActive(s) {
 			rs.active++
 		}
 	}
@@ -63,13 +62,15 @@ func (e *Engine) reopen(g *grp, rs *runState, roots []int, why string) {
 		}
 	}
 	for _, i := range rs.wf.Graph.Order() {
-		t := rs.tasks[i]
+		t := &rs.tasks[i]
 		if !set[i] || !t.state.Terminal() {
 			continue
 		}
-		g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: t.id, From: t.state, Attempt: t.attempt, To: model.TaskPending, ResetBase: true},
-			taskEvent(rs.run.ID, t.id, t.state, model.TaskPending, t.attempt, why))
-		t.state, t.base, t.errors, t.lost, t.worker = model.TaskPending, t.attempt, nil, 0, ""
+		id := rs.wf.Tasks[i].ID
+		g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: id, From: t.state, Attempt: t.attempt, To: model.TaskPending, ResetBase: true},
+			taskEvent(rs.run.ID, id, t.state, model.TaskPending, t.attempt, why))
+		t.state, t.base, t.lost, t.worker = model.TaskPending, int32(t.attempt), 0, ""
+		delete(rs.errs, t.idx)
 		rs.terminal--
 	}
 	if rs.run.State.Terminal() {
@@ -78,6 +79,9 @@ func (e *Engine) reopen(g *grp, rs *runState, roots []int, why string) {
 		rs.run.State = model.RunRunning
 	}
 	e.runs[rs.run.ID] = rs
+	// Decisions still deferred were made before these tasks re-opened and may be stale:
+	// Ready decides every PENDING task again from the outcomes as they are now.
+	rs.dropDeferred()
 	e.decide(g, rs, rs.wf.Graph.Ready(rs.outcome))
 	e.finishIfDone(g, rs)
 }
@@ -99,8 +103,8 @@ func (in retryRun) handle(e *Engine) {
 		return
 	}
 	var roots []int
-	for i, t := range rs.tasks {
-		switch t.state {
+	for i := range rs.tasks {
+		switch rs.tasks[i].state {
 		case model.TaskFailed, model.TaskDeadLettered, model.TaskUpstreamFailed, model.TaskCancelled:
 			roots = append(roots, i)
 		}
@@ -116,7 +120,7 @@ func (in retryRun) handle(e *Engine) {
 	}
 	g := e.tx.group(rs.run.ID)
 	for _, i := range roots {
-		if id, ok := open[rs.tasks[i].id]; ok {
+		if id, ok := open[rs.wf.Tasks[i].ID]; ok {
 			g.add(store.MarkReplayed{ID: id}) // the retry supersedes the open dead letter
 		}
 	}

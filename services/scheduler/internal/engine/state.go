@@ -18,36 +18,80 @@ import (
 type runState struct {
 	run    model.Run
 	wf     *dag.Workflow
-	tasks  []*taskState // index = task index in wf
-	active int          // tasks QUEUED, ASSIGNED or RUNNING (bounded by max_active_tasks)
+	tasks  []taskState // index = task index in wf; one allocation per run, never resized
+	active int         // tasks QUEUED, ASSIGNED or RUNNING (bounded by max_active_tasks)
 	// throttled holds tasks whose trigger rule says run (PENDING) or whose retry is due
 	// (RETRY_WAIT) but that wait for the run's max_active_tasks to allow them.
 	throttled []int
 	terminal  int // tasks in a terminal state
+	// deferred holds trigger-rule decisions not applied yet because their batch had spent
+	// its Config.PlanChunk (see decide), in the order they were made; planning is set while
+	// the run is on the engine's planQ.
+	deferred []dag.Decided
+	planning bool
+	// errs holds, per task index, the errors of the attempts that ended under this leader
+	// (for the dead letter); nil until an attempt fails.
+	errs map[int32][]model.AttemptError
 }
 
-// taskState is the leader's view of one task run.
+// taskState is the leader's view of one task run. It is kept small (~100 bytes, stored by
+// value in runState.tasks): a leader may hold hundreds of thousands of them. What the
+// workflow says (id, pool, retry policy, timeout) is read from runState.wf, times are Unix
+// nanoseconds (0: none).
 type taskState struct {
-	idx       int
-	id        string
+	token     int64
+	attemptID uuid.UUID // current attempt's id (zero when unknown after a failover)
+	worker    string
 	state     model.TaskState
 	attempt   int
-	base      int // attempt number the task was re-opened at; retries count from it
-	token     int64
-	worker    string
-	attemptID uuid.UUID // current attempt's id (zero when unknown after a failover)
-	nextAt    time.Time
-	queuedAt  time.Time
+	nextAt    int64 // RETRY_WAIT: when the next attempt is due
+	queuedAt  int64
 	// startSeen: the worker reported the attempt started at this (leader) time, and the
 	// start is not written yet (see Config.StartDelay); zero otherwise.
-	startSeen time.Time
+	startSeen int64
+	idx       int32
+	base      int32 // attempt number the task was re-opened at; retries count from it
+	lost      int32 // attempts lost with their worker
 	// unconfirmed: ASSIGNED/RUNNING after a failover, not yet re-attached by its worker.
 	unconfirmed bool
 	queued      bool // in a worker queue or a pool backlog
-	lost        int  // attempts lost with their worker
 	throttled   bool // in its run's throttled list
-	errors      []model.AttemptError
-	policy      retry.Policy
+	deferred    bool // a decision about it waits in its run's deferred list
+}
+
+// unixNano returns t as Unix nanoseconds, 0 for the zero time.
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// fromUnixNano is the inverse of unixNano.
+func fromUnixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// taskID returns the id of the run's task i.
+func (r *runState) taskID(i int32) string { return r.wf.Tasks[i].ID }
+
+// policy returns the retry policy of the run's task i.
+func (r *runState) policy(i int32) retry.Policy {
+	t := r.wf.Tasks[i]
+	return retry.Policy{MaxRetries: t.Retries, Initial: t.Backoff.Initial, Max: t.Backoff.Max,
+		Multiplier: t.Backoff.Multiplier, Jitter: t.Backoff.Jitter}
+}
+
+// dropDeferred forgets the run's deferred decisions (the tasks stay PENDING).
+func (r *runState) dropDeferred() {
+	for _, d := range r.deferred {
+		r.tasks[d.Task].deferred = false
+	}
+	r.deferred = nil
+	r.planning = false
 }
 
 type taskRef struct {
@@ -55,7 +99,10 @@ type taskRef struct {
 	idx int
 }
 
-func (r taskRef) task() *taskState { return r.run.tasks[r.idx] }
+func (r taskRef) task() *taskState { return &r.run.tasks[r.idx] }
+
+// id returns the task's id.
+func (r taskRef) id() string { return r.run.wf.Tasks[r.idx].ID }
 
 // outcome maps a task state to the DAG's trigger-rule outcome.
 func outcome(s model.TaskState) dag.Outcome {
@@ -79,7 +126,7 @@ func outcome(s model.TaskState) dag.Outcome {
 
 // throttle puts task i on the run's throttled list (once).
 func (r *runState) throttle(i int) {
-	if t := r.tasks[i]; !t.throttled {
+	if t := &r.tasks[i]; !t.throttled {
 		t.throttled = true
 		r.throttled = append(r.throttled, i)
 	}
@@ -92,13 +139,9 @@ func countsActive(s model.TaskState) bool {
 }
 
 func newRunState(run model.Run, wf *dag.Workflow) *runState {
-	rs := &runState{run: run, wf: wf, tasks: make([]*taskState, len(wf.Tasks))}
-	for i, t := range wf.Tasks {
-		rs.tasks[i] = &taskState{
-			idx: i, id: t.ID, state: model.TaskPending,
-			policy: retry.Policy{MaxRetries: t.Retries, Initial: t.Backoff.Initial, Max: t.Backoff.Max,
-				Multiplier: t.Backoff.Multiplier, Jitter: t.Backoff.Jitter},
-		}
+	rs := &runState{run: run, wf: wf, tasks: make([]taskState, len(wf.Tasks))}
+	for i := range rs.tasks {
+		rs.tasks[i] = taskState{idx: int32(i), state: model.TaskPending}
 	}
 	return rs
 }
@@ -116,10 +159,10 @@ func (e *Engine) load(ctx context.Context, d store.RunDetail) (*runState, error)
 		if !ok {
 			return nil, fmt.Errorf("run %s: stored task %q is not in workflow %s v%d", d.Run.ID, tr.TaskID, d.Run.Workflow, d.Run.Version)
 		}
-		t := rs.tasks[i]
-		t.state, t.attempt, t.token, t.worker, t.nextAt = tr.State, tr.Attempt, tr.FencingToken, tr.WorkerID, tr.NextAttemptAt
-		t.base = tr.AttemptBase
-		t.queuedAt = tr.UpdatedAt
+		t := &rs.tasks[i]
+		t.state, t.attempt, t.token, t.worker, t.nextAt = tr.State, tr.Attempt, tr.FencingToken, tr.WorkerID, unixNano(tr.NextAttemptAt)
+		t.base = int32(tr.AttemptBase)
+		t.queuedAt = unixNano(tr.UpdatedAt)
 		seen++
 	}
 	if seen != len(wf.Tasks) {
@@ -158,7 +201,8 @@ func (e *Engine) adopt(rs *runState) {
 			runEvent(rs.run.ID, model.RunPending, model.RunRunning, ""))
 		rs.run.State = model.RunRunning
 	}
-	for _, t := range rs.tasks {
+	for i := range rs.tasks {
+		t, ref := &rs.tasks[i], taskRef{rs, i}
 		if countsActive(t.state) {
 			rs.active++
 		}
@@ -167,17 +211,17 @@ func (e *Engine) adopt(rs *runState) {
 		}
 		switch t.state {
 		case model.TaskQueued:
-			e.enqueue(taskRef{rs, t.idx})
+			e.enqueue(ref)
 		case model.TaskRetryWait:
-			e.timers.push(timer{at: t.nextAt, kind: timerRetry, ref: taskRef{rs, t.idx}, attempt: t.attempt})
+			e.timers.push(timer{at: fromUnixNano(t.nextAt), kind: timerRetry, ref: ref, attempt: t.attempt})
 		case model.TaskAssigned, model.TaskRunning:
-			e.tokens[t.token] = taskRef{rs, t.idx}
+			e.tokens[t.token] = ref
 			if !live[t.worker] {
-				e.lose(g, taskRef{rs, t.idx}, "worker "+t.worker+" is not registered (lease expired)")
+				e.lose(g, ref, "worker "+t.worker+" is not registered (lease expired)")
 				continue
 			}
 			t.unconfirmed = true
-			e.timers.push(timer{at: now.Add(e.cfg.AdoptGrace), kind: timerAdopt, ref: taskRef{rs, t.idx}, token: t.token})
+			e.timers.push(timer{at: now.Add(e.cfg.AdoptGrace), kind: timerAdopt, ref: ref, token: t.token})
 		}
 	}
 	// Pending tasks whose trigger rules are already decided (e.g. the leader died between

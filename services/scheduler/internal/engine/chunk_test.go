@@ -1,0 +1,283 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cairn-io/cairn/pkg/model"
+	"github.com/cairn-io/cairn/pkg/store"
+)
+
+// wideYAML is n independent noop tasks.
+func wideYAML(name string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "name: %s\ntasks:\n", name)
+	for i := range n {
+		fmt.Fprintf(&b, "  - {id: t%03d, type: noop}\n", i)
+	}
+	return b.String()
+}
+
+// countStates returns how many of the run's tasks are in each state.
+func (h *harness) countStates(id uuid.UUID) map[model.TaskState]int {
+	h.t.Helper()
+	d, err := h.st.GetRun(context.Background(), id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[model.TaskState]int{}
+	for _, tr := range d.Tasks {
+		out[tr.State]++
+	}
+	return out
+}
+
+// waitQueued polls until n of the run's tasks are QUEUED.
+func (h *harness) waitQueued(id uuid.UUID, n int) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c := h.countStates(id)
+		if c[model.TaskQueued] == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("run %s: %v, want %d QUEUED", id, c, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// perTransaction returns, for the run's task runs in state, the largest number that share
+// one updated_at (now() is the transaction's start time, so one value is one transaction)
+// and how many distinct values there are.
+func (h *harness) perTransaction(id uuid.UUID, state model.TaskState) (largest, transactions int) {
+	h.t.Helper()
+	err := h.st.Pool().QueryRow(context.Background(), `SELECT COALESCE(max(n), 0), count(*) FROM (
+		SELECT count(*) AS n FROM task_runs WHERE run_id = $1 AND state = $2 GROUP BY updated_at) x`,
+		id, string(state)).Scan(&largest, &transactions)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return largest, transactions
+}
+
+// assertQueuedOnce checks that every task of the run was moved to QUEUED exactly once.
+func assertQueuedOnce(t *testing.T, h *harness, id uuid.UUID, tasks int) {
+	t.Helper()
+	var n, distinct int
+	err := h.st.Pool().QueryRow(context.Background(), `SELECT count(*), count(DISTINCT task_id) FROM events
+		WHERE run_id = $1 AND kind = 'task_state' AND to_state = 'QUEUED'`, id).Scan(&n, &distinct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != tasks || distinct != tasks {
+		t.Fatalf("%d QUEUED events for %d distinct tasks, want %d each", n, distinct, tasks)
+	}
+}
+
+func TestWideRunIsPlannedInChunks(t *testing.T) {
+	const tasks, chunk = 50, 7
+	h := newHarness(t, func(h *harness) { h.planChunk = chunk })
+	wf := h.apply(wideYAML("wide", tasks))
+	id := h.startRun(wf, nil)
+	h.waitQueued(id, tasks)
+
+	largest, txs := h.perTransaction(id, model.TaskQueued)
+	if largest > chunk {
+		t.Errorf("one transaction queued %d tasks, want at most the plan chunk %d", largest, chunk)
+	}
+	if want := (tasks + chunk - 1) / chunk; txs < want {
+		t.Errorf("tasks queued in %d transactions, want at least %d", txs, want)
+	}
+	if d, _ := h.st.GetRun(context.Background(), id); d.Run.State != model.RunRunning {
+		t.Fatalf("run is %s while its tasks are queued, want RUNNING", d.Run.State)
+	}
+
+	w := h.worker("w1", "default", 4, nil, nil)
+	w.credits(4)
+	d := w.runAll(id, nil)
+	if d.Run.State != model.RunSucceeded {
+		t.Fatalf("run %s: %v", d.Run.State, taskStates(d))
+	}
+	for _, tr := range d.Tasks {
+		if tr.State != model.TaskSucceeded || tr.Attempt != 1 {
+			t.Errorf("task %s: %s after %d attempts, want SUCCEEDED after 1", tr.TaskID, tr.State, tr.Attempt)
+		}
+	}
+	assertQueuedOnce(t, h, id, tasks)
+	assertInvariants(t, h.st, id)
+}
+
+// A failed head decides its whole fan-out at once (UPSTREAM_FAILED) and, through the
+// cascade, the join after it; deferred in chunks, the decisions keep their order.
+func TestFanOutFailureIsPlannedInChunks(t *testing.T) {
+	const fan, chunk = 30, 4
+	h := newHarness(t, func(h *harness) { h.planChunk = chunk })
+	var b strings.Builder
+	b.WriteString("name: fan\ntasks:\n  - {id: head, type: noop}\n")
+	deps := make([]string, fan)
+	for i := range fan {
+		deps[i] = fmt.Sprintf("f%02d", i)
+		fmt.Fprintf(&b, "  - {id: f%02d, type: noop, depends_on: [head]}\n", i)
+	}
+	fmt.Fprintf(&b, "  - {id: join, type: noop, trigger_rule: all_done, depends_on: [%s]}\n", strings.Join(deps, ", "))
+	wf := h.apply(b.String())
+	w := h.worker("w1", "default", 1, nil, nil)
+	w.credits(1)
+	id := h.startRun(wf, nil)
+	a := w.next()
+	if a.TaskID != "head" {
+		t.Fatalf("first assignment %s, want head", a.TaskID)
+	}
+	w.started(a)
+	w.finish(a, false, "boom") // retries: 0 → DEAD_LETTERED
+	w.credits(1)
+	d := w.runAll(id, nil)
+	if d.Run.State != model.RunFailed {
+		t.Fatalf("run %s, want FAILED: %v", d.Run.State, taskStates(d))
+	}
+	states := taskStates(d)
+	for _, dep := range deps {
+		if states[dep] != model.TaskUpstreamFailed {
+			t.Errorf("task %s is %s, want UPSTREAM_FAILED", dep, states[dep])
+		}
+	}
+	if states["join"] != model.TaskSucceeded {
+		t.Errorf("join is %s, want SUCCEEDED (all_done)", states["join"])
+	}
+	if largest, _ := h.perTransaction(id, model.TaskUpstreamFailed); largest > chunk {
+		t.Errorf("one transaction decided %d tasks, want at most the plan chunk %d", largest, chunk)
+	}
+	// The join ran after every fan-out task was decided, not before.
+	var early int
+	err := h.st.Pool().QueryRow(context.Background(), `SELECT count(*) FROM events f, events j
+		WHERE f.run_id = $1 AND j.run_id = $1 AND f.to_state = 'UPSTREAM_FAILED' AND j.task_id = 'join'
+			AND j.to_state = 'QUEUED' AND f.seq > j.seq`, id).Scan(&early)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if early != 0 {
+		t.Errorf("join was queued before %d of its upstream tasks were decided", early)
+	}
+	assertInvariants(t, h.st, id)
+}
+
+// pauser holds the engine on its loop after its first non-empty commit until resumed.
+type pauser struct {
+	paused     chan struct{}
+	resume     chan struct{}
+	pauseOnce  sync.Once
+	resumeOnce sync.Once
+}
+
+func newPauser() *pauser {
+	return &pauser{paused: make(chan struct{}), resume: make(chan struct{})}
+}
+
+func (p *pauser) hook() {
+	p.pauseOnce.Do(func() { close(p.paused); <-p.resume })
+}
+
+func (p *pauser) release() { p.resumeOnce.Do(func() { close(p.resume) }) }
+
+// wait returns once the engine is paused.
+func (p *pauser) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-p.paused:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no commit")
+	}
+}
+
+// A leader deposed between two chunks of a run's start leaves the run RUNNING with some
+// tasks QUEUED and the rest PENDING; the next leader plans the rest, and every task runs
+// exactly once.
+func TestFailoverInTheMiddleOfAChunkedStart(t *testing.T) {
+	const tasks, chunk = 60, 10
+	p := newPauser()
+	h := newHarness(t, func(h *harness) { h.planChunk, h.afterCommit = chunk, p.hook })
+	t.Cleanup(p.release) // runs before the harness stops the engine
+	wf := h.apply(wideYAML("wide", tasks))
+	id := h.startRun(wf, nil)
+	p.wait(t) // the first chunk is committed; the engine waits before its next batch
+	if c := h.countStates(id); c[model.TaskQueued] != chunk || c[model.TaskPending] != tasks-chunk {
+		t.Fatalf("after the first chunk: %v, want %d QUEUED and %d PENDING", c, chunk, tasks-chunk)
+	}
+	// A new leader takes office behind this one's back.
+	if _, err := h.st.TakeLeadership(context.Background(), 2, "test-2"); err != nil {
+		t.Fatal(err)
+	}
+	p.release()
+	select {
+	case err := <-h.errc:
+		if !errors.Is(err, store.ErrStaleEpoch) {
+			t.Fatalf("deposed engine returned %v, want ErrStaleEpoch", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("deposed engine kept running")
+	}
+	if c := h.countStates(id); c[model.TaskQueued] != chunk {
+		t.Fatalf("the deposed leader wrote more: %v", c)
+	}
+
+	h.epoch, h.afterCommit = 2, nil
+	h.start()
+	h.waitQueued(id, tasks)
+	w := h.worker("w1", "default", 4, nil, nil)
+	w.credits(4)
+	d := w.runAll(id, nil)
+	if d.Run.State != model.RunSucceeded {
+		t.Fatalf("run %s: %v", d.Run.State, taskStates(d))
+	}
+	for _, tr := range d.Tasks {
+		if tr.State != model.TaskSucceeded || tr.Attempt != 1 {
+			t.Errorf("task %s: %s after %d attempts, want SUCCEEDED after 1", tr.TaskID, tr.State, tr.Attempt)
+		}
+	}
+	assertQueuedOnce(t, h, id, tasks)
+	assertInvariants(t, h.st, id)
+}
+
+// Cancelling a run whose start is still being planned cancels every task, the deferred
+// ones included, and queues nothing afterwards.
+func TestCancelDuringChunkedStart(t *testing.T) {
+	const tasks, chunk = 60, 10
+	p := newPauser()
+	h := newHarness(t, func(h *harness) { h.planChunk, h.afterCommit = chunk, p.hook })
+	t.Cleanup(p.release)
+	wf := h.apply(wideYAML("wide", tasks))
+	id := h.startRun(wf, nil)
+	p.wait(t)
+	if c := h.countStates(id); c[model.TaskPending] == 0 {
+		t.Fatalf("after the first chunk: %v, want some tasks still PENDING", c)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.eng.CancelRun(context.Background(), id, "test") }()
+	time.Sleep(20 * time.Millisecond) // let the cancel reach the engine's input channel
+	p.release()
+	if err := <-done; err != nil {
+		t.Fatalf("cancel: %v", err)
+	}
+	c := h.countStates(id)
+	if c[model.TaskCancelled] != tasks {
+		t.Fatalf("after cancel: %v, want all %d CANCELLED", c, tasks)
+	}
+	// Nothing is planned for the cancelled run afterwards.
+	time.Sleep(100 * time.Millisecond)
+	if c := h.countStates(id); c[model.TaskCancelled] != tasks {
+		t.Fatalf("after cancel, later: %v", c)
+	}
+	d, _ := h.st.GetRun(context.Background(), id)
+	if d.Run.State != model.RunCancelled {
+		t.Fatalf("run %s, want CANCELLED", d.Run.State)
+	}
+}
