@@ -95,6 +95,7 @@ func parseFlags(args []string, stderr io.Writer) (cfg workload.Config, dir strin
 	fs.DurationVar(&cfg.AdoptGrace, "adopt-grace", cfg.AdoptGrace, "schedulers' adopt grace after a failover")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each wait of a workload for its runs")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the leader during the first wide throughput case to this file")
+	fs.IntVar(&cfg.PGTop, "pg-top", 0, "load pg_stat_statements and print, per throughput case, the N statements PostgreSQL spent most time executing (0: off)")
 	fs.StringVar(&dir, "dir", "", "directory for PostgreSQL, etcd, binaries and logs (default: a fresh temporary directory, removed at the end)")
 	fs.BoolVar(&keep, "keep", false, "keep the temporary directory (logs) after the run")
 	if err := fs.Parse(args); err != nil {

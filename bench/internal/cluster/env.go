@@ -38,6 +38,8 @@ type EnvConfig struct {
 	BuildProfiler bool
 	// Progress receives one line per step (may be io.Discard).
 	Progress io.Writer
+	// PGStatements loads pg_stat_statements into PostgreSQL (statement profiles).
+	PGStatements bool
 }
 
 // Env is what every workload shares: the binaries, one PostgreSQL, one etcd.
@@ -84,7 +86,7 @@ func NewEnv(ctx context.Context, cfg EnvConfig) (_ *Env, err error) {
 	e.logf("built the binaries in %v", time.Since(began).Round(time.Millisecond))
 
 	began = time.Now()
-	if e.PG, err = pglocal.Start(ctx, pglocal.Config{Dir: filepath.Join(cfg.Dir, "pg"), Fsync: true}); err != nil {
+	if e.PG, err = pglocal.Start(ctx, pglocal.Config{Dir: filepath.Join(cfg.Dir, "pg"), Fsync: true, Settings: pgSettings(cfg)}); err != nil {
 		return nil, fmt.Errorf("cluster: start PostgreSQL: %w", err)
 	}
 	if e.Admin, err = pgxpool.New(ctx, e.PG.URL("postgres")); err != nil {
@@ -185,4 +187,11 @@ func build(ctx context.Context, dir string, profiler bool) (Binaries, error) {
 		b.ProfScheduler = filepath.Join(dir, "cairn-scheduler-prof")
 	}
 	return b, nil
+}
+
+func pgSettings(cfg EnvConfig) map[string]string {
+	if !cfg.PGStatements {
+		return nil
+	}
+	return map[string]string{"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"}
 }

@@ -165,7 +165,7 @@ func (o outcome) String() string {
 func waitRuns(ctx context.Context, c *cluster.Cluster, ids []string, timeout time.Duration) (outcome, error) {
 	var out outcome
 	err := cluster.Poll(ctx, timeout, func() (bool, error) {
-		rows, err := c.Pool.Query(ctx, `SELECT state, count(*) FROM runs WHERE id::text = ANY($1) GROUP BY state`, ids)
+		rows, err := c.Pool.Query(ctx, `SELECT state, count(*) FROM runs WHERE id = ANY($1::text[]::uuid[]) GROUP BY state`, ids)
 		if err != nil {
 			return false, fmt.Errorf("read run states: %w", err)
 		}
@@ -211,7 +211,7 @@ func attemptSpan(ctx context.Context, c *cluster.Cluster, ids []string) (span, e
 	var s span
 	var first, last *time.Time
 	err := c.Pool.QueryRow(ctx, `SELECT min(assigned_at), max(finished_at), count(*), count(*) FILTER (WHERE state = 'SUCCEEDED')
-		FROM attempts WHERE run_id::text = ANY($1)`, ids).Scan(&first, &last, &s.attempts, &s.succeeded)
+		FROM attempts WHERE run_id = ANY($1::text[]::uuid[])`, ids).Scan(&first, &last, &s.attempts, &s.succeeded)
 	if err != nil {
 		return s, fmt.Errorf("read attempt span: %w", err)
 	}

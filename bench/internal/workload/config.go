@@ -40,6 +40,7 @@ type Config struct {
 
 	Timeout    time.Duration // bound on each workload's wait for its runs
 	CPUProfile string        // write a CPU profile of the leader during the first wide case
+	PGTop      int           // print the top statements by PostgreSQL execution time per throughput case
 }
 
 // Default is the full benchmark (issue #6).

@@ -32,7 +32,7 @@ func (r *runner) pending(ctx context.Context) error {
 	ids, failed, firstErr := startRuns(ctx, c, "pending", runs, min(runs, 4))
 	var queued int
 	err = cluster.Poll(ctx, r.cfg.Timeout, func() (bool, error) {
-		if err := c.Pool.QueryRow(ctx, `SELECT count(*) FROM task_runs WHERE run_id::text = ANY($1) AND state = 'QUEUED'`, ids).Scan(&queued); err != nil {
+		if err := c.Pool.QueryRow(ctx, `SELECT count(*) FROM task_runs WHERE run_id = ANY($1::text[]::uuid[]) AND state = 'QUEUED'`, ids).Scan(&queued); err != nil {
 			return false, fmt.Errorf("count queued tasks: %w", err)
 		}
 		return queued == len(ids)*r.cfg.PendingRun, nil

@@ -42,7 +42,7 @@ func Run(ctx context.Context, cfg Config, dir string, out, progress io.Writer) e
 		joinInts(cfg.Workers), cfg.Slots, cfg.SessionTTL, cfg.LeaseTTL, cfg.AdoptGrace, cfg.Timeout)
 	needCluster := slices.ContainsFunc(Names, func(n string) bool { return n != "validate" && cfg.selected(n) })
 	if needCluster {
-		env, err := cluster.NewEnv(ctx, cluster.EnvConfig{Dir: dir, BuildProfiler: cfg.CPUProfile != "", Progress: progress})
+		env, err := cluster.NewEnv(ctx, cluster.EnvConfig{Dir: dir, BuildProfiler: cfg.CPUProfile != "", Progress: progress, PGStatements: cfg.PGTop > 0})
 		if err != nil {
 			return err
 		}

@@ -42,6 +42,15 @@ func (r *runner) throughputCase(ctx context.Context, shape string, workers, slot
 	}
 	defer c.Close()
 
+	if r.cfg.PGTop > 0 {
+		if _, err := c.Pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
+			return fmt.Errorf("--pg-top: %w", err)
+		}
+		if _, err := c.Pool.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+			return fmt.Errorf("--pg-top: %w", err)
+		}
+		defer r.pgTop(ctx, c, key)
+	}
 	before, cerr := leaderCommits(ctx, c.Schedulers[0].OpsAddr)
 	var ids []string
 	failed, tasks := 0, 0
@@ -133,4 +142,29 @@ func (r *runner) commitFigures(ctx context.Context, key, opsAddr string, before 
 	r.rep.AddNote(key+".commits", d.commits, "transactions", "leader group commits during the workload")
 	r.rep.AddNote(key+".batch_groups", d.groups/d.commits, "groups", "mean groups per commit")
 	r.rep.AddNote(key+".commit_ms", 1000*d.seconds/d.commits, "ms", "mean commit duration")
+}
+
+// pgTop prints the statements of the case's database PostgreSQL spent most time executing
+// (pg_stat_statements, reset at the start of the case) as comment lines.
+func (r *runner) pgTop(ctx context.Context, c *cluster.Cluster, key string) {
+	rows, err := c.Pool.Query(ctx, `SELECT calls, total_exec_time, rows,
+			regexp_replace(left(query, 400), '\s+', ' ', 'g')
+		FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+		ORDER BY total_exec_time DESC LIMIT $1`, r.cfg.PGTop)
+	if err != nil {
+		r.rep.Notef("pg-top %s: %v", key, err)
+		return
+	}
+	defer rows.Close()
+	r.rep.Notef("pg-top %s: calls, total ms, ms/call, rows/call, statement", key)
+	for rows.Next() {
+		var calls, n int64
+		var ms float64
+		var q string
+		if err := rows.Scan(&calls, &ms, &n, &q); err != nil {
+			r.rep.Notef("pg-top %s: %v", key, err)
+			return
+		}
+		r.rep.Notef("pg-top %8d %9.1f %7.3f %7.1f  %.160s", calls, ms, ms/float64(max(calls, 1)), float64(n)/float64(max(calls, 1)), q)
+	}
 }
