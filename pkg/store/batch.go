@@ -161,21 +161,13 @@ func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []er
 				continue
 			}
 			if setKind(r) {
-				var tokens map[int64]int
-				if r == rankInsertAttempt {
-					tokens = insertTokens(refs)
-				}
-				applied, err := readApplied(br, len(refs), tokens)
+				affected, err := readApplied(br, r, refs)
 				if err != nil {
 					_ = br.Close()
 					return fmt.Errorf("%d ops like group %d op %d (%T): %w", len(refs), refs[0].g, refs[0].j, refs[0].op, err)
 				}
 				for i, ref := range refs {
-					rows := int64(0)
-					if applied[i] {
-						rows = 1
-					}
-					if err := conflict(ref, rows); err != nil {
+					if err := conflict(ref, affected[i]); err != nil {
 						_ = br.Close()
 						return err
 					}

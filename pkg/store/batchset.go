@@ -42,7 +42,7 @@ import (
 // statement per kind, plus one for the second transition of each finished task.
 // rank orders the statements of a segment.
 const (
-	rankInsertRun     = iota // singles, before everything that needs the run's rows
+	rankInsertRun     = iota // set: InsertRun, before everything that needs the run's rows
 	rankTask                 // set: TaskTransition
 	rankInsertAttempt        // set: InsertAttempt
 	rankStart                // set: StartAttempt
@@ -63,6 +63,7 @@ const (
 	rowAttempt                      // attempts row, by token
 	rowAttemptNo                    // attempts (run, task, number) uniqueness
 	rowAttemptID                    // attempts id uniqueness
+	rowIdempotency                  // runs (workflow, idempotency key) uniqueness
 	rowOther                        // dead letters, schedules: kept in order among the singles
 )
 
@@ -104,10 +105,14 @@ type setPlan struct {
 func describe(op Op) (rank int, acc []access, ok bool) {
 	switch o := op.(type) {
 	case InsertRun:
-		return rankInsertRun, []access{
+		acc := []access{
 			{rowKey{kind: rowRunState, id: o.Run.ID}, true},
 			{rowKey{kind: rowRunRows, id: o.Run.ID}, true},
-		}, true
+		}
+		if o.Run.IdempotencyKey != "" { // of two runs with one key, the first must win
+			acc = append(acc, access{rowKey{kind: rowIdempotency, name: o.Run.Workflow + "\x00" + o.Run.IdempotencyKey}, true})
+		}
+		return rankInsertRun, acc, true
 	case TaskTransition:
 		acc := []access{
 			{rowKey{kind: rowRunRows, id: o.RunID}, false},
@@ -220,11 +225,18 @@ func (p *setPlan) put(slot int, ref setRef) {
 }
 
 // setKind reports whether ops of rank r are executed as one statement per level.
-func setKind(r int) bool { return r >= rankTask && r <= rankRun }
+func setKind(r int) bool { return r >= rankInsertRun && r <= rankRun }
 
 // queueSet adds one set statement for the ops of rank r in refs to pb.
 func queueSet(pb *pgx.Batch, r int, refs []setRef) {
 	switch r {
+	case rankInsertRun:
+		var a runInserts
+		for _, ref := range refs {
+			a.add(ref.op.(InsertRun))
+		}
+		q, args := a.statement()
+		pb.Queue(q, args...)
 	case rankTask:
 		var a taskRows
 		for _, ref := range refs {
@@ -265,41 +277,59 @@ func queueSet(pb *pgx.Batch, r int, refs []setRef) {
 	}
 }
 
-// readApplied reads a set statement's RETURNING column and reports which of its n ops
-// applied: for most kinds the column is the op's ordinality (1-based position); for
-// InsertAttempt it is the token, found through tokens.
-func readApplied(br pgx.BatchResults, n int, tokens map[int64]int) ([]bool, error) {
+// readApplied reads a set statement's result and returns the rows each of its refs
+// affected. For most kinds each result row is an op's ordinality (1-based position): 1 row;
+// for InsertAttempt it is the token, found through tokens; for InsertRun it is the run id
+// and its count of inserted task runs.
+func readApplied(br pgx.BatchResults, r int, refs []setRef) ([]int64, error) {
 	rows, err := br.Query()
 	if err != nil {
 		return nil, err
 	}
-	applied := make([]bool, n)
-	var v int64
-	_, err = pgx.ForEachRow(rows, []any{&v}, func() error {
-		i := int(v) - 1
-		if tokens != nil {
-			var ok bool
-			if i, ok = tokens[v]; !ok {
-				return fmt.Errorf("set statement returned unknown token %d", v)
-			}
-		}
-		if i < 0 || i >= n || applied[i] {
+	n := len(refs)
+	affected := make([]int64, n)
+	mark := func(i int, count int64) error {
+		if i < 0 || i >= n || affected[i] != 0 {
 			return fmt.Errorf("set statement returned position %d of %d twice or out of range", i+1, n)
 		}
-		applied[i] = true
+		affected[i] = count
 		return nil
-	})
-	return applied, err
+	}
+	switch r {
+	case rankInsertRun:
+		pos := make(map[uuid.UUID]int, n)
+		for i, ref := range refs {
+			pos[ref.op.(InsertRun).Run.ID] = i
+		}
+		var id uuid.UUID
+		var count int64
+		_, err = pgx.ForEachRow(rows, []any{&id, &count}, func() error {
+			i, ok := pos[id]
+			if !ok {
+				return fmt.Errorf("set statement returned unknown run %s", id)
+			}
+			return mark(i, count)
+		})
+	case rankInsertAttempt:
+		pos := make(map[int64]int, n)
+		for i, ref := range refs {
+			pos[ref.op.(InsertAttempt).Token] = i
+		}
+		var token int64
+		_, err = pgx.ForEachRow(rows, []any{&token}, func() error {
+			i, ok := pos[token]
+			if !ok {
+				return fmt.Errorf("set statement returned unknown token %d", token)
+			}
+			return mark(i, 1)
+		})
+	default:
+		var ord int64
+		_, err = pgx.ForEachRow(rows, []any{&ord}, func() error { return mark(int(ord)-1, 1) })
+	}
+	return affected, err
 }
 
-// insertTokens maps the tokens of InsertAttempt refs to their positions.
-func insertTokens(refs []setRef) map[int64]int {
-	m := make(map[int64]int, len(refs))
-	for i, ref := range refs {
-		m[ref.op.(InsertAttempt).Token] = i
-	}
-	return m
-}
 
 // taskRows are the parameters of one set TaskTransition statement (see
 // TaskTransition.statement for the one-row version it must match).
@@ -520,6 +550,56 @@ func (a *finishRows) statement() (string, []any) {
 		RETURNING v.ord`,
 		[]any{a.token, a.to, a.kind, a.exitCode, a.httpStatus, a.output, a.truncated, a.errText,
 			a.start, a.deadline, a.startedAt}
+}
+
+// runInserts are the parameters of one set InsertRun statement: the runs, and their tasks
+// flattened (run id per task).
+type runInserts struct {
+	id         []pgtype.UUID
+	workflow   []string
+	version    []int32
+	params     []map[string]string
+	key        []pgtype.Text
+	trigger    []string
+	taskRun    []pgtype.UUID
+	taskID     []string
+}
+
+func (a *runInserts) add(o InsertRun) {
+	params := o.Run.Params
+	if params == nil {
+		params = map[string]string{}
+	}
+	a.id = append(a.id, pgUUID(o.Run.ID))
+	a.workflow = append(a.workflow, o.Run.Workflow)
+	a.version = append(a.version, int32(o.Run.Version))
+	a.params = append(a.params, params)
+	a.key = append(a.key, pgtype.Text{String: o.Run.IdempotencyKey, Valid: o.Run.IdempotencyKey != ""})
+	a.trigger = append(a.trigger, string(o.Run.Trigger))
+	for _, t := range o.TaskIDs {
+		a.taskRun = append(a.taskRun, pgUUID(o.Run.ID))
+		a.taskID = append(a.taskID, t)
+	}
+}
+
+// statement returns the id of each inserted run and the number of task runs inserted with
+// it (InsertRun applies iff that is every task; a run not inserted returns nothing).
+func (a *runInserts) statement() (string, []any) {
+	return `WITH r AS (
+			INSERT INTO runs (id, workflow, version, state, params, idempotency_key, trigger)
+			SELECT u.id, u.workflow, u.version, 'PENDING', u.params, u.key, u.trigger
+			FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::text[], $6::text[])
+				WITH ORDINALITY AS u (id, workflow, version, params, key, trigger, ord)
+			ORDER BY u.ord
+			ON CONFLICT DO NOTHING
+			RETURNING id),
+		t AS (
+			INSERT INTO task_runs (run_id, task_id, state)
+			SELECT x.run_id, x.task_id, 'PENDING' FROM unnest($7::uuid[], $8::text[]) AS x (run_id, task_id)
+			WHERE x.run_id IN (SELECT id FROM r)
+			RETURNING run_id)
+		SELECT run_id, count(*) FROM t GROUP BY run_id`,
+		[]any{a.id, a.workflow, a.version, a.params, a.key, a.trigger, a.taskRun, a.taskID}
 }
 
 // runRows are the parameters of one set RunTransition statement.

@@ -421,3 +421,53 @@ func TestFusedStartFinishKeepsTheStartsExpectation(t *testing.T) {
 		t.Fatal("the attempt was finished by a group whose start conflicted")
 	}
 }
+
+// Runs inserted by one set statement: an idempotency key taken earlier in the batch or
+// before it, or a run id inserted twice, conflicts exactly as in order.
+func TestInsertRunsSetBased(t *testing.T) {
+	set, seq := newEnv(t), newEnv(t)
+	set.workflow("wf")
+	seq.workflow("wf")
+	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()}
+	run := func(i int, key string, tasks ...string) store.InsertRun {
+		return store.InsertRun{Run: model.Run{ID: ids[i], Workflow: "wf", Version: 1, Trigger: model.TriggerManual, IdempotencyKey: key}, TaskIDs: tasks}
+	}
+	var first store.Batch
+	first.Add(run(0, "k0", "a"))
+	var b store.Batch
+	b.Add(run(1, "", "a", "b", "c"))
+	b.Add(run(2, "k2", "a"))
+	b.Add(run(3, "k2", "a")) // key taken two groups earlier
+	b.Add(run(4, "k0", "a")) // key taken by an earlier batch
+	b.Add(run(1, "", "x"))   // id taken earlier in the batch
+	b.Add(store.TaskTransition{RunID: ids[1], TaskID: "b", From: model.TaskPending, To: model.TaskQueued})
+	if got := store.PlanSegments(&b); len(got) != 2 {
+		t.Fatalf("plan %q: want the inserts in two levels (one id twice)", got)
+	}
+	for _, e := range []*env{set, seq} {
+		if _, err := e.s.Apply(e.ctx, epoch, &first); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gotSet, err := set.s.Apply(set.ctx, epoch, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotSeq, err := seq.s.ApplySequential(seq.ctx, epoch, &b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, s := errStrings(gotSet), errStrings(gotSeq); !reflect.DeepEqual(a, s) {
+		t.Fatalf("results differ\n set %q\n seq %q", a, s)
+	}
+	for i, want := range []bool{true, true, false, false, false, true} {
+		if (gotSet[i] == nil) != want {
+			t.Errorf("group %d: %v, want applied=%v", i, gotSet[i], want)
+		}
+	}
+	for _, e := range []*env{set, seq} {
+		if n := count(e, `SELECT count(*) FROM task_runs`); n != 5 {
+			t.Errorf("%d task runs, want 5 (1 + 3 + 1)", n)
+		}
+	}
+}

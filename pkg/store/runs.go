@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/cairn-io/cairn/pkg/model"
 )
@@ -25,12 +27,67 @@ func scanRun(row pgx.Row) (model.Run, error) {
 const taskCols = `run_id, task_id, state, attempt, fencing_token, worker_id, next_attempt_at, last_error,
 	created_at, updated_at, started_at, finished_at, attempt_base`
 
-func scanTask(row pgx.Row) (model.TaskRun, error) {
-	var t model.TaskRun
-	err := row.Scan(&t.RunID, &t.TaskID, &t.State, &t.Attempt, &t.FencingToken, &t.WorkerID,
-		optTime{&t.NextAttemptAt}, &t.LastError, &t.CreatedAt, &t.UpdatedAt, optTime{&t.StartedAt},
-		optTime{&t.FinishedAt}, &t.AttemptBase)
-	return t, err
+
+// taskScanner reads task_runs rows (taskCols) into model.TaskRun values in place. A run may
+// have 10,000 tasks and a new leader reads every active one, so it allocates per row only
+// the strings it must (task id, worker, error): the run id and nullable times go through
+// reused pgtype values instead of being boxed, and the state is one of model's constants.
+type taskScanner struct {
+	runID                   pgtype.UUID
+	next, started, finished pgtype.Timestamptz
+	dest                    []any
+}
+
+func newTaskScanner() *taskScanner {
+	s := &taskScanner{}
+	s.dest = []any{&s.runID, nil, nil, nil, nil, nil, &s.next, nil, nil, nil, &s.started, &s.finished, nil}
+	return s
+}
+
+// scan reads the current row of rows into t.
+func (s *taskScanner) scan(rows pgx.Rows, t *model.TaskRun) error {
+	s.dest[1], s.dest[3], s.dest[4], s.dest[5] = &t.TaskID, &t.Attempt, &t.FencingToken, &t.WorkerID
+	s.dest[7], s.dest[8], s.dest[9], s.dest[12] = &t.LastError, &t.CreatedAt, &t.UpdatedAt, &t.AttemptBase
+	// dest[2] (state) stays nil: pgx skips it, and it is read from the raw value below.
+	if err := rows.Scan(s.dest...); err != nil {
+		return err
+	}
+	t.RunID = s.runID.Bytes
+	t.NextAttemptAt, t.StartedAt, t.FinishedAt = optTS(s.next), optTS(s.started), optTS(s.finished)
+	t.State = taskState(rows.RawValues()[2])
+	return nil
+}
+
+func optTS(v pgtype.Timestamptz) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return v.Time
+}
+
+// taskState returns the model constant spelled raw (text arrives as its UTF-8 bytes in
+// both formats); the CHECK constraint admits nothing else, but an unknown value is kept
+// as is rather than lost.
+func taskState(raw []byte) model.TaskState {
+	for _, s := range model.TaskStates {
+		if string(s) == string(raw) {
+			return s
+		}
+	}
+	return model.TaskState(raw)
+}
+
+// appendTasks appends every row of rows (taskCols) to tasks.
+func appendTasks(rows pgx.Rows, tasks []model.TaskRun) ([]model.TaskRun, error) {
+	defer rows.Close()
+	sc := newTaskScanner()
+	for rows.Next() {
+		tasks = append(tasks, model.TaskRun{})
+		if err := sc.scan(rows, &tasks[len(tasks)-1]); err != nil {
+			return nil, err
+		}
+	}
+	return tasks, rows.Err()
 }
 
 const attemptCols = `id, run_id, task_id, number, fencing_token, worker_id, state, failure_kind, exit_code,
@@ -92,21 +149,41 @@ func (s *Store) CreateRun(ctx context.Context, epoch int64, run model.Run, taskI
 func (s *Store) GetRun(ctx context.Context, id uuid.UUID) (RunDetail, error) {
 	var d RunDetail
 	err := s.readTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		if d.Run, err = scanRun(tx.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1`, id)); err != nil {
+		var n int
+		row := tx.QueryRow(ctx, `SELECT `+runCols+`, (SELECT count(*) FROM task_runs WHERE run_id = $1)
+			FROM runs WHERE id = $1`, pgUUID(id))
+		r := &d.Run
+		err := row.Scan(&r.ID, &r.Workflow, &r.Version, &r.State, &r.Params, &r.IdempotencyKey, &r.Trigger,
+			&r.Error, &r.CreatedAt, optTime{&r.StartedAt}, optTime{&r.FinishedAt}, &n)
+		if err != nil {
 			return notFound(err)
 		}
-		rows, err := tx.Query(ctx, `SELECT `+taskCols+` FROM task_runs WHERE run_id = $1 ORDER BY task_id`, id)
+		rows, err := tx.Query(ctx, `SELECT `+taskCols+` FROM task_runs WHERE run_id = $1 ORDER BY task_id`, pgUUID(id))
 		if err != nil {
 			return err
 		}
-		d.Tasks, err = collect(rows, scanTask)
+		d.Tasks, err = appendTasks(rows, make([]model.TaskRun, 0, n))
 		return err
 	})
 	if err != nil {
 		return RunDetail{}, fmt.Errorf("get run %s: %w", id, err)
 	}
 	return d, nil
+}
+
+// NewRunDetail is the detail of a run CreateRun has just created (created = true) with
+// these task ids, made without reading it back: every task PENDING since the run's
+// creation, ordered by task id as GetRun orders them. An API answering a run's start can
+// use it instead of GetRun, which would read thousands of rows the caller already knows.
+func NewRunDetail(run model.Run, taskIDs []string) RunDetail {
+	ids := slices.Clone(taskIDs)
+	slices.Sort(ids)
+	d := RunDetail{Run: run, Tasks: make([]model.TaskRun, len(ids))}
+	for i, id := range ids {
+		d.Tasks[i] = model.TaskRun{RunID: run.ID, TaskID: id, State: model.TaskPending,
+			CreatedAt: run.CreatedAt, UpdatedAt: run.CreatedAt}
+	}
+	return d
 }
 
 // RunFilter narrows ListRuns. Zero fields do not filter.
@@ -164,40 +241,84 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter, page PageRequest) (ru
 // one snapshot, oldest first: what a new leader rebuilds its view from.
 func (s *Store) LoadActive(ctx context.Context) ([]RunDetail, error) {
 	var out []RunDetail
-	err := s.readTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+runCols+` FROM runs WHERE state IN ('PENDING', 'RUNNING')
-			ORDER BY created_at, id`)
-		if err != nil {
-			return err
-		}
-		runs, err := collect(rows, scanRun)
-		if err != nil {
-			return err
-		}
-		index := make(map[uuid.UUID]int, len(runs))
-		out = make([]RunDetail, len(runs))
-		for i, r := range runs {
-			out[i].Run, index[r.ID] = r, i
-		}
-		rows, err = tx.Query(ctx, `SELECT `+taskColsT+` FROM task_runs t JOIN runs r ON r.id = t.run_id
-			WHERE r.state IN ('PENDING', 'RUNNING') ORDER BY t.run_id, t.task_id`)
-		if err != nil {
-			return err
-		}
-		tasks, err := collect(rows, scanTask)
-		if err != nil {
-			return err
-		}
-		for _, t := range tasks {
-			i := index[t.RunID]
-			out[i].Tasks = append(out[i].Tasks, t)
-		}
+	err := s.LoadActiveFunc(ctx, func(d RunDetail) error {
+		out = append(out, d)
 		return nil
 	})
+	return out, err
+}
+
+// LoadActiveFunc calls fn with every non-terminal (PENDING or RUNNING) run and its task
+// runs (ordered by task id), from one snapshot, oldest run first, one run at a time: a
+// caller that keeps only what it derives from each detail never holds every task row of
+// every active run at once. An error from fn stops the read and is returned.
+func (s *Store) LoadActiveFunc(ctx context.Context, fn func(RunDetail) error) error {
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+runCols+`, (SELECT count(*) FROM task_runs t WHERE t.run_id = runs.id)
+			FROM runs WHERE state IN ('PENDING', 'RUNNING') ORDER BY created_at, id`)
+		if err != nil {
+			return err
+		}
+		type active struct {
+			run   model.Run
+			tasks int
+		}
+		runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (active, error) {
+			var a active
+			r := &a.run
+			err := row.Scan(&r.ID, &r.Workflow, &r.Version, &r.State, &r.Params, &r.IdempotencyKey, &r.Trigger,
+				&r.Error, &r.CreatedAt, optTime{&r.StartedAt}, optTime{&r.FinishedAt}, &a.tasks)
+			return a, err
+		})
+		if err != nil {
+			return err
+		}
+		if len(runs) == 0 {
+			return nil
+		}
+		// The task rows in the same order as the runs: one run's rows at a time.
+		rows, err = tx.Query(ctx, `SELECT `+taskColsT+` FROM task_runs t JOIN runs r ON r.id = t.run_id
+			WHERE r.state IN ('PENDING', 'RUNNING') ORDER BY r.created_at, r.id, t.task_id`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		sc := newTaskScanner()
+		i := 0
+		d := RunDetail{Run: runs[0].run, Tasks: make([]model.TaskRun, 0, runs[0].tasks)}
+		var t model.TaskRun
+		for rows.Next() {
+			if err := sc.scan(rows, &t); err != nil {
+				return err
+			}
+			for t.RunID != d.Run.ID {
+				if i++; i == len(runs) {
+					return fmt.Errorf("task run %s/%s of no active run", t.RunID, t.TaskID)
+				}
+				if err := fn(d); err != nil {
+					return err
+				}
+				d = RunDetail{Run: runs[i].run, Tasks: make([]model.TaskRun, 0, runs[i].tasks)}
+			}
+			d.Tasks = append(d.Tasks, t)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for {
+			if err := fn(d); err != nil {
+				return err
+			}
+			if i++; i == len(runs) {
+				return nil
+			}
+			d = RunDetail{Run: runs[i].run}
+		}
+	})
 	if err != nil {
-		return nil, fmt.Errorf("load active runs: %w", err)
+		return fmt.Errorf("load active runs: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 const taskColsT = `t.run_id, t.task_id, t.state, t.attempt, t.fencing_token, t.worker_id, t.next_attempt_at,
@@ -242,7 +363,7 @@ func (s *Store) QueuedTasks(ctx context.Context, limit int) ([]model.TaskRun, er
 	if err != nil {
 		return nil, fmt.Errorf("queued tasks: %w", err)
 	}
-	ts, err := collect(rows, scanTask)
+	ts, err := appendTasks(rows, nil)
 	if err != nil {
 		return nil, fmt.Errorf("queued tasks: %w", err)
 	}
@@ -257,7 +378,7 @@ func (s *Store) DueRetries(ctx context.Context, now time.Time, limit int) ([]mod
 	if err != nil {
 		return nil, fmt.Errorf("due retries: %w", err)
 	}
-	ts, err := collect(rows, scanTask)
+	ts, err := appendTasks(rows, nil)
 	if err != nil {
 		return nil, fmt.Errorf("due retries: %w", err)
 	}
