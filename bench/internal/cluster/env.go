@@ -193,5 +193,6 @@ func pgSettings(cfg EnvConfig) map[string]string {
 	if !cfg.PGStatements {
 		return nil
 	}
-	return map[string]string{"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"}
+	return map[string]string{"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all",
+		"track_wal_io_timing": "on"}
 }

@@ -46,7 +46,7 @@ func (r *runner) throughputCase(ctx context.Context, shape string, workers, slot
 		if _, err := c.Pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
 			return fmt.Errorf("--pg-top: %w", err)
 		}
-		if _, err := c.Pool.Exec(ctx, `SELECT pg_stat_statements_reset()`); err != nil {
+		if _, err := c.Pool.Exec(ctx, `SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')`); err != nil {
 			return fmt.Errorf("--pg-top: %w", err)
 		}
 		defer r.pgTop(ctx, c, key)
@@ -156,6 +156,15 @@ func (r *runner) pgTop(ctx context.Context, c *cluster.Cluster, key string) {
 		return
 	}
 	defer rows.Close()
+	var records, fpi, bytes, writes, syncs int64
+	var writeMS, syncMS float64
+	if err := c.Pool.QueryRow(ctx, `SELECT wal_records, wal_fpi, wal_bytes::bigint, wal_write, wal_sync, wal_write_time, wal_sync_time
+		FROM pg_stat_wal`).Scan(&records, &fpi, &bytes, &writes, &syncs, &writeMS, &syncMS); err != nil {
+		r.rep.Notef("pg-top %s: pg_stat_wal: %v", key, err)
+	} else {
+		r.rep.Notef("pg-top %s: WAL %d records (%d full-page images), %.1f MiB; %d writes %.0f ms, %d syncs %.0f ms (%.2f ms each)",
+			key, records, fpi, float64(bytes)/(1<<20), writes, writeMS, syncs, syncMS, syncMS/float64(max(syncs, 1)))
+	}
 	r.rep.Notef("pg-top %s: calls, total ms, ms/call, rows/call, statement", key)
 	for rows.Next() {
 		var calls, n int64
