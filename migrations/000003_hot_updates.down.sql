@@ -1,3 +1,6 @@
+ALTER TABLE events DROP CONSTRAINT events_pkey;
+ALTER TABLE events ADD PRIMARY KEY (seq);
+CREATE INDEX events_run_seq ON events (run_id, seq);
 ALTER TABLE attempts RESET (fillfactor);
 ALTER TABLE task_runs RESET (fillfactor);
 CREATE INDEX attempts_deadline ON attempts (deadline_at) WHERE state IN ('ASSIGNED', 'RUNNING');
