@@ -27,7 +27,6 @@ func scanRun(row pgx.Row) (model.Run, error) {
 const taskCols = `run_id, task_id, state, attempt, fencing_token, worker_id, next_attempt_at, last_error,
 	created_at, updated_at, started_at, finished_at, attempt_base`
 
-
 // taskScanner reads task_runs rows (taskCols) into model.TaskRun values in place. A run may
 // have 10,000 tasks and a new leader reads every active one, so it allocates per row only
 // the strings it must (task id, worker, error): the run id and nullable times go through
@@ -248,10 +247,33 @@ func (s *Store) LoadActive(ctx context.Context) ([]RunDetail, error) {
 	return out, err
 }
 
+// VersionRef names one workflow version.
+type VersionRef struct {
+	Workflow string
+	Version  int
+}
+
+// ActiveVersions returns the workflow versions that non-terminal (PENDING or RUNNING) runs
+// use, so that a caller of LoadActiveFunc can resolve them before it starts.
+func (s *Store) ActiveVersions(ctx context.Context) ([]VersionRef, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT workflow, version FROM runs WHERE state IN ('PENDING', 'RUNNING')
+		ORDER BY workflow, version`)
+	if err != nil {
+		return nil, fmt.Errorf("active workflow versions: %w", err)
+	}
+	refs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[VersionRef])
+	if err != nil {
+		return nil, fmt.Errorf("active workflow versions: %w", err)
+	}
+	return refs, nil
+}
+
 // LoadActiveFunc calls fn with every non-terminal (PENDING or RUNNING) run and its task
 // runs (ordered by task id), from one snapshot, oldest run first, one run at a time: a
 // caller that keeps only what it derives from each detail never holds every task row of
-// every active run at once. An error from fn stops the read and is returned.
+// every active run at once. An error from fn stops the read and is returned. fn runs inside
+// the read transaction, which holds one of the pool's connections: it must not wait for
+// another one (the pool may have a single connection).
 func (s *Store) LoadActiveFunc(ctx context.Context, fn func(RunDetail) error) error {
 	err := s.readTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `SELECT `+runCols+`, (SELECT count(*) FROM task_runs t WHERE t.run_id = runs.id)

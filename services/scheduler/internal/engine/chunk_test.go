@@ -10,9 +10,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cairn-io/cairn/pkg/model"
+	"github.com/cairn-io/cairn/pkg/pgtest"
 	"github.com/cairn-io/cairn/pkg/store"
+	"github.com/cairn-io/cairn/services/scheduler/internal/engine"
 )
 
 // wideYAML is n independent noop tasks.
@@ -279,5 +282,44 @@ func TestCancelDuringChunkedStart(t *testing.T) {
 	d, _ := h.st.GetRun(context.Background(), id)
 	if d.Run.State != model.RunCancelled {
 		t.Fatalf("run %s, want CANCELLED", d.Run.State)
+	}
+}
+
+// A new leader process (cold workflow cache) rebuilds its runs one at a time from one
+// snapshot; with a pool of a single connection it must not wait for a second one.
+func TestRebuildWithOneConnectionAndAColdCache(t *testing.T) {
+	const tasks, chunk = 40, 8
+	h := newHarness(t, func(h *harness) {
+		url := pgtest.NewDatabase(t)
+		sep := "?"
+		if strings.Contains(url, "?") {
+			sep = "&"
+		}
+		pool, err := pgxpool.New(context.Background(), url+sep+"pool_max_conns=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(pool.Close)
+		h.st = store.New(pool)
+		h.wfs = engine.NewWorkflowCache(h.st)
+		h.planChunk = chunk
+	})
+	wf := h.apply(wideYAML("wide", tasks))
+	queued := h.startRun(wf, nil)
+	h.waitQueued(queued, tasks)
+	other := h.startRun(h.apply(diamond), nil)
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	h.epoch, h.wfs = 2, engine.NewWorkflowCache(h.st) // a new process knows no workflow yet
+	h.start()                                         // fails the test if the rebuild does not finish
+	w := h.worker("w1", "default", 4, nil, nil)
+	w.credits(4)
+	for _, id := range []uuid.UUID{queued, other} {
+		d := w.runAll(id, nil)
+		if d.Run.State != model.RunSucceeded {
+			t.Fatalf("run %s: %s %v", id, d.Run.State, taskStates(d))
+		}
+		assertInvariants(t, h.st, id)
 	}
 }

@@ -471,6 +471,14 @@ func (c *WorkflowCache) Get(ctx context.Context, name string, version int) (*dag
 	return wf, nil
 }
 
+// cached returns a version only if it is parsed already (no database read).
+func (c *WorkflowCache) cached(name string, version int) (*dag.Workflow, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	wf, ok := c.m[versionKey{name, version}]
+	return wf, ok
+}
+
 // Put records an already parsed version.
 func (c *WorkflowCache) Put(name string, version int, wf *dag.Workflow) {
 	c.mu.Lock()

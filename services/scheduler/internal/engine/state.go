@@ -152,6 +152,11 @@ func (e *Engine) load(ctx context.Context, d store.RunDetail) (*runState, error)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", d.Run.ID, err)
 	}
+	return loadWith(d, wf)
+}
+
+// loadWith builds a run's state from its stored rows and its parsed workflow.
+func loadWith(d store.RunDetail, wf *dag.Workflow) (*runState, error) {
 	rs := newRunState(d.Run, wf)
 	seen := 0
 	for _, tr := range d.Tasks {
@@ -172,22 +177,53 @@ func (e *Engine) load(ctx context.Context, d store.RunDetail) (*runState, error)
 }
 
 // rebuild loads every active run and re-derives queues, timers and unconfirmed attempts.
+// Runs are read one at a time from one snapshot (store.LoadActiveFunc), so the rows of all
+// active runs are never held at once; their workflows are resolved first, because the
+// snapshot's transaction holds a connection that reading a version would have to wait for.
 func (e *Engine) rebuild(ctx context.Context) error {
-	details, err := e.cfg.Store.LoadActive(ctx)
+	refs, err := e.cfg.Store.ActiveVersions(ctx)
 	if err != nil {
 		return err
 	}
-	e.tx = &txn{}
-	for _, d := range details {
-		rs, err := e.load(ctx, d)
-		if err != nil {
-			// A run we cannot load must not stop the whole scheduler: log it and leave it.
-			e.log.Error("cannot rebuild run; leaving it as is", "run_id", d.Run.ID, "err", err)
-			continue
+	for _, r := range refs {
+		if _, err := e.cfg.Workflows.Get(ctx, r.Workflow, r.Version); err != nil {
+			// Its runs are logged and left below.
+			e.log.Error("cannot read a workflow version of active runs", "workflow", r.Workflow, "version", r.Version, "err", err)
 		}
-		e.adopt(rs)
+	}
+	e.tx = &txn{}
+	var later []store.RunDetail // runs of a version not resolved above (started since)
+	err = e.cfg.Store.LoadActiveFunc(ctx, func(d store.RunDetail) error {
+		wf, ok := e.cfg.Workflows.cached(d.Run.Workflow, d.Run.Version)
+		if !ok {
+			later = append(later, d)
+			return nil
+		}
+		e.rebuildRun(d, wf, nil)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range later {
+		wf, err := e.cfg.Workflows.Get(ctx, d.Run.Workflow, d.Run.Version)
+		e.rebuildRun(d, wf, err)
 	}
 	return e.commit(ctx)
+}
+
+// rebuildRun adopts one run read by rebuild, or logs why it cannot.
+func (e *Engine) rebuildRun(d store.RunDetail, wf *dag.Workflow, err error) {
+	var rs *runState
+	if err == nil {
+		rs, err = loadWith(d, wf)
+	}
+	if err != nil {
+		// A run we cannot load must not stop the whole scheduler: log it and leave it.
+		e.log.Error("cannot rebuild run; leaving it as is", "run_id", d.Run.ID, "err", err)
+		return
+	}
+	e.adopt(rs)
 }
 
 // adopt installs a loaded run and schedules what it implies.
