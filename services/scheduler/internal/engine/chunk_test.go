@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -173,8 +174,10 @@ func TestFanOutFailureIsPlannedInChunks(t *testing.T) {
 	assertInvariants(t, h.st, id)
 }
 
-// pauser holds the engine on its loop after its first non-empty commit until resumed.
+// pauser holds the engine on its loop after its first non-empty commit once armed (at
+// once by default) until resumed.
 type pauser struct {
+	armed      atomic.Bool
 	paused     chan struct{}
 	resume     chan struct{}
 	pauseOnce  sync.Once
@@ -182,12 +185,18 @@ type pauser struct {
 }
 
 func newPauser() *pauser {
-	return &pauser{paused: make(chan struct{}), resume: make(chan struct{})}
+	p := &pauser{paused: make(chan struct{}), resume: make(chan struct{})}
+	p.armed.Store(true)
+	return p
 }
 
 func (p *pauser) hook() {
-	p.pauseOnce.Do(func() { close(p.paused); <-p.resume })
+	if p.armed.Load() {
+		p.pauseOnce.Do(func() { close(p.paused); <-p.resume })
+	}
 }
+
+func (p *pauser) arm() { p.armed.Store(true) }
 
 func (p *pauser) release() { p.resumeOnce.Do(func() { close(p.resume) }) }
 
@@ -322,4 +331,52 @@ func TestRebuildWithOneConnectionAndAColdCache(t *testing.T) {
 		}
 		assertInvariants(t, h.st, id)
 	}
+}
+
+// A dead letter replayed while the UPSTREAM_FAILED decisions its failure implied are still
+// deferred: those decisions are stale (the upstream task runs again) and must not be
+// applied; the fan-out waits for the replayed task and then runs.
+func TestReplayWhileDecisionsAreDeferred(t *testing.T) {
+	const fan, chunk = 20, 4
+	p := newPauser()
+	p.armed.Store(false)
+	h := newHarness(t, func(h *harness) { h.planChunk, h.afterCommit = chunk, p.hook })
+	t.Cleanup(p.release)
+	var b strings.Builder
+	b.WriteString("name: fan\ntasks:\n  - {id: head, type: noop}\n")
+	for i := range fan {
+		fmt.Fprintf(&b, "  - {id: f%02d, type: noop, depends_on: [head]}\n", i)
+	}
+	wf := h.apply(b.String())
+	w := h.worker("w1", "default", 1, nil, nil)
+	w.credits(1)
+	id := h.startRun(wf, nil)
+	a := w.next()
+	w.started(a)
+	p.arm()
+	w.finish(a, false, "boom") // DEAD_LETTERED; the fan-out is decided UPSTREAM_FAILED, in chunks
+	p.wait(t)
+	if c := h.countStates(id); c[model.TaskUpstreamFailed] != chunk || c[model.TaskPending] != fan-chunk {
+		t.Fatalf("after the result's batch: %v, want %d UPSTREAM_FAILED and %d PENDING", c, chunk, fan-chunk)
+	}
+	open, err := h.st.OpenDeadLetters(context.Background(), id)
+	if err != nil || len(open) != 1 {
+		t.Fatalf("open dead letters %v, %v", open, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.eng.ReplayDeadLetter(context.Background(), open["head"])
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let the replay reach the engine's input channel
+	p.release()
+	if err := <-done; err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	w.credits(1)
+	d := w.runAll(id, nil)
+	if d.Run.State != model.RunSucceeded {
+		t.Fatalf("run %s, want SUCCEEDED after the replay: %v", d.Run.State, taskStates(d))
+	}
+	assertInvariants(t, h.st, id)
 }
