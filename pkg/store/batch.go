@@ -213,8 +213,8 @@ func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []er
 // multi-row insert at the end of its pipeline (events are a third of a batch's statements).
 type eventRows struct {
 	n        int
-	at       []pgtype.Timestamptz
-	runID    []pgtype.UUID
+	at       pgtype.FlatArray[pgtype.Timestamptz]
+	runID    pgtype.FlatArray[pgtype.UUID]
 	taskID   []string
 	kind     []string
 	from, to []string

@@ -56,15 +56,15 @@ const (
 type rowKind uint8
 
 const (
-	rowRunState  rowKind = iota + 1 // runs row (state)
-	rowRunRows                      // the run's existence (its runs and task_runs rows)
-	rowTask                         // task_runs row
-	rowTaskToken                    // task_runs.fencing_token
-	rowAttempt                      // attempts row, by token
-	rowAttemptNo                    // attempts (run, task, number) uniqueness
-	rowAttemptID                    // attempts id uniqueness
-	rowIdempotency                  // runs (workflow, idempotency key) uniqueness
-	rowOther                        // dead letters, schedules: kept in order among the singles
+	rowRunState    rowKind = iota + 1 // runs row (state)
+	rowRunRows                        // the run's existence (its runs and task_runs rows)
+	rowTask                           // task_runs row
+	rowTaskToken                      // task_runs.fencing_token
+	rowAttempt                        // attempts row, by token
+	rowAttemptNo                      // attempts (run, task, number) uniqueness
+	rowAttemptID                      // attempts id uniqueness
+	rowIdempotency                    // runs (workflow, idempotency key) uniqueness
+	rowOther                          // dead letters, schedules: kept in order among the singles
 )
 
 type rowKey struct {
@@ -330,24 +330,23 @@ func readApplied(br pgx.BatchResults, r int, refs []setRef) ([]int64, error) {
 	return affected, err
 }
 
-
 // taskRows are the parameters of one set TaskTransition statement (see
 // TaskTransition.statement for the one-row version it must match).
 type taskRows struct {
-	runID      []pgtype.UUID
+	runID      pgtype.FlatArray[pgtype.UUID]
 	taskID     []string
 	to         []string
 	attempt    []int32
-	token      []pgtype.Int8
-	worker     []pgtype.Text
-	nextAt     []pgtype.Timestamptz
+	token      pgtype.FlatArray[pgtype.Int8]
+	worker     pgtype.FlatArray[pgtype.Text]
+	nextAt     pgtype.FlatArray[pgtype.Timestamptz]
 	errText    []string
 	terminal   []bool
 	from       []string
 	expAttempt []int32
 	expToken   []int64
 	resetBase  []bool
-	startedAt  []pgtype.Timestamptz
+	startedAt  pgtype.FlatArray[pgtype.Timestamptz]
 	viaRunning []bool // a fused startedTask: started_at as for a move to RUNNING
 }
 
@@ -419,7 +418,7 @@ func (a *taskRows) statement() (string, []any) {
 
 // attemptRows are the parameters of one set InsertAttempt statement.
 type attemptRows struct {
-	id, runID []pgtype.UUID
+	id, runID pgtype.FlatArray[pgtype.UUID]
 	taskID    []string
 	number    []int32
 	token     []int64
@@ -451,8 +450,8 @@ func (a *attemptRows) statement() (string, []any) {
 // startRows are the parameters of one set StartAttempt statement.
 type startRows struct {
 	token     []int64
-	deadline  []pgtype.Timestamptz
-	startedAt []pgtype.Timestamptz
+	deadline  pgtype.FlatArray[pgtype.Timestamptz]
+	startedAt pgtype.FlatArray[pgtype.Timestamptz]
 }
 
 func (a *startRows) add(o StartAttempt) {
@@ -484,15 +483,15 @@ type finishRows struct {
 	token      []int64
 	to         []string
 	kind       []string
-	exitCode   []pgtype.Int4
-	httpStatus []pgtype.Int4
+	exitCode   pgtype.FlatArray[pgtype.Int4]
+	httpStatus pgtype.FlatArray[pgtype.Int4]
 	output     [][]byte
 	truncated  []bool
 	errText    []string
 	// a fused startedFinish: the attempt must be ASSIGNED and gets the start's fields
 	start     []bool
-	deadline  []pgtype.Timestamptz
-	startedAt []pgtype.Timestamptz
+	deadline  pgtype.FlatArray[pgtype.Timestamptz]
+	startedAt pgtype.FlatArray[pgtype.Timestamptz]
 }
 
 func (a *finishRows) addOp(op Op) {
@@ -555,14 +554,14 @@ func (a *finishRows) statement() (string, []any) {
 // runInserts are the parameters of one set InsertRun statement: the runs, and their tasks
 // flattened (run id per task).
 type runInserts struct {
-	id         []pgtype.UUID
-	workflow   []string
-	version    []int32
-	params     []map[string]string
-	key        []pgtype.Text
-	trigger    []string
-	taskRun    []pgtype.UUID
-	taskID     []string
+	id       pgtype.FlatArray[pgtype.UUID]
+	workflow []string
+	version  []int32
+	params   []map[string]string
+	key      pgtype.FlatArray[pgtype.Text]
+	trigger  []string
+	taskRun  pgtype.FlatArray[pgtype.UUID]
+	taskID   []string
 }
 
 func (a *runInserts) add(o InsertRun) {
@@ -604,7 +603,7 @@ func (a *runInserts) statement() (string, []any) {
 
 // runRows are the parameters of one set RunTransition statement.
 type runRows struct {
-	id       []pgtype.UUID
+	id       pgtype.FlatArray[pgtype.UUID]
 	from, to []string
 	errText  []string
 	terminal []bool

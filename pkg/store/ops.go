@@ -107,6 +107,9 @@ func (o TaskTransition) statement() (string, []any) {
 }
 
 func (o TaskTransition) check(rows int64) error {
+	if rows == 1 {
+		return nil // the message below is for conflicts only
+	}
 	exp := fmt.Sprintf("state %s, attempt %d", o.From, o.Attempt)
 	if o.Token != 0 {
 		exp += fmt.Sprintf(", token %d", o.Token)
@@ -160,6 +163,9 @@ func (o InsertAttempt) statement() (string, []any) {
 }
 
 func (o InsertAttempt) check(rows int64) error {
+	if rows == 1 {
+		return nil // the message below is for conflicts only
+	}
 	return conflictIf(rows, 1, fmt.Sprintf("attempt %d of %s/%s", o.Number, o.RunID, o.TaskID),
 		fmt.Sprintf("no attempt with this number, id %s or token %d", o.ID, o.Token))
 }
@@ -190,6 +196,9 @@ func (o StartAttempt) statement() (string, []any) {
 }
 
 func (o StartAttempt) check(rows int64) error {
+	if rows == 1 {
+		return nil // the message below is for conflicts only
+	}
 	return conflictIf(rows, 1, fmt.Sprintf("attempt with token %d", o.Token), "state ASSIGNED")
 }
 
@@ -273,6 +282,9 @@ func (o FinishAttempt) statement() (string, []any) {
 }
 
 func (o FinishAttempt) check(rows int64) error {
+	if rows == 1 {
+		return nil // the message below is for conflicts only
+	}
 	return conflictIf(rows, 1, fmt.Sprintf("attempt with token %d", o.Token),
 		"state ASSIGNED or RUNNING and the task's current token")
 }
@@ -357,6 +369,9 @@ func (o RunTransition) statement() (string, []any) {
 }
 
 func (o RunTransition) check(rows int64) error {
+	if rows == 1 {
+		return nil // the message below is for conflicts only
+	}
 	return conflictIf(rows, 1, "run "+o.RunID.String(), "state "+string(o.From))
 }
 
@@ -420,6 +435,9 @@ func (o InsertRun) statement() (string, []any) {
 }
 
 func (o InsertRun) check(rows int64) error {
+	if rows == int64(len(o.TaskIDs)) {
+		return nil // the message below is for conflicts only
+	}
 	exp := "no run with id " + o.Run.ID.String()
 	if o.Run.IdempotencyKey != "" {
 		exp += fmt.Sprintf(" or idempotency key %q", o.Run.IdempotencyKey)
@@ -458,6 +476,9 @@ func (o AppendEvent) statement() (string, []any) {
 }
 
 func (o AppendEvent) check(rows int64) error {
+	if rows == 1 {
+		return nil // the message below is for conflicts only
+	}
 	return conflictIf(rows, 1, "event of run "+o.Event.RunID.String(), "an inserted row")
 }
 
@@ -488,6 +509,9 @@ func (o InsertDeadLetter) statement() (string, []any) {
 }
 
 func (o InsertDeadLetter) check(rows int64) error {
+	if rows == 1 {
+		return nil // the message below is for conflicts only
+	}
 	d := o.DeadLetter
 	return conflictIf(rows, 1, fmt.Sprintf("dead letter of %s/%s", d.RunID, d.TaskID),
 		"no open dead letter for the task and no dead letter with id "+d.ID.String())
@@ -511,6 +535,9 @@ func (o DeleteDeadLetter) statement() (string, []any) {
 }
 
 func (o DeleteDeadLetter) check(rows int64) error {
+	if rows == 1 {
+		return nil // the message below is for conflicts only
+	}
 	return conflictIf(rows, 1, "dead letter "+o.ID.String(), "an existing dead letter")
 }
 
@@ -533,6 +560,9 @@ func (o MarkReplayed) statement() (string, []any) {
 }
 
 func (o MarkReplayed) check(rows int64) error {
+	if rows == 1 {
+		return nil // the message below is for conflicts only
+	}
 	return conflictIf(rows, 1, "dead letter "+o.ID.String(), "not replayed yet")
 }
 
@@ -578,6 +608,9 @@ func (o PutSchedule) statement() (string, []any) {
 }
 
 func (o PutSchedule) check(rows int64) error {
+	if rows == 1 {
+		return nil // the message below is for conflicts only
+	}
 	return conflictIf(rows, 1, "schedule of "+o.Schedule.Workflow, "an upserted row")
 }
 
@@ -626,6 +659,9 @@ func (o AdvanceSchedule) statement() (string, []any) {
 }
 
 func (o AdvanceSchedule) check(rows int64) error {
+	if rows == 1 {
+		return nil // the message below is for conflicts only
+	}
 	return conflictIf(rows, 1, "schedule of "+o.Workflow,
 		"next fire time "+o.ExpectedNext.UTC().Format(time.RFC3339Nano))
 }

@@ -207,9 +207,13 @@ func (s *Server) startRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 			}
 		}
 	}
-	d, err := s.cfg.Store.GetRun(ctx, run.ID)
-	if err != nil {
-		d = store.RunDetail{Run: run}
+	// A new run is answered as created (its task runs PENDING) without reading its rows back
+	// (10,000 of them for a wide run); an existing one as it stands now.
+	d := store.NewRunDetail(run, taskIDs)
+	if !created {
+		if d, err = s.cfg.Store.GetRun(ctx, run.ID); err != nil {
+			d = store.RunDetail{Run: run}
+		}
 	}
 	return &cairnv1.StartRunResponse{Run: apiconv.RunDetail(d, wf), Existing: !created}, nil
 }
