@@ -46,7 +46,7 @@ type Config struct {
 // Default is the full benchmark (issue #6).
 func Default() Config {
 	return Config{
-		Wide: 10_000, Runs: 1000, RunTasks: 10, Workers: []int{1, 3}, Slots: 16, ThroughputSlots: []int{16, 128},
+		Wide: 10_000, Runs: 1000, RunTasks: 10, Workers: []int{1, 3}, Slots: 16, ThroughputSlots: []int{16, 256},
 		Chain: 200, Clients: 32, SubmitDuration: 10 * time.Second,
 		Sizes: []int{1_000, 10_000, 100_000}, Pending: 100_000, PendingRun: 10_000,
 		PgbenchDuration: 20 * time.Second, PgbenchClients: []int{1, 16},
