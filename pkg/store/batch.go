@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/cairn-io/cairn/pkg/model"
@@ -25,13 +26,13 @@ type Op interface {
 
 // actualReader is implemented by ops that can say what they found after a conflict.
 type actualReader interface {
-	readActual(ctx context.Context, tx pgx.Tx) (string, error)
+	readActual(ctx context.Context, tx querier) (string, error)
 }
 
 // staleChecker is implemented by ops carrying a worker's result: after their group fails,
 // it decides whether the result was stale and, if so, records it.
 type staleChecker interface {
-	checkStale(ctx context.Context, tx pgx.Tx) (error, error)
+	checkStale(ctx context.Context, tx querier) (error, error)
 }
 
 // Batch collects groups of operations applied in one transaction by Store.Apply. A group
@@ -85,10 +86,7 @@ func (s *Store) Apply(ctx context.Context, epoch int64, b *Batch) (results []err
 			}
 		}
 	}
-	err = s.leaderTx(ctx, epoch, func(tx pgx.Tx) error {
-		results = make([]error, len(b.groups))
-		return applyOptimistic(ctx, tx, b.groups, results)
-	})
+	results, err = s.applyPipelined(ctx, epoch, b.groups)
 	if errors.Is(err, errGroupConflict) {
 		s.savepointRetries.Add(1)
 		err = s.leaderTx(ctx, epoch, func(tx pgx.Tx) error {
@@ -106,13 +104,53 @@ func (s *Store) Apply(ctx context.Context, epoch int64, b *Batch) (results []err
 // conflicted, so the group may have partially applied.
 var errGroupConflict = errors.New("a multi-op group conflicted; applying the batch again with savepoints")
 
-// applyOptimistic sends the whole batch in one pipeline without savepoints, the hot op kinds
-// set-based (see batchset.go). A conflict of a single-op group is recorded (and diagnosed);
-// a conflict in a multi-op group returns errGroupConflict, and the caller must roll the
-// transaction back.
-func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []error) error {
+// querier is what the batch code needs of a transaction: a pgx.Tx, or a pooled connection
+// inside the transaction applyPipelined began.
+type querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// applyPipelined is the first attempt of Apply in two round trips: BEGIN, the epoch check
+// (the leadership row FOR SHARE, as leaderTx), the planner settings and every statement of
+// the batch in one pipeline, then COMMIT — or ROLLBACK, when the epoch is stale, a multi-op
+// group conflicted or anything failed. (leaderTx takes four: BEGIN, the check, the
+// statements, COMMIT.) The epoch check runs before the writes, so a new leader's takeover
+// still waits for this transaction; on a stale epoch the writes done in the meantime are
+// rolled back.
+func (s *Store) applyPipelined(ctx context.Context, epoch int64, groups [][]Op) ([]error, error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A connection released inside a transaction (a failed ROLLBACK, a cancelled context) is
+	// closed by the pool, which rolls the transaction back.
+	defer conn.Release()
+	results := make([]error, len(groups))
+	if err := applyOptimistic(ctx, conn, epoch, groups, results); err != nil {
+		_, _ = conn.Exec(ctx, "ROLLBACK")
+		return nil, err
+	}
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	if tag.String() != "COMMIT" { // the transaction had failed: PostgreSQL rolled it back
+		return nil, fmt.Errorf("commit: %w", pgx.ErrTxCommitRollback)
+	}
+	return results, nil
+}
+
+// applyOptimistic queues BEGIN, the epoch check and the whole batch in one pipeline without
+// savepoints, the hot op kinds set-based (see batchset.go), and reads the results. A
+// conflict of a single-op group is recorded (and diagnosed); a conflict in a multi-op group
+// returns errGroupConflict. The caller commits, or rolls back on any error.
+func applyOptimistic(ctx context.Context, q querier, epoch int64, groups [][]Op, results []error) error {
 	plan := planSet(groups)
 	pb := &pgx.Batch{}
+	pb.Queue("BEGIN")
+	pb.Queue(`SELECT epoch FROM leadership FOR SHARE`)
 	// Every set statement joins its unnest(…) (at most a batch's rows) to a table by a unique
 	// key; the right plan is always a nested loop over index lookups. Left free, the planner
 	// hashes the whole table when it is small (task_runs of one 10,000-task run: 4 ms instead
@@ -150,7 +188,20 @@ func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []er
 		failed = append(failed, failure{ref.g, ref.j})
 		return nil
 	}
-	br := tx.SendBatch(ctx, pb)
+	br := q.SendBatch(ctx, pb)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return fmt.Errorf("begin: %w", err)
+	}
+	var cur int64
+	if err := br.QueryRow().Scan(&cur); err != nil {
+		_ = br.Close()
+		return fmt.Errorf("check leader epoch: %w", err)
+	}
+	if cur != epoch {
+		_ = br.Close()
+		return &StaleEpochError{Epoch: epoch, Current: cur}
+	}
 	if _, err := br.Exec(); err != nil {
 		_ = br.Close()
 		return fmt.Errorf("planner settings: %w", err)
@@ -202,7 +253,7 @@ func applyOptimistic(ctx context.Context, tx pgx.Tx, groups [][]Op, results []er
 		return fmt.Errorf("pipeline: %w", err)
 	}
 	for _, f := range failed {
-		if err := diagnose(ctx, tx, groups[f.group], f.op, &results[f.group]); err != nil {
+		if err := diagnose(ctx, q, groups[f.group], f.op, &results[f.group]); err != nil {
 			return fmt.Errorf("group %d: %w", f.group, err)
 		}
 	}
@@ -314,7 +365,7 @@ type failure struct{ group, op int }
 
 // diagnose refines a failed group's result: a stale worker result becomes ErrStaleAttempt
 // (and is recorded), and a conflict learns what the failing op actually found.
-func diagnose(ctx context.Context, tx pgx.Tx, group []Op, failedOp int, result *error) error {
+func diagnose(ctx context.Context, tx querier, group []Op, failedOp int, result *error) error {
 	for _, op := range group {
 		if sc, ok := op.(staleChecker); ok {
 			stale, err := sc.checkStale(ctx, tx)

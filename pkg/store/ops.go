@@ -117,11 +117,11 @@ func (o TaskTransition) check(rows int64) error {
 	return conflictIf(rows, 1, o.name(), exp)
 }
 
-func (o TaskTransition) readActual(ctx context.Context, tx pgx.Tx) (string, error) {
+func (o TaskTransition) readActual(ctx context.Context, tx querier) (string, error) {
 	return readTaskActual(ctx, tx, o.RunID, o.TaskID)
 }
 
-func readTaskActual(ctx context.Context, tx pgx.Tx, runID uuid.UUID, taskID string) (string, error) {
+func readTaskActual(ctx context.Context, tx querier, runID uuid.UUID, taskID string) (string, error) {
 	var state string
 	var attempt int
 	var token int64
@@ -202,11 +202,11 @@ func (o StartAttempt) check(rows int64) error {
 	return conflictIf(rows, 1, fmt.Sprintf("attempt with token %d", o.Token), "state ASSIGNED")
 }
 
-func (o StartAttempt) readActual(ctx context.Context, tx pgx.Tx) (string, error) {
+func (o StartAttempt) readActual(ctx context.Context, tx querier) (string, error) {
 	return readAttemptActual(ctx, tx, o.Token)
 }
 
-func readAttemptActual(ctx context.Context, tx pgx.Tx, token int64) (string, error) {
+func readAttemptActual(ctx context.Context, tx querier, token int64) (string, error) {
 	var state string
 	err := tx.QueryRow(ctx, `SELECT state FROM attempts WHERE fencing_token = $1`, token).Scan(&state)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -289,7 +289,7 @@ func (o FinishAttempt) check(rows int64) error {
 		"state ASSIGNED or RUNNING and the task's current token")
 }
 
-func (o FinishAttempt) readActual(ctx context.Context, tx pgx.Tx) (string, error) {
+func (o FinishAttempt) readActual(ctx context.Context, tx querier) (string, error) {
 	return readAttemptActual(ctx, tx, o.Token)
 }
 
@@ -304,7 +304,7 @@ func (o FinishAttempt) outcome() string {
 	return s
 }
 
-func (o FinishAttempt) checkStale(ctx context.Context, tx pgx.Tx) (error, error) {
+func (o FinishAttempt) checkStale(ctx context.Context, tx querier) (error, error) {
 	if !o.Reported {
 		return nil, nil
 	}
@@ -375,7 +375,7 @@ func (o RunTransition) check(rows int64) error {
 	return conflictIf(rows, 1, "run "+o.RunID.String(), "state "+string(o.From))
 }
 
-func (o RunTransition) readActual(ctx context.Context, tx pgx.Tx) (string, error) {
+func (o RunTransition) readActual(ctx context.Context, tx querier) (string, error) {
 	var state string
 	err := tx.QueryRow(ctx, `SELECT state FROM runs WHERE id = $1`, o.RunID).Scan(&state)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -566,7 +566,7 @@ func (o MarkReplayed) check(rows int64) error {
 	return conflictIf(rows, 1, "dead letter "+o.ID.String(), "not replayed yet")
 }
 
-func (o MarkReplayed) readActual(ctx context.Context, tx pgx.Tx) (string, error) {
+func (o MarkReplayed) readActual(ctx context.Context, tx querier) (string, error) {
 	var at *time.Time
 	err := tx.QueryRow(ctx, `SELECT replayed_at FROM dead_letters WHERE id = $1`, o.ID).Scan(&at)
 	switch {
@@ -666,7 +666,7 @@ func (o AdvanceSchedule) check(rows int64) error {
 		"next fire time "+o.ExpectedNext.UTC().Format(time.RFC3339Nano))
 }
 
-func (o AdvanceSchedule) readActual(ctx context.Context, tx pgx.Tx) (string, error) {
+func (o AdvanceSchedule) readActual(ctx context.Context, tx querier) (string, error) {
 	var next time.Time
 	err := tx.QueryRow(ctx, `SELECT next_fire_at FROM schedules WHERE workflow = $1`, o.Workflow).Scan(&next)
 	if errors.Is(err, pgx.ErrNoRows) {
