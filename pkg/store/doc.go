@@ -15,7 +15,10 @@
 //     its attempt row as stale (and as an attempt_stale event) and changes nothing else
 //     (ErrStaleAttempt).
 //   - Writes are applied in batches (Store.Apply) of all-or-nothing groups; a conflicting
-//     group is rolled back to its savepoint while the other groups commit (group commit).
+//     group changes nothing while the other groups commit (group commit). A batch runs
+//     set-based — one statement per op kind, ops placed so that the outcome equals applying
+//     them in order (batchset.go) — and, only when a multi-op group conflicted, again one
+//     statement per op with a savepoint per group.
 //   - Listings use keyset pagination with opaque, checksummed page tokens bound to their
 //     query (ErrInvalidPageToken otherwise).
 //
