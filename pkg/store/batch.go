@@ -339,7 +339,11 @@ func applyGroups(ctx context.Context, tx pgx.Tx, groups [][]Op, results []error)
 				}
 			}
 		}
-		if err := br.Close(); err != nil {
+		// After a conflict the statements sent behind it still ran; one of them may have
+		// failed (an event of a run whose insert conflicted violates its foreign key) and
+		// aborted the transaction. The rollback to the conflicting group's savepoint undoes
+		// all of them, and recovers the transaction.
+		if err := br.Close(); err != nil && rollback < 0 {
 			return fmt.Errorf("pipeline: %w", err)
 		}
 		next := len(groups)

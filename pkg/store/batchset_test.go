@@ -471,3 +471,34 @@ func TestInsertRunsSetBased(t *testing.T) {
 		}
 	}
 }
+
+// A group that inserts a run and appends its events fails as a conflict — not as a
+// foreign-key error of the whole batch — when the run's idempotency key is taken, and the
+// other groups of the batch apply.
+func TestRunInsertConflictWithItsEvents(t *testing.T) {
+	e := newEnv(t)
+	e.workflow("wf")
+	insert := func(key string) (store.InsertRun, store.AppendEvent) {
+		id := uuid.New()
+		return store.InsertRun{Run: model.Run{ID: id, Workflow: "wf", Version: 1, Trigger: model.TriggerManual, IdempotencyKey: key}, TaskIDs: []string{"a"}},
+			store.AppendEvent{Event: model.Event{RunID: id, Kind: model.EventNote, Message: "started"}}
+	}
+	ir0, ev0 := insert("k")
+	e.mustApply(ir0, ev0)
+	var b store.Batch
+	ir1, ev1 := insert("k") // key taken
+	ir2, ev2 := insert("")
+	b.Add(ir1, ev1, store.TaskTransition{RunID: ir1.Run.ID, TaskID: "a", From: model.TaskPending, To: model.TaskQueued})
+	b.Add(ir2, ev2)
+	res, err := e.s.Apply(e.ctx, epoch, &b)
+	if err != nil {
+		t.Fatalf("batch failed as a whole: %v", err)
+	}
+	wantIs(t, res[0], store.ErrConflict)
+	if res[1] != nil {
+		t.Fatalf("independent group: %v", res[1])
+	}
+	if n := count(e, `SELECT count(*) FROM runs`); n != 2 {
+		t.Fatalf("%d runs, want 2", n)
+	}
+}

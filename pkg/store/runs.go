@@ -127,21 +127,39 @@ func (s *Store) CreateRun(ctx context.Context, epoch int64, run model.Run, taskI
 		return r, false, fmt.Errorf("create run of %s: %w", run.Workflow, res[0])
 	}
 	if res[0] == nil {
-		r, err = scanRun(s.pool.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1`, run.ID))
+		r, err = s.GetRunRow(ctx, run.ID)
 		if err != nil {
 			return r, false, fmt.Errorf("create run of %s: read back: %w", run.Workflow, err)
 		}
 		return r, true, nil
 	}
-	r, err = scanRun(s.pool.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE workflow = $1 AND idempotency_key = $2`,
-		run.Workflow, run.IdempotencyKey))
-	if errors.Is(err, pgx.ErrNoRows) { // the conflict was on the run id, not the key
+	r, err = s.RunByKey(ctx, run.Workflow, run.IdempotencyKey)
+	if errors.Is(err, ErrNotFound) { // the conflict was on the run id, not the key
 		return r, false, fmt.Errorf("create run of %s: %w", run.Workflow, res[0])
 	}
 	if err != nil {
 		return r, false, fmt.Errorf("create run of %s: read existing: %w", run.Workflow, err)
 	}
 	return r, false, nil
+}
+
+// GetRunRow returns a run without its task runs.
+func (s *Store) GetRunRow(ctx context.Context, id uuid.UUID) (model.Run, error) {
+	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1`, pgUUID(id)))
+	if err != nil {
+		return r, fmt.Errorf("get run %s: %w", id, notFound(err))
+	}
+	return r, nil
+}
+
+// RunByKey returns the run of workflow created with an idempotency key.
+func (s *Store) RunByKey(ctx context.Context, workflow, key string) (model.Run, error) {
+	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE workflow = $1 AND idempotency_key = $2`,
+		workflow, key))
+	if err != nil {
+		return r, fmt.Errorf("run of %s with idempotency key %q: %w", workflow, key, notFound(err))
+	}
+	return r, nil
 }
 
 // GetRun returns a run with all its task runs.

@@ -353,6 +353,15 @@ func TestReplayWhileDecisionsAreDeferred(t *testing.T) {
 	id := h.startRun(wf, nil)
 	a := w.next()
 	w.started(a)
+	// Arm only once the start is committed: armed earlier, the pause would catch the start's
+	// own batch and the result below would never be acknowledged.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if at, err := h.st.GetAttempt(context.Background(), a.Token); err == nil && at.State == model.AttemptRunning {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("attempt never recorded as started: %+v %v", at, err)
+		}
+	}
 	p.arm()
 	w.finish(a, false, "boom") // DEAD_LETTERED; the fan-out is decided UPSTREAM_FAILED, in chunks
 	p.wait(t)

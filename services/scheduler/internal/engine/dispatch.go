@@ -262,6 +262,12 @@ func (e *Engine) assign(w *worker, ref taskRef) {
 		e.cfg.Metrics.Dispatched(wait)
 		e.deliver(sess, Outbound{Assignment: a})
 	})
+	g.failed(func(error) {
+		// Not assigned after all (the run is reloaded): the worker never sees it, so its
+		// credit is still free. (E.g. a run started in this batch whose insert conflicted.)
+		w.credits++
+		w.inflight--
+	})
 	g.close()
 }
 

@@ -210,6 +210,44 @@ func (e *Engine) PlanRun(ctx context.Context, run model.Run, wf *dag.Workflow) e
 	return e.send(ctx, planRun{run: run, wf: wf})
 }
 
+type startRun struct {
+	run     model.Run
+	taskIDs []string
+	wf      *dag.Workflow
+	reply   chan error
+}
+
+func (in startRun) handle(e *Engine) {
+	if _, ok := e.runs[in.run.ID]; ok {
+		e.tx.after = append(e.tx.after, func() {
+			in.reply <- fmt.Errorf("start run %s: the engine already has a run with this id", in.run.ID)
+		})
+		return
+	}
+	run := in.run
+	run.State = model.RunPending
+	rs := newRunState(run, in.wf)
+	e.adoptWith(rs, func(g *grp) {
+		g.then(func() { in.reply <- nil })
+		g.failed(func(err error) { in.reply <- err }) // the group fails: the run is reloaded (not found) and dropped
+	}, store.InsertRun{Run: run, TaskIDs: in.taskIDs})
+}
+
+// StartRun creates a run (its row and one PENDING row per task) and starts it in the
+// leader's group commit: the insert, the run's move to RUNNING and its first decisions are one
+// all-or-nothing group, written by the transaction that also carries whatever else the
+// leader commits. It returns nil once that is durable, or the group's error: a
+// *store.ConflictError (store.ErrConflict) when the run's idempotency key or id is taken —
+// then nothing of the run was written — or an error of the call (ErrNotLeader, ctx).
+func (e *Engine) StartRun(ctx context.Context, run model.Run, taskIDs []string, wf *dag.Workflow) error {
+	reply := make(chan error, 1)
+	err, callErr := call(ctx, e, startRun{run: run, taskIDs: taskIDs, wf: wf, reply: reply}, reply)
+	if callErr != nil {
+		return callErr
+	}
+	return err
+}
+
 type cancelRun struct {
 	id     uuid.UUID
 	reason string

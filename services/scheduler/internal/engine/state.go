@@ -227,11 +227,19 @@ func (e *Engine) rebuildRun(d store.RunDetail, wf *dag.Workflow, err error) {
 }
 
 // adopt installs a loaded run and schedules what it implies.
-func (e *Engine) adopt(rs *runState) {
+func (e *Engine) adopt(rs *runState) { e.adoptWith(rs, nil) }
+
+// adoptWith is adopt with first as the first ops of the run's group (StartRun: the run's
+// insert, so that the run and what its start implies are one all-or-nothing group), and
+// setup, if not nil, to add effects or a failure hook to that group.
+func (e *Engine) adoptWith(rs *runState, setup func(*grp), first ...store.Op) {
 	e.runs[rs.run.ID] = rs
 	live := e.cfg.LiveWorkers()
 	now := e.cfg.Now()
-	g := e.tx.group(rs.run.ID)
+	g := e.tx.group(rs.run.ID, first...)
+	if setup != nil {
+		setup(g)
+	}
 	if rs.run.State == model.RunPending {
 		g.add(store.RunTransition{RunID: rs.run.ID, From: model.RunPending, To: model.RunRunning},
 			runEvent(rs.run.ID, model.RunPending, model.RunRunning, ""))

@@ -184,20 +184,27 @@ func (s *Server) startRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 	for i, t := range wf.Tasks {
 		taskIDs[i] = t.ID
 	}
-	run, created, err := s.cfg.Store.CreateRun(ctx, term.Epoch, model.Run{
-		ID: uuid.New(), Workflow: v.Workflow, Version: v.Version, Params: params,
-		IdempotencyKey: req.GetIdempotencyKey(), Trigger: model.TriggerManual,
-	}, taskIDs)
-	if err != nil {
+	// The run is inserted and started in the leader's group commit (one transaction shared
+	// with everything else the leader writes, not one per call).
+	run := model.Run{ID: uuid.New(), Workflow: v.Workflow, Version: v.Version, Params: params,
+		IdempotencyKey: req.GetIdempotencyKey(), Trigger: model.TriggerManual}
+	created := true
+	err = term.Engine.StartRun(ctx, run, taskIDs, wf)
+	switch {
+	case err == nil:
+		if r, err := s.cfg.Store.GetRunRow(ctx, run.ID); err == nil {
+			run = r // the stored timestamps
+		}
+	case errors.Is(err, store.ErrConflict) && run.IdempotencyKey != "":
+		created = false
+		if run, err = s.cfg.Store.RunByKey(ctx, run.Workflow, run.IdempotencyKey); err != nil {
+			return nil, err
+		}
+	default:
 		return nil, err
 	}
 	log := s.log.With("run_id", run.ID, "workflow", run.Workflow, "version", run.Version)
 	if created {
-		// The run is durable now. Should the engine stop before it takes the run, the next
-		// leader's rebuild starts it: the call still succeeded.
-		if err := term.Engine.PlanRun(ctx, run, wf); err != nil {
-			log.Warn("run created but not handed to the engine; the next leader will start it", "err", err)
-		}
 		log.Info("run started", "idempotency_key", run.IdempotencyKey)
 	} else {
 		log.Info("run already exists for this idempotency key", "idempotency_key", run.IdempotencyKey)
