@@ -9,10 +9,11 @@
 //     INVALID_ARGUMENT status details), stores the version, keeps the workflow's cron schedule
 //     row in line with its `schedule:` (created, changed, or removed; an unchanged schedule
 //     keeps its next fire time), and caches the parsed DAG for the engine.
-//   - StartRun creates the run at the workflow's latest version (idempotent per workflow on
-//     idempotency_key: the same key returns the existing run with existing=true), then hands it
-//     to the engine. Once created the run is durable; if leadership is lost before the engine
-//     has it, the next leader's rebuild starts it.
+//   - StartRun creates the run at the workflow's latest version through the engine
+//     (Engine.StartRun): the run's rows, its move to RUNNING and its first decisions are one
+//     group of the leader's group commit, durable before the call answers. Idempotent per
+//     workflow on idempotency_key: a start whose key is taken writes nothing and returns the
+//     existing run with existing=true.
 //   - CancelRun cancels through the engine (NOT_FOUND for an unknown run, FAILED_PRECONDITION
 //     for one that already ended).
 //   - RetryRun, ReplayDeadLetter and PurgeDeadLetter are UNIMPLEMENTED until the gateway issue
