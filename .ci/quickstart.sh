@@ -41,9 +41,13 @@ curl -fsS localhost:8080/readyz >/dev/null || fail "/readyz is not ready after 2
 ./bin/cairnctl run orders-etl --wait || fail "cairnctl run orders-etl --wait failed"
 ./bin/cairnctl runs list
 out=$(curl -fsS -X POST localhost:8080/v1/workflows/orders-etl/runs -d '{"params": {"day": "2026-02-02"}}')
+# Responses are read whole before matching: `curl | grep -q` fails under pipefail when grep
+# exits at its first match while curl is still writing (curl: (23)).
 echo "$out" | grep -q '"run_id"' || fail "REST start run answered: $out"
-curl -fsS localhost:8080/v1/runs | grep -q '"runs"' || fail "GET /v1/runs"
-curl -fsS localhost:8080/openapi.json | grep -q '"/v1/workflows"' || fail "GET /openapi.json"
+runs=$(curl -fsS localhost:8080/v1/runs) || fail "GET /v1/runs"
+grep -q '"runs"' <<<"$runs" || fail "GET /v1/runs answered: $runs"
+spec=$(curl -fsS localhost:8080/openapi.json) || fail "GET /openapi.json"
+grep -q '"/v1/workflows"' <<<"$spec" || fail "GET /openapi.json has no /v1/workflows"
 
 # Ctrl-C stops everything, including the PostgreSQL it started.
 kill -INT -- "-$devpid"
