@@ -38,9 +38,11 @@ import (
 // everything before them, and everything after them is placed after them.
 //
 // The typical batch — results (start carried by the result: task ASSIGNED → RUNNING, start,
-// finish, task RUNNING → SUCCEEDED) and assignments of other tasks — takes two levels: one
-// statement per kind, plus one for the second transition of each finished task.
-// rank orders the statements of a segment.
+// finish, task RUNNING → SUCCEEDED) and assignments of other tasks — takes one level: one
+// statement per kind, each row updated once (the pairs a result writes are fused, see
+// fuse below).
+
+// rank orders the statements of a level.
 const (
 	rankInsertRun     = iota // set: InsertRun, before everything that needs the run's rows
 	rankTask                 // set: TaskTransition
@@ -145,9 +147,12 @@ func describe(op Op) (rank int, acc []access, ok bool) {
 		}, true
 	case RunTransition:
 		return rankRun, []access{{rowKey{kind: rowRunState, id: o.RunID}, true}}, true
-	case InsertDeadLetter, DeleteDeadLetter, MarkReplayed, PutSchedule, DeleteSchedule, AdvanceSchedule:
+	case InsertDeadLetter:
+		// A dead letter needs its task run to exist (foreign key): it reads the run's rows.
+		return rankLate, []access{{rowKey{kind: rowOther}, true}, {rowKey{kind: rowRunRows, id: o.DeadLetter.RunID}, false}}, true
+	case DeleteDeadLetter, MarkReplayed, PutSchedule, DeleteSchedule, AdvanceSchedule:
 		// None of the set kinds reads what these write, and they read nothing the set kinds
-		// write (dead letters only need their task run to exist: inserted by an earlier rank).
+		// write.
 		return rankLate, []access{{rowKey{kind: rowOther}, true}}, true
 	}
 	return 0, nil, false
