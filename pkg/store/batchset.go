@@ -232,54 +232,78 @@ func (p *setPlan) put(slot int, ref setRef) {
 // setKind reports whether ops of rank r are executed as one statement per level.
 func setKind(r int) bool { return r >= rankInsertRun && r <= rankRun }
 
-// queueSet adds one set statement for the ops of rank r in refs to pb.
-func queueSet(pb *pgx.Batch, r int, refs []setRef) {
+// stmt is one statement of a plan: the set statement of one kind's refs in a level, or one
+// single op.
+type stmt struct {
+	rank int
+	refs []setRef
+}
+
+// statements flattens the plan into its statements, in execution order.
+func (p *setPlan) statements() []stmt {
+	var out []stmt
+	for _, seg := range p.segments {
+		for r, refs := range seg.byRank {
+			switch {
+			case len(refs) == 0:
+			case setKind(r):
+				out = append(out, stmt{r, refs})
+			default:
+				for i := range refs {
+					out = append(out, stmt{r, refs[i : i+1]})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// queue adds the statement to pb.
+func (st stmt) queue(pb *pgx.Batch) {
+	if !setKind(st.rank) {
+		q, args := st.refs[0].op.statement()
+		pb.Queue(q, args...)
+		return
+	}
+	a := newRowSet(st.rank)
+	for _, ref := range st.refs {
+		a.addOp(ref.op)
+	}
+	q, args := a.statement()
+	pb.Queue(q, args...)
+}
+
+// read reads the statement's result: the rows each of its refs affected.
+func (st stmt) read(br pgx.BatchResults) ([]int64, error) {
+	if setKind(st.rank) {
+		return readApplied(br, st.rank, st.refs)
+	}
+	tag, err := br.Exec()
+	return []int64{tag.RowsAffected()}, err
+}
+
+// rowSet collects the parameters of one set statement.
+type rowSet interface {
+	addOp(Op)
+	statement() (string, []any)
+}
+
+func newRowSet(r int) rowSet {
 	switch r {
 	case rankInsertRun:
-		var a runInserts
-		for _, ref := range refs {
-			a.add(ref.op.(InsertRun))
-		}
-		q, args := a.statement()
-		pb.Queue(q, args...)
+		return &runInserts{}
 	case rankTask:
-		var a taskRows
-		for _, ref := range refs {
-			a.addOp(ref.op)
-		}
-		q, args := a.statement()
-		pb.Queue(q, args...)
+		return &taskRows{}
 	case rankInsertAttempt:
-		var a attemptRows
-		for _, ref := range refs {
-			a.add(ref.op.(InsertAttempt))
-		}
-		q, args := a.statement()
-		pb.Queue(q, args...)
+		return &attemptRows{}
 	case rankStart:
-		var a startRows
-		for _, ref := range refs {
-			a.add(ref.op.(StartAttempt))
-		}
-		q, args := a.statement()
-		pb.Queue(q, args...)
+		return &startRows{}
 	case rankFinish:
-		var a finishRows
-		for _, ref := range refs {
-			a.addOp(ref.op)
-		}
-		q, args := a.statement()
-		pb.Queue(q, args...)
+		return &finishRows{}
 	case rankRun:
-		var a runRows
-		for _, ref := range refs {
-			a.add(ref.op.(RunTransition))
-		}
-		q, args := a.statement()
-		pb.Queue(q, args...)
-	default:
-		panic(fmt.Sprintf("store: rank %d is not a set kind", r))
+		return &runRows{}
 	}
+	panic(fmt.Sprintf("store: rank %d is not a set kind", r))
 }
 
 // readApplied reads a set statement's result and returns the rows each of its refs
@@ -430,6 +454,8 @@ type attemptRows struct {
 	worker    []string
 }
 
+func (a *attemptRows) addOp(op Op) { a.add(op.(InsertAttempt)) }
+
 func (a *attemptRows) add(o InsertAttempt) {
 	a.id = append(a.id, pgUUID(o.ID))
 	a.runID = append(a.runID, pgUUID(o.RunID))
@@ -458,6 +484,8 @@ type startRows struct {
 	deadline  pgtype.FlatArray[pgtype.Timestamptz]
 	startedAt pgtype.FlatArray[pgtype.Timestamptz]
 }
+
+func (a *startRows) addOp(op Op) { a.add(op.(StartAttempt)) }
 
 func (a *startRows) add(o StartAttempt) {
 	a.token = append(a.token, o.Token)
@@ -569,6 +597,8 @@ type runInserts struct {
 	taskID   []string
 }
 
+func (a *runInserts) addOp(op Op) { a.add(op.(InsertRun)) }
+
 func (a *runInserts) add(o InsertRun) {
 	params := o.Run.Params
 	if params == nil {
@@ -613,6 +643,8 @@ type runRows struct {
 	errText  []string
 	terminal []bool
 }
+
+func (a *runRows) addOp(op Op) { a.add(op.(RunTransition)) }
 
 func (a *runRows) add(o RunTransition) {
 	a.id = append(a.id, pgUUID(o.RunID))

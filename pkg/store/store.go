@@ -76,15 +76,27 @@ func (s *Store) GetLeadership(ctx context.Context) (model.Leadership, error) {
 // back and nothing changes.
 func (s *Store) leaderTx(ctx context.Context, epoch int64, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var cur int64
-		if err := tx.QueryRow(ctx, `SELECT epoch FROM leadership FOR SHARE`).Scan(&cur); err != nil {
-			return fmt.Errorf("check leader epoch: %w", err)
-		}
-		if cur != epoch {
-			return &StaleEpochError{Epoch: epoch, Current: cur}
+		if err := checkEpoch(tx.QueryRow(ctx, epochSQL), epoch); err != nil {
+			return err
 		}
 		return fn(tx)
 	})
+}
+
+// epochSQL is the first statement of every leader write: it locks the leadership row FOR
+// SHARE, so a takeover (which updates it) waits for the transaction, and reads the epoch.
+const epochSQL = `SELECT epoch FROM leadership FOR SHARE`
+
+// checkEpoch scans epochSQL's row and compares it with the caller's epoch.
+func checkEpoch(row pgx.Row, epoch int64) error {
+	var cur int64
+	if err := row.Scan(&cur); err != nil {
+		return fmt.Errorf("check leader epoch: %w", err)
+	}
+	if cur != epoch {
+		return &StaleEpochError{Epoch: epoch, Current: cur}
+	}
+	return nil
 }
 
 // readTx runs fn in a read-only REPEATABLE READ transaction: one consistent snapshot.
