@@ -13,11 +13,14 @@ import (
 	"github.com/cairn-io/cairn/pkg/model"
 )
 
-// conflictIf returns a *ConflictError unless rows == want.
-func conflictIf(rows, want int64, op, expected string) error {
+// conflictIf returns nil when rows == want, else a *ConflictError naming the op and what it
+// expected. describe is called only then: the messages cost allocations, and a batch checks
+// every op.
+func conflictIf(rows, want int64, describe func() (op, expected string)) error {
 	if rows == want {
 		return nil
 	}
+	op, expected := describe()
 	return &ConflictError{Op: op, Expected: expected}
 }
 
@@ -107,14 +110,13 @@ func (o TaskTransition) statement() (string, []any) {
 }
 
 func (o TaskTransition) check(rows int64) error {
-	if rows == 1 {
-		return nil // the message below is for conflicts only
-	}
-	exp := fmt.Sprintf("state %s, attempt %d", o.From, o.Attempt)
-	if o.Token != 0 {
-		exp += fmt.Sprintf(", token %d", o.Token)
-	}
-	return conflictIf(rows, 1, o.name(), exp)
+	return conflictIf(rows, 1, func() (string, string) {
+		exp := fmt.Sprintf("state %s, attempt %d", o.From, o.Attempt)
+		if o.Token != 0 {
+			exp += fmt.Sprintf(", token %d", o.Token)
+		}
+		return o.name(), exp
+	})
 }
 
 func (o TaskTransition) readActual(ctx context.Context, tx querier) (string, error) {
@@ -163,11 +165,10 @@ func (o InsertAttempt) statement() (string, []any) {
 }
 
 func (o InsertAttempt) check(rows int64) error {
-	if rows == 1 {
-		return nil // the message below is for conflicts only
-	}
-	return conflictIf(rows, 1, fmt.Sprintf("attempt %d of %s/%s", o.Number, o.RunID, o.TaskID),
-		fmt.Sprintf("no attempt with this number, id %s or token %d", o.ID, o.Token))
+	return conflictIf(rows, 1, func() (string, string) {
+		return fmt.Sprintf("attempt %d of %s/%s", o.Number, o.RunID, o.TaskID),
+			fmt.Sprintf("no attempt with this number, id %s or token %d", o.ID, o.Token)
+	})
 }
 
 // ---------------------------------------------------------------------------------------
@@ -196,10 +197,9 @@ func (o StartAttempt) statement() (string, []any) {
 }
 
 func (o StartAttempt) check(rows int64) error {
-	if rows == 1 {
-		return nil // the message below is for conflicts only
-	}
-	return conflictIf(rows, 1, fmt.Sprintf("attempt with token %d", o.Token), "state ASSIGNED")
+	return conflictIf(rows, 1, func() (string, string) {
+		return fmt.Sprintf("attempt with token %d", o.Token), "state ASSIGNED"
+	})
 }
 
 func (o StartAttempt) readActual(ctx context.Context, tx querier) (string, error) {
@@ -282,11 +282,10 @@ func (o FinishAttempt) statement() (string, []any) {
 }
 
 func (o FinishAttempt) check(rows int64) error {
-	if rows == 1 {
-		return nil // the message below is for conflicts only
-	}
-	return conflictIf(rows, 1, fmt.Sprintf("attempt with token %d", o.Token),
-		"state ASSIGNED or RUNNING and the task's current token")
+	return conflictIf(rows, 1, func() (string, string) {
+		return fmt.Sprintf("attempt with token %d", o.Token),
+			"state ASSIGNED or RUNNING and the task's current token"
+	})
 }
 
 func (o FinishAttempt) readActual(ctx context.Context, tx querier) (string, error) {
@@ -369,10 +368,9 @@ func (o RunTransition) statement() (string, []any) {
 }
 
 func (o RunTransition) check(rows int64) error {
-	if rows == 1 {
-		return nil // the message below is for conflicts only
-	}
-	return conflictIf(rows, 1, "run "+o.RunID.String(), "state "+string(o.From))
+	return conflictIf(rows, 1, func() (string, string) {
+		return "run " + o.RunID.String(), "state " + string(o.From)
+	})
 }
 
 func (o RunTransition) readActual(ctx context.Context, tx querier) (string, error) {
@@ -435,14 +433,13 @@ func (o InsertRun) statement() (string, []any) {
 }
 
 func (o InsertRun) check(rows int64) error {
-	if rows == int64(len(o.TaskIDs)) {
-		return nil // the message below is for conflicts only
-	}
-	exp := "no run with id " + o.Run.ID.String()
-	if o.Run.IdempotencyKey != "" {
-		exp += fmt.Sprintf(" or idempotency key %q", o.Run.IdempotencyKey)
-	}
-	return conflictIf(rows, int64(len(o.TaskIDs)), "run of workflow "+o.Run.Workflow, exp)
+	return conflictIf(rows, int64(len(o.TaskIDs)), func() (string, string) {
+		exp := "no run with id " + o.Run.ID.String()
+		if o.Run.IdempotencyKey != "" {
+			exp += fmt.Sprintf(" or idempotency key %q", o.Run.IdempotencyKey)
+		}
+		return "run of workflow " + o.Run.Workflow, exp
+	})
 }
 
 // ---------------------------------------------------------------------------------------
@@ -476,10 +473,9 @@ func (o AppendEvent) statement() (string, []any) {
 }
 
 func (o AppendEvent) check(rows int64) error {
-	if rows == 1 {
-		return nil // the message below is for conflicts only
-	}
-	return conflictIf(rows, 1, "event of run "+o.Event.RunID.String(), "an inserted row")
+	return conflictIf(rows, 1, func() (string, string) {
+		return "event of run " + o.Event.RunID.String(), "an inserted row"
+	})
 }
 
 // ---------------------------------------------------------------------------------------
@@ -509,12 +505,11 @@ func (o InsertDeadLetter) statement() (string, []any) {
 }
 
 func (o InsertDeadLetter) check(rows int64) error {
-	if rows == 1 {
-		return nil // the message below is for conflicts only
-	}
-	d := o.DeadLetter
-	return conflictIf(rows, 1, fmt.Sprintf("dead letter of %s/%s", d.RunID, d.TaskID),
-		"no open dead letter for the task and no dead letter with id "+d.ID.String())
+	return conflictIf(rows, 1, func() (string, string) {
+		d := o.DeadLetter
+		return fmt.Sprintf("dead letter of %s/%s", d.RunID, d.TaskID),
+			"no open dead letter for the task and no dead letter with id " + d.ID.String()
+	})
 }
 
 // DeleteDeadLetter purges a dead letter (the operator gives up on it): the row goes, the
@@ -535,10 +530,9 @@ func (o DeleteDeadLetter) statement() (string, []any) {
 }
 
 func (o DeleteDeadLetter) check(rows int64) error {
-	if rows == 1 {
-		return nil // the message below is for conflicts only
-	}
-	return conflictIf(rows, 1, "dead letter "+o.ID.String(), "an existing dead letter")
+	return conflictIf(rows, 1, func() (string, string) {
+		return "dead letter " + o.ID.String(), "an existing dead letter"
+	})
 }
 
 // MarkReplayed sets a dead letter's replayed_at, compare-and-set on it being unset: of
@@ -560,10 +554,9 @@ func (o MarkReplayed) statement() (string, []any) {
 }
 
 func (o MarkReplayed) check(rows int64) error {
-	if rows == 1 {
-		return nil // the message below is for conflicts only
-	}
-	return conflictIf(rows, 1, "dead letter "+o.ID.String(), "not replayed yet")
+	return conflictIf(rows, 1, func() (string, string) {
+		return "dead letter " + o.ID.String(), "not replayed yet"
+	})
 }
 
 func (o MarkReplayed) readActual(ctx context.Context, tx querier) (string, error) {
@@ -608,10 +601,9 @@ func (o PutSchedule) statement() (string, []any) {
 }
 
 func (o PutSchedule) check(rows int64) error {
-	if rows == 1 {
-		return nil // the message below is for conflicts only
-	}
-	return conflictIf(rows, 1, "schedule of "+o.Schedule.Workflow, "an upserted row")
+	return conflictIf(rows, 1, func() (string, string) {
+		return "schedule of " + o.Schedule.Workflow, "an upserted row"
+	})
 }
 
 // DeleteSchedule removes a workflow's schedule; deleting a missing schedule is a no-op.
@@ -659,11 +651,10 @@ func (o AdvanceSchedule) statement() (string, []any) {
 }
 
 func (o AdvanceSchedule) check(rows int64) error {
-	if rows == 1 {
-		return nil // the message below is for conflicts only
-	}
-	return conflictIf(rows, 1, "schedule of "+o.Workflow,
-		"next fire time "+o.ExpectedNext.UTC().Format(time.RFC3339Nano))
+	return conflictIf(rows, 1, func() (string, string) {
+		return "schedule of " + o.Workflow,
+			"next fire time " + o.ExpectedNext.UTC().Format(time.RFC3339Nano)
+	})
 }
 
 func (o AdvanceSchedule) readActual(ctx context.Context, tx querier) (string, error) {
