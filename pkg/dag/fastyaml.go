@@ -74,6 +74,9 @@ func (p *fastParser) newNode(kind yaml.Kind, tag string, style yaml.Style, value
 	if len(p.slab) == 0 {
 		p.slab = make([]yaml.Node, max(64, min(4096, len(p.src)/16)))
 	}
+	if kind == yaml.ScalarNode {
+		p.scalarDepth = max(p.scalarDepth, p.depth)
+	}
 	n := &p.slab[0]
 	p.slab = p.slab[1:]
 	p.nodes++
@@ -125,9 +128,7 @@ func (p *fastParser) next() {
 		if p.src[p.pos] == '%' || strings.HasPrefix(p.src[p.pos:], "---") || strings.HasPrefix(p.src[p.pos:], "...") {
 			fallback()
 		}
-		for p.pos < len(p.src) && p.src[p.pos] == ' ' {
-			p.pos++
-		}
+		p.spaces()
 		if p.pos < len(p.src) && p.src[p.pos] != '\n' && p.src[p.pos] != '#' {
 			p.ind = p.pos - p.lineStart
 			return
@@ -231,9 +232,7 @@ func (p *fastParser) blockMap() *yaml.Node {
 		}
 		p.kids = append(p.kids, p.plain(p.src[p.pos:end], p.line, col))
 		p.pos = end + 1
-		for p.pos < len(p.src) && p.src[p.pos] == ' ' {
-			p.pos++
-		}
+		p.spaces()
 		if c := p.peek(0); c == '\n' || c == '#' || p.pos >= len(p.src) {
 			// The value is on the next lines.
 			p.endLine()
@@ -270,9 +269,7 @@ func (p *fastParser) blockSeq(indentless bool) *yaml.Node {
 	mark := len(p.kids)
 	for {
 		p.pos++ // the '-'
-		for p.pos < len(p.src) && p.src[p.pos] == ' ' {
-			p.pos++
-		}
+		p.spaces()
 		switch c := p.peek(0); {
 		case c == '\n' || c == '#' || p.pos >= len(p.src):
 			p.endLine()
@@ -316,7 +313,7 @@ func (p *fastParser) inline() *yaml.Node {
 		return p.flow()
 	}
 	start, line, col := p.pos, p.line, p.col()
-	if !plainStart(p.src, p.pos, false) {
+	if !plainStart(p.src, p.pos) {
 		fallback()
 	}
 	end := p.pos
@@ -342,7 +339,7 @@ func (p *fastParser) inline() *yaml.Node {
 
 // plainStart reports whether a plain scalar may start at src[i]: not at an indicator, and a '-'
 // only when followed by something harmless.
-func plainStart(src string, i int, flow bool) bool {
+func plainStart(src string, i int) bool {
 	c := src[i]
 	switch {
 	case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9':
@@ -387,9 +384,6 @@ func (p *fastParser) plain(v string, line, col int) *yaml.Node {
 		case "<<":
 			fallback() // a merge key: leave it to yaml.v3
 		}
-	}
-	if p.scalarDepth < p.depth {
-		p.scalarDepth = p.depth
 	}
 	return p.newNode(yaml.ScalarNode, tag, 0, v, line, col)
 }
@@ -450,9 +444,6 @@ done:
 	style := yaml.DoubleQuotedStyle
 	if q == '\'' {
 		style = yaml.SingleQuotedStyle
-	}
-	if p.scalarDepth < p.depth {
-		p.scalarDepth = p.depth
 	}
 	return p.newNode(yaml.ScalarNode, "!!str", style, v, line, col)
 }
@@ -533,7 +524,7 @@ func (p *fastParser) flowValue() *yaml.Node {
 	case '[', '{':
 		return p.flow()
 	}
-	if !plainStart(p.src, p.pos, true) {
+	if !plainStart(p.src, p.pos) {
 		fallback()
 	}
 	start, col := p.pos, p.col()
