@@ -20,8 +20,7 @@ func BenchmarkApplyTaskCycles(b *testing.B) {
 	for _, mode := range []string{"set", "per-op"} {
 		for _, n := range []int{8, 64, 256} {
 			b.Run(fmt.Sprintf("%s/batch=%d", mode, n), func(b *testing.B) {
-				e := newEnv(&testing.T{})
-				e.t = &testing.T{}
+				e := newEnv(b)
 				e.workflow("wf")
 				ids := make([]string, 10000)
 				for i := range ids {
@@ -72,7 +71,7 @@ func BenchmarkApplyTaskCycles(b *testing.B) {
 				for b.Loop() {
 					if next+n > len(ids) {
 						b.StopTimer()
-						b.Skipf("ran out of tasks after %d batches", cycles/n)
+						b.Fatalf("-benchtime too long: the run of %d tasks ran out after %d batches of %d (use at most %dx)", len(ids), cycles/n, n, len(ids)/n-1)
 					}
 					var bt store.Batch
 					done := running

@@ -22,14 +22,14 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 const epoch = 7
 
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	ctx  context.Context
 	pool *pgxpool.Pool
 	s    *store.Store
 }
 
 // newEnv returns a store on a fresh database whose leader epoch is `epoch`.
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	pool := pgtest.NewPool(t)
 	e := &env{t: t, ctx: context.Background(), pool: pool, s: store.New(pool)}
