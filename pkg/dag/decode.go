@@ -352,7 +352,7 @@ func (p *parser) task(wf *Workflow, t *Task, raw *rawTask, i int, n *yaml.Node, 
 	}
 	if v := f[tDependsOn].v; v != nil {
 		if items, ok := p.seq(v, w, field("depends_on"), "task ids", math.MaxInt); ok {
-			t.DependsOn, raw.deps = p.depSlices(len(items))
+			t.DependsOn, raw.deps = p.depSlices(len(items), len(wf.Tasks)-i)
 			for j, it := range items {
 				if s, ok := p.str(it, w, field("depends_on").at(j), maxNameLen); ok {
 					t.DependsOn = append(t.DependsOn, s)
@@ -453,11 +453,14 @@ func (p *parser) task(wf *Workflow, t *Task, raw *rawTask, i int, n *yaml.Node, 
 
 // depSlices returns empty slices of capacity n for a task's dependencies, carved from shared
 // chunks so that a workflow of many tasks does not allocate twice per task. The capacity is capped
-// at n: appending beyond it copies instead of writing into the next task's dependencies.
-func (p *parser) depSlices(n int) ([]string, []*yaml.Node) {
+// at n: appending beyond it copies instead of writing into the next task's dependencies. A chunk
+// is sized for the rest tasks still to decode (two dependencies each, at most 1024 in all), so a
+// small workflow does not keep a large chunk alive.
+func (p *parser) depSlices(n, rest int) ([]string, []*yaml.Node) {
 	if len(p.depStrs) < n || p.depStrs == nil { // never nil: depends_on: [] stays a non-nil empty list
-		p.depStrs = make([]string, max(n, 1024))
-		p.depNodes = make([]*yaml.Node, max(n, 1024))
+		size := max(n, min(1024, 2*rest))
+		p.depStrs = make([]string, size)
+		p.depNodes = make([]*yaml.Node, size)
 	}
 	s, d := p.depStrs[:0:n], p.depNodes[:0:n]
 	p.depStrs, p.depNodes = p.depStrs[n:], p.depNodes[n:]
