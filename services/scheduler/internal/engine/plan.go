@@ -419,10 +419,10 @@ func (e *Engine) finishTask(g *grp, ref taskRef, to model.TaskState, msg string)
 func (e *Engine) failAttempt(g *grp, ref taskRef, kind model.FailureKind, msg string) {
 	rs, t, id := ref.run, ref.task(), ref.id()
 	if rs.errs == nil {
-		rs.errs = map[int32][]model.AttemptError{}
+		rs.errs = map[int][]model.AttemptError{}
 	}
-	rs.errs[t.idx] = append(rs.errs[t.idx], model.AttemptError{Attempt: t.attempt, FailureKind: kind, Error: msg})
-	if delay, again := rs.policy(t.idx).Next(t.attempt-int(t.base), e.cfg.Rand); again {
+	rs.errs[ref.idx] = append(rs.errs[ref.idx], model.AttemptError{Attempt: t.attempt, FailureKind: kind, Error: msg})
+	if delay, again := rs.policy(ref.idx).Next(t.attempt-int(t.base), e.cfg.Rand); again {
 		at := e.cfg.Now().Add(delay)
 		text := fmt.Sprintf("attempt %d failed (%s): %s; retrying in %s", t.attempt, kind, msg, delay.Round(time.Millisecond))
 		g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: id, From: t.state, Attempt: t.attempt, Token: t.token,
@@ -436,23 +436,24 @@ func (e *Engine) failAttempt(g *grp, ref taskRef, kind model.FailureKind, msg st
 		e.release(g, rs)
 		return
 	}
-	dl := model.DeadLetter{ID: uuid.New(), RunID: rs.run.ID, TaskID: id, Workflow: rs.run.Workflow, Errors: e.attemptErrors(t, rs)}
+	dl := model.DeadLetter{ID: uuid.New(), RunID: rs.run.ID, TaskID: id, Workflow: rs.run.Workflow, Errors: e.attemptErrors(ref)}
 	g.add(store.InsertDeadLetter{DeadLetter: dl},
 		store.AppendEvent{Event: model.Event{RunID: rs.run.ID, TaskID: id, Kind: model.EventDeadLettered, Attempt: t.attempt,
 			Message: fmt.Sprintf("retries exhausted after %d attempt(s)", t.attempt)}})
 	e.finishTask(g, ref, model.TaskDeadLettered, msg)
 }
 
-// attemptErrors returns every attempt's error of t. After a failover the engine only knows
-// the errors of attempts that ended under it, so the earlier ones are read back.
-func (e *Engine) attemptErrors(t *taskState, rs *runState) []model.AttemptError {
-	errs := rs.errs[t.idx]
+// attemptErrors returns every attempt's error of the task. After a failover the engine only
+// knows the errors of attempts that ended under it, so the earlier ones are read back.
+func (e *Engine) attemptErrors(ref taskRef) []model.AttemptError {
+	rs, t := ref.run, ref.task()
+	errs := rs.errs[ref.idx]
 	if len(errs) >= t.attempt {
 		return slices.Clone(errs)
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
-	id := rs.taskID(t.idx)
+	id := ref.id()
 	as, err := e.cfg.Store.ListAttempts(ctx, rs.run.ID, id)
 	if err != nil {
 		e.log.Warn("cannot read earlier attempts for the dead letter", "run_id", rs.run.ID, "task_id", id, "err", err)

@@ -70,7 +70,7 @@ func (e *Engine) reopen(g *grp, rs *runState, roots []int, why string) {
 		g.add(store.TaskTransition{RunID: rs.run.ID, TaskID: id, From: t.state, Attempt: t.attempt, To: model.TaskPending, ResetBase: true},
 			taskEvent(rs.run.ID, id, t.state, model.TaskPending, t.attempt, why))
 		t.state, t.base, t.lost, t.worker = model.TaskPending, int32(t.attempt), 0, ""
-		delete(rs.errs, t.idx)
+		delete(rs.errs, i)
 		rs.terminal--
 	}
 	if rs.run.State.Terminal() {

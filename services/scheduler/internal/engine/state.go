@@ -31,7 +31,7 @@ type runState struct {
 	planning bool
 	// errs holds, per task index, the errors of the attempts that ended under this leader
 	// (for the dead letter); nil until an attempt fails.
-	errs map[int32][]model.AttemptError
+	errs map[int][]model.AttemptError
 }
 
 // taskState is the leader's view of one task run. It is kept small (~100 bytes, stored by
@@ -49,7 +49,6 @@ type taskState struct {
 	// startSeen: the worker reported the attempt started at this (leader) time, and the
 	// start is not written yet (see Config.StartDelay); zero otherwise.
 	startSeen int64
-	idx       int32
 	base      int32 // attempt number the task was re-opened at; retries count from it
 	lost      int32 // attempts lost with their worker
 	// unconfirmed: ASSIGNED/RUNNING after a failover, not yet re-attached by its worker.
@@ -75,11 +74,8 @@ func fromUnixNano(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
-// taskID returns the id of the run's task i.
-func (r *runState) taskID(i int32) string { return r.wf.Tasks[i].ID }
-
 // policy returns the retry policy of the run's task i.
-func (r *runState) policy(i int32) retry.Policy {
+func (r *runState) policy(i int) retry.Policy {
 	t := r.wf.Tasks[i]
 	return retry.Policy{MaxRetries: t.Retries, Initial: t.Backoff.Initial, Max: t.Backoff.Max,
 		Multiplier: t.Backoff.Multiplier, Jitter: t.Backoff.Jitter}
@@ -141,7 +137,7 @@ func countsActive(s model.TaskState) bool {
 func newRunState(run model.Run, wf *dag.Workflow) *runState {
 	rs := &runState{run: run, wf: wf, tasks: make([]taskState, len(wf.Tasks))}
 	for i := range rs.tasks {
-		rs.tasks[i] = taskState{idx: int32(i), state: model.TaskPending}
+		rs.tasks[i].state = model.TaskPending
 	}
 	return rs
 }
