@@ -193,6 +193,5 @@ func pgSettings(cfg EnvConfig) map[string]string {
 	if !cfg.PGStatements {
 		return nil
 	}
-	return map[string]string{"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all",
-		"track_wal_io_timing": "on"}
+	return map[string]string{"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"}
 }

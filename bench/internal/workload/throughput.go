@@ -46,10 +46,11 @@ func (r *runner) throughputCase(ctx context.Context, shape string, workers, slot
 		if _, err := c.Pool.Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_stat_statements`); err != nil {
 			return fmt.Errorf("--pg-top: %w", err)
 		}
-		if _, err := c.Pool.Exec(ctx, `SELECT pg_stat_statements_reset(), pg_stat_reset_shared('wal')`); err != nil {
+		var lsn string
+		if err := c.Pool.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text FROM pg_stat_statements_reset()`).Scan(&lsn); err != nil {
 			return fmt.Errorf("--pg-top: %w", err)
 		}
-		defer r.pgTop(ctx, c, key)
+		defer r.pgTop(ctx, c, key, lsn)
 	}
 	before, cerr := leaderCommits(ctx, c.Schedulers[0].OpsAddr)
 	var ids []string
@@ -127,15 +128,19 @@ func (r *runner) throughputCase(ctx context.Context, shape string, workers, slot
 }
 
 // commitFigures reports the leader's group commits since before: how many, their mean size
-// (groups, i.e. inputs such as one result or one assignment), their mean duration, and the
-// share of the wall time the leader spent in them — near 1 means the commit path is the bound.
+// (groups, i.e. inputs such as one result or one assignment) and their mean duration.
+// commits × commit_ms close to the case's seconds means the commit path is the bound.
 func (r *runner) commitFigures(ctx context.Context, key, opsAddr string, before commitStats, err error) {
 	var after commitStats
 	if err == nil {
 		after, err = leaderCommits(ctx, opsAddr)
 	}
-	if err != nil || after.commits <= before.commits {
+	switch {
+	case err != nil:
 		r.rep.Unavailable(key+".commits", fmt.Sprintf("leader metrics: %v", err))
+		return
+	case after.commits <= before.commits:
+		r.rep.Unavailable(key+".commits", "the leader's /metrics show no group commit during the case")
 		return
 	}
 	d := after.minus(before)
@@ -144,9 +149,17 @@ func (r *runner) commitFigures(ctx context.Context, key, opsAddr string, before 
 	r.rep.AddNote(key+".commit_ms", 1000*d.seconds/d.commits, "ms", "mean commit duration")
 }
 
-// pgTop prints the statements of the case's database PostgreSQL spent most time executing
-// (pg_stat_statements, reset at the start of the case) as comment lines.
-func (r *runner) pgTop(ctx context.Context, c *cluster.Cluster, key string) {
+// pgTop prints, as comment lines, the WAL PostgreSQL wrote since lsn (the whole server, i.e.
+// this case; from the WAL position — pg_stat_wal lags, a backend reports it up to seconds
+// later) and the statements of the case's database it spent most time executing
+// (pg_stat_statements, reset at the start of the case).
+func (r *runner) pgTop(ctx context.Context, c *cluster.Cluster, key, lsn string) {
+	var bytes float64
+	if err := c.Pool.QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)`, lsn).Scan(&bytes); err != nil {
+		r.rep.Notef("pg-top %s: WAL: %v", key, err)
+	} else {
+		r.rep.Notef("pg-top %s: WAL %.1f MiB written during the case", key, bytes/(1<<20))
+	}
 	rows, err := c.Pool.Query(ctx, `SELECT calls, total_exec_time, rows,
 			regexp_replace(left(query, 400), '\s+', ' ', 'g')
 		FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
@@ -156,15 +169,6 @@ func (r *runner) pgTop(ctx context.Context, c *cluster.Cluster, key string) {
 		return
 	}
 	defer rows.Close()
-	var records, fpi, bytes, writes, syncs int64
-	var writeMS, syncMS float64
-	if err := c.Pool.QueryRow(ctx, `SELECT wal_records, wal_fpi, wal_bytes::bigint, wal_write, wal_sync, wal_write_time, wal_sync_time
-		FROM pg_stat_wal`).Scan(&records, &fpi, &bytes, &writes, &syncs, &writeMS, &syncMS); err != nil {
-		r.rep.Notef("pg-top %s: pg_stat_wal: %v", key, err)
-	} else {
-		r.rep.Notef("pg-top %s: WAL %d records (%d full-page images), %.1f MiB; %d writes %.0f ms, %d syncs %.0f ms (%.2f ms each)",
-			key, records, fpi, float64(bytes)/(1<<20), writes, writeMS, syncs, syncMS, syncMS/float64(max(syncs, 1)))
-	}
 	r.rep.Notef("pg-top %s: calls, total ms, ms/call, rows/call, statement", key)
 	for rows.Next() {
 		var calls, n int64
@@ -175,5 +179,8 @@ func (r *runner) pgTop(ctx context.Context, c *cluster.Cluster, key string) {
 			return
 		}
 		r.rep.Notef("pg-top %8d %9.1f %7.3f %7.1f  %.160s", calls, ms, ms/float64(max(calls, 1)), float64(n)/float64(max(calls, 1)), q)
+	}
+	if err := rows.Err(); err != nil {
+		r.rep.Notef("pg-top %s: %v", key, err)
 	}
 }
