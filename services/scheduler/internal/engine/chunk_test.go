@@ -389,3 +389,38 @@ func TestReplayWhileDecisionsAreDeferred(t *testing.T) {
 	}
 	assertInvariants(t, h.st, id)
 }
+
+// A new leader that cannot read the workflow version of some active runs leaves those runs
+// as they are (each logged) and rebuilds the others.
+func TestRebuildLeavesRunsOfAnUnreadableVersion(t *testing.T) {
+	h := newHarness(t)
+	bad := h.apply("name: bad\ntasks:\n  - {id: x, type: noop}\n")
+	left := []uuid.UUID{h.startRun(bad, nil), h.startRun(bad, nil)}
+	for _, id := range left {
+		h.waitQueued(id, 1)
+	}
+	good := h.startRun(h.apply(diamond), nil)
+	if err := h.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.Pool().Exec(context.Background(),
+		`UPDATE workflow_versions SET yaml = 'name: bad' || chr(10) || 'tasks: [' WHERE workflow = 'bad'`); err != nil {
+		t.Fatal(err)
+	}
+	h.epoch, h.wfs = 2, engine.NewWorkflowCache(h.st) // a new process: the version must be read
+	h.start()                                         // fails the test if the rebuild does not finish
+	w := h.worker("w1", "default", 4, nil, nil)
+	w.credits(4)
+	if d := w.runAll(good, nil); d.Run.State != model.RunSucceeded {
+		t.Fatalf("run %s: %s %v", good, d.Run.State, taskStates(d))
+	}
+	for _, id := range left {
+		d, err := h.st.GetRun(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Run.State != model.RunRunning || len(d.Tasks) != 1 || d.Tasks[0].State != model.TaskQueued || d.Tasks[0].Attempt != 0 {
+			t.Errorf("run %s of the unreadable version: %s %v, want left RUNNING with x QUEUED", id, d.Run.State, taskStates(d))
+		}
+	}
+}

@@ -181,15 +181,20 @@ func (e *Engine) rebuild(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	failed := map[store.VersionRef]error{} // versions that cannot be read: their runs are left
 	for _, r := range refs {
 		if _, err := e.cfg.Workflows.Get(ctx, r.Workflow, r.Version); err != nil {
-			// Its runs are logged and left below.
 			e.log.Error("cannot read a workflow version of active runs", "workflow", r.Workflow, "version", r.Version, "err", err)
+			failed[r] = err
 		}
 	}
 	e.tx = &txn{}
 	var later []store.RunDetail // runs of a version not resolved above (started since)
 	err = e.cfg.Store.LoadActiveFunc(ctx, func(d store.RunDetail) error {
+		if err := failed[store.VersionRef{Workflow: d.Run.Workflow, Version: d.Run.Version}]; err != nil {
+			e.rebuildRun(d, nil, err) // neither held nor read again
+			return nil
+		}
 		wf, ok := e.cfg.Workflows.cached(d.Run.Workflow, d.Run.Version)
 		if !ok {
 			later = append(later, d)
