@@ -19,9 +19,15 @@ const runCols = `id, workflow, version, state, params, COALESCE(idempotency_key,
 
 func scanRun(row pgx.Row) (model.Run, error) {
 	var r model.Run
-	err := row.Scan(&r.ID, &r.Workflow, &r.Version, &r.State, &r.Params, &r.IdempotencyKey, &r.Trigger,
-		&r.Error, &r.CreatedAt, optTime{&r.StartedAt}, optTime{&r.FinishedAt})
+	err := row.Scan(runDest(&r)...)
 	return r, err
+}
+
+// runDest returns the scan destinations of runCols into r, then extra (for columns a query
+// selects after runCols).
+func runDest(r *model.Run, extra ...any) []any {
+	return append([]any{&r.ID, &r.Workflow, &r.Version, &r.State, &r.Params, &r.IdempotencyKey, &r.Trigger,
+		&r.Error, &r.CreatedAt, optTime{&r.StartedAt}, optTime{&r.FinishedAt}}, extra...)
 }
 
 const taskCols = `run_id, task_id, state, attempt, fencing_token, worker_id, next_attempt_at, last_error,
@@ -169,10 +175,7 @@ func (s *Store) GetRun(ctx context.Context, id uuid.UUID) (RunDetail, error) {
 		var n int
 		row := tx.QueryRow(ctx, `SELECT `+runCols+`, (SELECT count(*) FROM task_runs WHERE run_id = $1)
 			FROM runs WHERE id = $1`, pgUUID(id))
-		r := &d.Run
-		err := row.Scan(&r.ID, &r.Workflow, &r.Version, &r.State, &r.Params, &r.IdempotencyKey, &r.Trigger,
-			&r.Error, &r.CreatedAt, optTime{&r.StartedAt}, optTime{&r.FinishedAt}, &n)
-		if err != nil {
+		if err := row.Scan(runDest(&d.Run, &n)...); err != nil {
 			return notFound(err)
 		}
 		rows, err := tx.Query(ctx, `SELECT `+taskCols+` FROM task_runs WHERE run_id = $1 ORDER BY task_id`, pgUUID(id))
@@ -305,9 +308,7 @@ func (s *Store) LoadActiveFunc(ctx context.Context, fn func(RunDetail) error) er
 		}
 		runs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (active, error) {
 			var a active
-			r := &a.run
-			err := row.Scan(&r.ID, &r.Workflow, &r.Version, &r.State, &r.Params, &r.IdempotencyKey, &r.Trigger,
-				&r.Error, &r.CreatedAt, optTime{&r.StartedAt}, optTime{&r.FinishedAt}, &a.tasks)
+			err := row.Scan(runDest(&a.run, &a.tasks)...)
 			return a, err
 		})
 		if err != nil {
@@ -324,8 +325,10 @@ func (s *Store) LoadActiveFunc(ctx context.Context, fn func(RunDetail) error) er
 		}
 		defer rows.Close()
 		sc := newTaskScanner()
-		i := 0
-		d := RunDetail{Run: runs[0].run, Tasks: make([]model.TaskRun, 0, runs[0].tasks)}
+		detail := func(i int) RunDetail {
+			return RunDetail{Run: runs[i].run, Tasks: make([]model.TaskRun, 0, runs[i].tasks)}
+		}
+		i, d := 0, detail(0)
 		var t model.TaskRun
 		for rows.Next() {
 			if err := sc.scan(rows, &t); err != nil {
@@ -338,7 +341,7 @@ func (s *Store) LoadActiveFunc(ctx context.Context, fn func(RunDetail) error) er
 				if err := fn(d); err != nil {
 					return err
 				}
-				d = RunDetail{Run: runs[i].run, Tasks: make([]model.TaskRun, 0, runs[i].tasks)}
+				d = detail(i)
 			}
 			d.Tasks = append(d.Tasks, t)
 		}
@@ -352,7 +355,7 @@ func (s *Store) LoadActiveFunc(ctx context.Context, fn func(RunDetail) error) er
 			if i++; i == len(runs) {
 				return nil
 			}
-			d = RunDetail{Run: runs[i].run}
+			d = detail(i)
 		}
 	})
 	if err != nil {

@@ -139,6 +139,9 @@ func TestLoadActiveFuncOneRunAtATime(t *testing.T) {
 		if want := referenceTasks(e, d.Run.ID); !reflect.DeepEqual(normAll(d.Tasks), want) {
 			t.Errorf("run %s: tasks differ from a plain read:\n got %+v\nwant %+v", d.Run.ID, normAll(d.Tasks), want)
 		}
+		if cap(d.Tasks) != len(d.Tasks) {
+			t.Errorf("run %s: tasks len %d cap %d, want them equal (sized from the count)", d.Run.ID, len(d.Tasks), cap(d.Tasks))
+		}
 		return nil
 	})
 	if err != nil {
