@@ -59,7 +59,10 @@ func (s *taskScanner) scan(rows pgx.Rows, t *model.TaskRun) error {
 	}
 	t.RunID = s.runID.Bytes
 	t.NextAttemptAt, t.StartedAt, t.FinishedAt = optTS(s.next), optTS(s.started), optTS(s.finished)
-	t.State = taskState(rows.RawValues()[2])
+	var err error
+	if t.State, err = taskState(rows.RawValues()[2]); err != nil {
+		return fmt.Errorf("task run %s/%s: %w", t.RunID, t.TaskID, err)
+	}
 	return nil
 }
 
@@ -71,15 +74,15 @@ func optTS(v pgtype.Timestamptz) time.Time {
 }
 
 // taskState returns the model constant spelled raw (text arrives as its UTF-8 bytes in
-// both formats); the CHECK constraint admits nothing else, but an unknown value is kept
-// as is rather than lost.
-func taskState(raw []byte) model.TaskState {
+// both formats) without allocating; the CHECK constraint admits nothing else, and anything
+// else is an error naming the value (model.ParseTaskState's).
+func taskState(raw []byte) (model.TaskState, error) {
 	for _, s := range model.TaskStates {
 		if string(s) == string(raw) {
-			return s
+			return s, nil
 		}
 	}
-	return model.TaskState(raw)
+	return model.ParseTaskState(string(raw))
 }
 
 // appendTasks appends every row of rows (taskCols) to tasks.

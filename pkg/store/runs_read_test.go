@@ -3,6 +3,7 @@ package store_test
 import (
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -182,5 +183,26 @@ func TestNewRunDetailIsWhatGetRunReads(t *testing.T) {
 	}
 	if ids[0] != "c" {
 		t.Fatal("NewRunDetail sorted the caller's slice")
+	}
+}
+
+// A task state the model does not know (the CHECK constraint forbids one; here it is
+// dropped) is an error naming the value, not a state passed on.
+func TestUnknownTaskStateIsAnError(t *testing.T) {
+	e := newEnv(t)
+	e.workflow("wf")
+	r := e.run("wf", "a", "b")
+	if _, err := e.pool.Exec(e.ctx, `ALTER TABLE task_runs DROP CONSTRAINT task_runs_state_check`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(e.ctx, `UPDATE task_runs SET state = 'BOGUS' WHERE run_id = $1 AND task_id = 'b'`, r.ID.String()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.s.GetRun(e.ctx, r.ID); err == nil || !strings.Contains(err.Error(), `"BOGUS"`) || !strings.Contains(err.Error(), "/b") {
+		t.Fatalf("GetRun: %v, want an error naming task b and the state BOGUS", err)
+	}
+	err := e.s.LoadActiveFunc(e.ctx, func(store.RunDetail) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), `"BOGUS"`) {
+		t.Fatalf("LoadActiveFunc: %v, want an error naming the state BOGUS", err)
 	}
 }
