@@ -101,8 +101,8 @@ func TestWideRunIsPlannedInChunks(t *testing.T) {
 	if want := (tasks + chunk - 1) / chunk; txs < want {
 		t.Errorf("tasks queued in %d transactions, want at least %d", txs, want)
 	}
-	if d, _ := h.st.GetRun(context.Background(), id); d.Run.State != model.RunRunning {
-		t.Fatalf("run is %s while its tasks are queued, want RUNNING", d.Run.State)
+	if d, err := h.st.GetRun(context.Background(), id); err != nil || d.Run.State != model.RunRunning {
+		t.Fatalf("run is %s (%v) while its tasks are queued, want RUNNING", d.Run.State, err)
 	}
 
 	w := h.worker("w1", "default", 4, nil, nil)
@@ -288,9 +288,9 @@ func TestCancelDuringChunkedStart(t *testing.T) {
 	if c := h.countStates(id); c[model.TaskCancelled] != tasks {
 		t.Fatalf("after cancel, later: %v", c)
 	}
-	d, _ := h.st.GetRun(context.Background(), id)
-	if d.Run.State != model.RunCancelled {
-		t.Fatalf("run %s, want CANCELLED", d.Run.State)
+	d, err := h.st.GetRun(context.Background(), id)
+	if err != nil || d.Run.State != model.RunCancelled {
+		t.Fatalf("run %s (%v), want CANCELLED", d.Run.State, err)
 	}
 }
 
