@@ -274,7 +274,7 @@ func TestCancelDuringChunkedStart(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- h.eng.CancelRun(context.Background(), id, "test") }()
-	time.Sleep(20 * time.Millisecond) // let the cancel reach the engine's input channel
+	h.waitQueuedInput() // the call is on the engine's input channel while the engine is paused
 	p.release()
 	if err := <-done; err != nil {
 		t.Fatalf("cancel: %v", err)
@@ -377,7 +377,7 @@ func TestReplayWhileDecisionsAreDeferred(t *testing.T) {
 		_, err := h.eng.ReplayDeadLetter(context.Background(), open["head"])
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond) // let the replay reach the engine's input channel
+	h.waitQueuedInput() // the call is on the engine's input channel while the engine is paused
 	p.release()
 	if err := <-done; err != nil {
 		t.Fatalf("replay: %v", err)
@@ -421,6 +421,16 @@ func TestRebuildLeavesRunsOfAnUnreadableVersion(t *testing.T) {
 		}
 		if d.Run.State != model.RunRunning || len(d.Tasks) != 1 || d.Tasks[0].State != model.TaskQueued || d.Tasks[0].Attempt != 0 {
 			t.Errorf("run %s of the unreadable version: %s %v, want left RUNNING with x QUEUED", id, d.Run.State, taskStates(d))
+		}
+	}
+}
+
+// waitQueuedInput waits until an input waits on the (paused) engine's channel.
+func (h *harness) waitQueuedInput() {
+	h.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); engine.QueuedInputs(h.eng) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			h.t.Fatal("the call never reached the engine's input channel")
 		}
 	}
 }

@@ -26,3 +26,6 @@ func (e *Engine) InjectPoison(ctx context.Context, run uuid.UUID) error {
 // SetAfterCommit makes e call f on its loop after each commit of a non-empty batch (before
 // the next batch starts). Call it before Run.
 func SetAfterCommit(e *Engine, f func()) { e.afterCommit = f }
+
+// QueuedInputs returns how many inputs wait on e's input channel.
+func QueuedInputs(e *Engine) int { return len(e.in) }
