@@ -69,8 +69,16 @@ func TestCancelStopsShellTask(t *testing.T) {
 			t.Fatalf("process %d of task nap is not running before the cancel", pid)
 		}
 	}
-	if st := taskStates(api.run(id))["nap"]; st != cairnv1.TaskState_TASK_STATE_RUNNING {
-		t.Errorf("task nap is %s while its process runs, want RUNNING", st)
+	// The worker reports Started once the process is spawned and the leader records it in its
+	// next group commit, so the PID file can be seen a moment before the state reads RUNNING.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st := taskStates(api.run(id))["nap"]
+		if st == cairnv1.TaskState_TASK_STATE_RUNNING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task nap is %s 10s after its process started, want RUNNING", st)
+		}
 	}
 
 	var cancelled cairnv1.CancelRunResponse
