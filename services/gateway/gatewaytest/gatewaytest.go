@@ -150,6 +150,10 @@ func (c *Cluster) StopLeader() {
 	c.waitReady(false)
 }
 
+// SetWorkerLoads sets the workers the stand-in leader reports as attached, with their load,
+// for the gateway's ListWorkers to merge into the etcd list.
+func (c *Cluster) SetWorkerLoads(ws ...*cairnv1.Worker) { c.leader.workers.Store(&ws) }
+
 // LeaderCalls is how many calls the stand-in leader has received.
 func (c *Cluster) LeaderCalls() int64 { return c.leader.calls.Load() }
 

@@ -21,6 +21,25 @@ type leader struct {
 	st    *store.Store
 	epoch atomic.Int64 // 0 while not leading
 	calls atomic.Int64
+	// workers is what ListWorkers answers (Cluster.SetWorkerLoads); nil: none attached.
+	workers atomic.Pointer[[]*cairnv1.Worker]
+}
+
+// ListWorkers answers the loads set by Cluster.SetWorkerLoads, filtered by pool, as the real
+// leader answers its attached workers.
+func (l *leader) ListWorkers(_ context.Context, req *cairnv1.ListWorkersRequest) (*cairnv1.ListWorkersResponse, error) {
+	if _, err := l.lead(); err != nil {
+		return nil, err
+	}
+	resp := &cairnv1.ListWorkersResponse{LoadKnown: true}
+	if ws := l.workers.Load(); ws != nil {
+		for _, w := range *ws {
+			if req.GetPool() == "" || w.GetPool() == req.GetPool() {
+				resp.Workers = append(resp.Workers, w)
+			}
+		}
+	}
+	return resp, nil
 }
 
 func (l *leader) lead() (int64, error) {

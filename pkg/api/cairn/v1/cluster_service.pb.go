@@ -385,6 +385,11 @@ type ListWorkersResponse struct {
 	Workers []*Worker `protobuf:"bytes,1,rep,name=workers,proto3" json:"workers,omitempty"`
 	// Token for the next page; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	// True when the leader answered for this page: running, queued, connected,
+	// draining and last_seen_at are its view. False when no leader could be
+	// asked (an election in progress, or it did not answer in time): those
+	// fields are then unknown and left unset, and the list comes from etcd only.
+	LoadKnown     bool `protobuf:"varint,3,opt,name=load_known,json=loadKnown,proto3" json:"load_known,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -431,6 +436,13 @@ func (x *ListWorkersResponse) GetNextPageToken() string {
 		return x.NextPageToken
 	}
 	return ""
+}
+
+func (x *ListWorkersResponse) GetLoadKnown() bool {
+	if x != nil {
+		return x.LoadKnown
+	}
+	return false
 }
 
 // GetClusterRequest takes no parameters.
@@ -556,10 +568,12 @@ const file_cairn_v1_cluster_service_proto_rawDesc = "" +
 	"\x04pool\x18\x01 \x01(\tR\x04pool\x12\x1b\n" +
 	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x03 \x01(\tR\tpageToken\"i\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x88\x01\n" +
 	"\x13ListWorkersResponse\x12*\n" +
 	"\aworkers\x18\x01 \x03(\v2\x10.cairn.v1.WorkerR\aworkers\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x13\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\x12\x1d\n" +
+	"\n" +
+	"load_known\x18\x03 \x01(\bR\tloadKnown\"\x13\n" +
 	"\x11GetClusterRequest\"A\n" +
 	"\x12GetClusterResponse\x12+\n" +
 	"\acluster\x18\x01 \x01(\v2\x11.cairn.v1.ClusterR\acluster2\xa5\x01\n" +

@@ -30,7 +30,8 @@ const (
 // ClusterService shows the processes of the cluster: live workers with their
 // load, the current leader and the scheduler replicas.
 type ClusterServiceClient interface {
-	// Lists the live workers (those holding an etcd lease), ordered by ID.
+	// Lists the live workers (those holding an etcd lease), ordered by ID, with
+	// their load as the leader knows it (see ListWorkersResponse.load_known).
 	ListWorkers(ctx context.Context, in *ListWorkersRequest, opts ...grpc.CallOption) (*ListWorkersResponse, error)
 	// Gets the leader, its epoch and the scheduler replicas. A cluster without
 	// a leader is reported with an empty leader_id, not as an error.
@@ -72,7 +73,8 @@ func (c *clusterServiceClient) GetCluster(ctx context.Context, in *GetClusterReq
 // ClusterService shows the processes of the cluster: live workers with their
 // load, the current leader and the scheduler replicas.
 type ClusterServiceServer interface {
-	// Lists the live workers (those holding an etcd lease), ordered by ID.
+	// Lists the live workers (those holding an etcd lease), ordered by ID, with
+	// their load as the leader knows it (see ListWorkersResponse.load_known).
 	ListWorkers(context.Context, *ListWorkersRequest) (*ListWorkersResponse, error)
 	// Gets the leader, its epoch and the scheduler replicas. A cluster without
 	// a leader is reported with an empty leader_id, not as an error.

@@ -25,6 +25,7 @@ const (
 	SchedulerService_RetryRun_FullMethodName         = "/cairn.v1.SchedulerService/RetryRun"
 	SchedulerService_ReplayDeadLetter_FullMethodName = "/cairn.v1.SchedulerService/ReplayDeadLetter"
 	SchedulerService_PurgeDeadLetter_FullMethodName  = "/cairn.v1.SchedulerService/PurgeDeadLetter"
+	SchedulerService_ListWorkers_FullMethodName      = "/cairn.v1.SchedulerService/ListWorkers"
 )
 
 // SchedulerServiceClient is the client API for SchedulerService service.
@@ -52,6 +53,12 @@ type SchedulerServiceClient interface {
 	ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error)
 	// Removes a dead letter; see DeadLetterService.PurgeDeadLetter.
 	PurgeDeadLetter(ctx context.Context, in *PurgeDeadLetterRequest, opts ...grpc.CallOption) (*PurgeDeadLetterResponse, error)
+	// The workers whose stream is attached to this leader, with their load
+	// (running, queued, draining, last_seen_at; connected is true), ordered by
+	// ID and filtered by the request's pool. page_size and page_token are
+	// ignored: the answer is whole. The gateway merges it into the etcd list of
+	// ClusterService.ListWorkers. A read: it writes nothing.
+	ListWorkers(ctx context.Context, in *ListWorkersRequest, opts ...grpc.CallOption) (*ListWorkersResponse, error)
 }
 
 type schedulerServiceClient struct {
@@ -122,6 +129,16 @@ func (c *schedulerServiceClient) PurgeDeadLetter(ctx context.Context, in *PurgeD
 	return out, nil
 }
 
+func (c *schedulerServiceClient) ListWorkers(ctx context.Context, in *ListWorkersRequest, opts ...grpc.CallOption) (*ListWorkersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListWorkersResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ListWorkers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SchedulerServiceServer is the server API for SchedulerService service.
 // All implementations must embed UnimplementedSchedulerServiceServer
 // for forward compatibility.
@@ -147,6 +164,12 @@ type SchedulerServiceServer interface {
 	ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error)
 	// Removes a dead letter; see DeadLetterService.PurgeDeadLetter.
 	PurgeDeadLetter(context.Context, *PurgeDeadLetterRequest) (*PurgeDeadLetterResponse, error)
+	// The workers whose stream is attached to this leader, with their load
+	// (running, queued, draining, last_seen_at; connected is true), ordered by
+	// ID and filtered by the request's pool. page_size and page_token are
+	// ignored: the answer is whole. The gateway merges it into the etcd list of
+	// ClusterService.ListWorkers. A read: it writes nothing.
+	ListWorkers(context.Context, *ListWorkersRequest) (*ListWorkersResponse, error)
 	mustEmbedUnimplementedSchedulerServiceServer()
 }
 
@@ -174,6 +197,9 @@ func (UnimplementedSchedulerServiceServer) ReplayDeadLetter(context.Context, *Re
 }
 func (UnimplementedSchedulerServiceServer) PurgeDeadLetter(context.Context, *PurgeDeadLetterRequest) (*PurgeDeadLetterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PurgeDeadLetter not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ListWorkers(context.Context, *ListWorkersRequest) (*ListWorkersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListWorkers not implemented")
 }
 func (UnimplementedSchedulerServiceServer) mustEmbedUnimplementedSchedulerServiceServer() {}
 func (UnimplementedSchedulerServiceServer) testEmbeddedByValue()                          {}
@@ -304,6 +330,24 @@ func _SchedulerService_PurgeDeadLetter_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SchedulerService_ListWorkers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListWorkersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ListWorkers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ListWorkers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ListWorkers(ctx, req.(*ListWorkersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SchedulerService_ServiceDesc is the grpc.ServiceDesc for SchedulerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -334,6 +378,10 @@ var SchedulerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PurgeDeadLetter",
 			Handler:    _SchedulerService_PurgeDeadLetter_Handler,
+		},
+		{
+			MethodName: "ListWorkers",
+			Handler:    _SchedulerService_ListWorkers_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

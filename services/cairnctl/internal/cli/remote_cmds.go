@@ -534,6 +534,7 @@ func cmdWorkers(e *env, args []string) int {
 	ctx, cancel := r.ctx()
 	defer cancel()
 	var all []*cairnv1.Worker
+	known := true // every page carried the leader's view of the load
 	req := &cairnv1.ListWorkersRequest{Pool: *pool}
 	for {
 		resp, err := client.ListWorkers(ctx, req)
@@ -541,12 +542,13 @@ func cmdWorkers(e *env, args []string) int {
 			return r.fail(err)
 		}
 		all = append(all, resp.GetWorkers()...)
+		known = known && (resp.GetLoadKnown() || len(resp.GetWorkers()) == 0)
 		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
 			break
 		}
 	}
 	if *r.asJSON {
-		r.printJSON(&cairnv1.ListWorkersResponse{Workers: all})
+		r.printJSON(&cairnv1.ListWorkersResponse{Workers: all, LoadKnown: known})
 		return ExitOK
 	}
 	rows := make([][]string, 0, len(all))
@@ -556,11 +558,31 @@ func cmdWorkers(e *env, args []string) int {
 			labels = append(labels, k+"="+v)
 		}
 		sort.Strings(labels)
-		rows = append(rows, []string{w.GetId(), w.GetAddress(), dash(w.GetPool()), fmt.Sprintf("%d/%d", w.GetRunning(), w.GetCapacity()),
-			dash(strings.Join(labels, ",")), dash(w.GetVersion()), when(w.GetStartedAt())})
+		state, running, queued := workerState(w, known), "-", "-"
+		if known {
+			running, queued = fmt.Sprintf("%d/%d", w.GetRunning(), w.GetCapacity()), fmt.Sprint(w.GetQueued())
+		}
+		rows = append(rows, []string{w.GetId(), w.GetAddress(), dash(w.GetPool()), state, running, queued,
+			dash(strings.Join(labels, ",")), dash(w.GetVersion()), when(w.GetStartedAt()), when(w.GetLastSeenAt())})
 	}
-	table(e.stdout, "ID\tADDRESS\tPOOL\tRUNNING\tLABELS\tVERSION\tSTARTED", rows)
+	table(e.stdout, "ID\tADDRESS\tPOOL\tSTATE\tRUNNING\tQUEUED\tLABELS\tVERSION\tSTARTED\tLAST SEEN", rows)
+	if !known && len(all) > 0 {
+		fmt.Fprintln(e.stderr, "cairnctl workers: load unknown: no scheduler leader answered; the list comes from etcd only")
+	}
 	return ExitOK
+}
+
+// workerState is a worker's STATE column: how the leader sees it.
+func workerState(w *cairnv1.Worker, known bool) string {
+	switch {
+	case !known:
+		return "unknown"
+	case !w.GetConnected():
+		return "unattached" // registered in etcd, no stream to the leader (starting, reconnecting)
+	case w.GetDraining():
+		return "draining"
+	}
+	return "connected"
 }
 
 func cmdCluster(e *env, args []string) int {

@@ -18,6 +18,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/membership"
@@ -470,6 +471,78 @@ func TestWatchRun(t *testing.T) {
 	}
 	if r = do(t, "GET", c.HTTPURL+"/v1/runs/0190e8a5-7c2b-7d3e-8f00-000000000000:watch", nil); r.code != 404 {
 		t.Errorf("watch of an unknown run: %d %s", r.code, r.body)
+	}
+}
+
+// TestWorkersLoad: the etcd list carries the leader's view of each worker's load; a worker
+// the leader does not have attached is listed unconnected, one only the leader knows (its
+// lease gone) is not listed, and without a leader the list still answers, marked load_known
+// false.
+func TestWorkersLoad(t *testing.T) {
+	c := gatewaytest.Start(t, gatewaytest.Options{})
+	for _, w := range []membership.Info{
+		{ID: "w-a", Address: "10.0.0.1:1", Pool: "default", Capacity: 4, Started: time.Now()},
+		{ID: "w-b", Address: "10.0.0.2:1", Pool: "gpu", Capacity: 2, Started: time.Now()},
+		{ID: "w-c", Address: "10.0.0.3:1", Pool: "default", Capacity: 1, Started: time.Now()},
+	} {
+		reg, err := membership.Register(context.Background(), c.Etcd, w, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = reg.Close() })
+	}
+	seen := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	c.SetWorkerLoads(
+		&cairnv1.Worker{Id: "w-a", Pool: "default", Capacity: 4, Running: 3, Queued: 1, Connected: true, LastSeenAt: timestamppb.New(seen)},
+		&cairnv1.Worker{Id: "w-b", Pool: "gpu", Capacity: 2, Running: 2, Connected: true, Draining: true, LastSeenAt: timestamppb.New(seen)},
+		&cairnv1.Worker{Id: "w-z", Pool: "default", Capacity: 8, Running: 5, Connected: true},
+	)
+	client := cairnv1.NewClusterServiceClient(c.Conn())
+	list := func(pool string) *cairnv1.ListWorkersResponse {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := client.ListWorkers(context.Background(), &cairnv1.ListWorkersRequest{Pool: pool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.GetWorkers()) >= 2 || time.Now().After(deadline) {
+				return resp
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	byID := func(resp *cairnv1.ListWorkersResponse) map[string]*cairnv1.Worker {
+		m := map[string]*cairnv1.Worker{}
+		for _, w := range resp.GetWorkers() {
+			m[w.GetId()] = w
+		}
+		return m
+	}
+
+	resp := list("default")
+	ws := byID(resp)
+	if !resp.GetLoadKnown() || len(ws) != 2 {
+		t.Fatalf("default pool: load_known %v, workers %v; want load_known and [w-a w-c]", resp.GetLoadKnown(), resp.GetWorkers())
+	}
+	if a := ws["w-a"]; a.GetRunning() != 3 || a.GetQueued() != 1 || !a.GetConnected() || a.GetDraining() ||
+		!a.GetLastSeenAt().AsTime().Equal(seen) || a.GetAddress() != "10.0.0.1:1" || a.GetCapacity() != 4 {
+		t.Errorf("w-a = %v, want running 3, queued 1, connected, last seen %v, with its etcd address and capacity", a, seen)
+	}
+	if cw := ws["w-c"]; cw.GetConnected() || cw.GetRunning() != 0 || cw.GetLastSeenAt() != nil {
+		t.Errorf("w-c (not attached to the leader) = %v, want unconnected without load", cw)
+	}
+	if gpu := byID(list(""))["w-b"]; !gpu.GetDraining() || gpu.GetRunning() != 2 {
+		t.Errorf("w-b = %v, want draining with 2 running", gpu)
+	}
+
+	c.StopLeader()
+	resp = list("default")
+	if resp.GetLoadKnown() || len(resp.GetWorkers()) != 2 {
+		t.Fatalf("without a leader: load_known %v, workers %v; want the etcd list with load_known false", resp.GetLoadKnown(), resp.GetWorkers())
+	}
+	if a := byID(resp)["w-a"]; a.GetConnected() || a.GetRunning() != 0 {
+		t.Errorf("w-a without a leader = %v, want no load", a)
 	}
 }
 

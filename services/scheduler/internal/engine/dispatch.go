@@ -27,6 +27,8 @@ type Session struct {
 	Out chan Outbound
 	// Kick ends the stream (the handler returns err to the worker).
 	Kick func(err error)
+
+	clock sessionClock // see Seen
 }
 
 // RunningAttempt is an attempt a worker reports as running.

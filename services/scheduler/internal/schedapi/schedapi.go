@@ -401,3 +401,30 @@ func validationStatus(list dag.ErrorList) error {
 	}
 	return st.Err()
 }
+
+// ListWorkers answers the leader's part of ClusterService.ListWorkers: the workers attached
+// to its engine, with their load. The gateway merges it into the etcd list.
+func (s *Server) ListWorkers(ctx context.Context, req *cairnv1.ListWorkersRequest) (*cairnv1.ListWorkersResponse, error) {
+	term, err := s.cfg.State.Current()
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	loads, err := term.Engine.Workers(ctx, req.GetPool())
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
+	resp := &cairnv1.ListWorkersResponse{Workers: make([]*cairnv1.Worker, 0, len(loads)), LoadKnown: true}
+	for _, w := range loads {
+		resp.Workers = append(resp.Workers, &cairnv1.Worker{
+			Id:         w.ID,
+			Pool:       w.Pool,
+			Capacity:   int32(w.Capacity),
+			Running:    int32(w.Running),
+			Queued:     int32(w.Queued),
+			Connected:  true,
+			Draining:   w.Draining,
+			LastSeenAt: apiconv.Timestamp(w.LastSeen),
+		})
+	}
+	return resp, nil
+}

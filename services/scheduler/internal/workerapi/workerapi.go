@@ -142,6 +142,7 @@ func (s *Server) Connect(stream cairnv1.WorkerService_ConnectServer) error {
 	if err != nil {
 		return err
 	}
+	sess.Seen(time.Now())
 	log := s.log.With("worker", sess.WorkerID, "pool", sess.Pool, "epoch", term.Epoch)
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
@@ -220,6 +221,7 @@ func (s *Server) read(ctx context.Context, stream cairnv1.WorkerService_ConnectS
 		if err != nil {
 			return err
 		}
+		sess.Seen(time.Now())
 		if err := s.handle(ctx, msg, sess, eng, log); err != nil {
 			return err
 		}

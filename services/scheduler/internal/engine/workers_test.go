@@ -1,0 +1,66 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/cairn-io/cairn/pkg/model"
+)
+
+// TestWorkersReportsLoad: Workers answers each attached worker's attempts in flight, live
+// queue entries, draining flag and last message time, by pool, and forgets a detached one.
+func TestWorkersReportsLoad(t *testing.T) {
+	h := newHarness(t)
+	yaml := "name: six\ntasks:\n"
+	for i := range 6 {
+		yaml += fmt.Sprintf("  - {id: t%d, type: noop}\n", i)
+	}
+	wf := h.apply(yaml)
+	w1 := h.worker("w1", "default", 2, nil, nil)
+	gpu := h.worker("w2", "gpu", 3, nil, nil)
+	seen := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	w1.sess.Seen(seen)
+	id := h.startRun(wf, nil)
+	w1.credits(1)
+	a := w1.next()
+	if err := h.eng.Draining(context.Background(), gpu.sess); err != nil {
+		t.Fatal(err)
+	}
+
+	loads, err := h.eng.Workers(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(loads) != 2 || loads[0].ID != "w1" || loads[1].ID != "w2" {
+		t.Fatalf("workers %+v, want w1 and w2 in ID order", loads)
+	}
+	// Six queued tasks: one assigned to w1, its queue (room for max(4, 2×capacity)) holds
+	// four of the rest, the pool's backlog the last.
+	if l := loads[0]; l.Pool != "default" || l.Capacity != 2 || l.Running != 1 || l.Queued != 4 || l.Draining || !l.LastSeen.Equal(seen) {
+		t.Errorf("w1 = %+v, want default pool, capacity 2, 1 running, 4 queued, last seen %v", l, seen)
+	}
+	if l := loads[1]; l.Pool != "gpu" || l.Running != 0 || l.Queued != 0 || !l.Draining || !l.LastSeen.IsZero() {
+		t.Errorf("w2 = %+v, want an idle draining gpu worker never seen", l)
+	}
+	if only, err := h.eng.Workers(context.Background(), "gpu"); err != nil || len(only) != 1 || only[0].ID != "w2" {
+		t.Errorf("gpu workers %+v (%v), want only w2", only, err)
+	}
+
+	// The attempt ends: w1 has nothing in flight.
+	w1.started(a)
+	w1.finish(a, true, "")
+	loads, err = h.eng.Workers(context.Background(), "default")
+	if err != nil || len(loads) != 1 || loads[0].Running != 0 {
+		t.Errorf("after its attempt ended, w1 = %+v (%v), want 0 running", loads, err)
+	}
+
+	h.eng.Detach(gpu.sess)
+	if loads, err := h.eng.Workers(context.Background(), "gpu"); err != nil || len(loads) != 0 {
+		t.Errorf("gpu workers after w2 detached: %+v (%v), want none", loads, err)
+	}
+	if d, err := h.st.GetRun(context.Background(), id); err != nil || d.Run.State != model.RunRunning {
+		t.Errorf("run %s (%v), want RUNNING (five tasks left)", d.Run.State, err)
+	}
+}
