@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,12 +33,18 @@ var (
 
 	templateOnce sync.Once
 	templateErr  error
+
+	watchdog *exec.Cmd
 )
 
 // Run runs the tests of m and stops the PostgreSQL server afterwards, if one was started.
 func Run(m *testing.M) int {
 	running.Store(true)
 	code := m.Run()
+	if watchdog != nil {
+		_ = watchdog.Process.Kill() // our own child, not yet waited for: its PID is still ours
+		_ = watchdog.Wait()
+	}
 	if server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if err := server.Stop(ctx); err != nil {
@@ -69,6 +79,9 @@ func Server(t testing.TB) *pglocal.Server {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		server, startErr = pglocal.Start(ctx, pglocal.Config{Dir: dir, Settings: map[string]string{"max_connections": "300"}})
+		if startErr == nil {
+			watchdog, startErr = startWatchdog(server.DataDir(), dir)
+		}
 	})
 	if startErr != nil {
 		t.Fatalf("pgtest: start PostgreSQL: %v", startErr)
@@ -148,4 +161,30 @@ func admin(ctx context.Context, srv *pglocal.Server, sql string) error {
 		return fmt.Errorf("%s: %w", sql, err)
 	}
 	return nil
+}
+
+// watchdogScript waits for the test binary ($1) to exit, then stops the postmaster of data
+// directory $2 in immediate mode (SIGQUIT, as after a crash) and removes $3. Run stops both
+// the server and the watchdog itself; the watchdog only acts when the binary died without
+// getting there (a -timeout panic, kill -9), so no PostgreSQL outlives its tests.
+const watchdogScript = `
+while kill -0 "$1" 2>/dev/null; do sleep 1; done
+pid=$(head -n 1 "$2/postmaster.pid" 2>/dev/null)
+if [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null; then
+	i=0
+	while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+fi
+rm -rf "$3"
+`
+
+// startWatchdog starts the watchdog of the server in dataDir, in its own session so that a
+// signal to the test binary's process group does not end it first.
+func startWatchdog(dataDir, baseDir string) (*exec.Cmd, error) {
+	cmd := exec.Command("/bin/sh", "-c", watchdogScript, "pgtest-watchdog", strconv.Itoa(os.Getpid()), dataDir, baseDir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = filepath.Dir(baseDir)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start the watchdog of %s: %w", dataDir, err)
+	}
+	return cmd, nil
 }
