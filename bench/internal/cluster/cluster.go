@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/membership"
+	"github.com/cairn-io/cairn/pkg/proc"
 	"github.com/cairn-io/cairn/pkg/store"
 )
 
@@ -185,7 +186,7 @@ func (c *Cluster) process(name, bin string, args []string, extra map[string]stri
 	for k, v := range extra {
 		env = append(env, k+"="+v)
 	}
-	p := &Process{Name: name, bin: bin, args: args, env: env, LogPath: filepath.Join(logDir, name+".log")}
+	p := &Process{Process: proc.New(name, bin, args, env, filepath.Join(logDir, name+".log"))}
 	c.all = append(c.all, p)
 	return p
 }
@@ -266,7 +267,11 @@ func (c *Cluster) Close() {
 		_ = c.Conn.Close()
 	}
 	for _, p := range c.all {
-		p.end(c.spec.CPUProfile != "" && p == c.Schedulers[0])
+		var grace time.Duration
+		if c.spec.CPUProfile != "" && p == c.Schedulers[0] {
+			grace = 30 * time.Second
+		}
+		p.End(grace)
 	}
 	if c.Pool != nil {
 		c.Pool.Close()

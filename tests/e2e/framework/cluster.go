@@ -273,7 +273,7 @@ func (c *Cluster) newProcess(name, bin string, extra map[string]string) *Process
 
 func (c *Cluster) mustStart(p *Process) {
 	c.t.Helper()
-	if err := p.start(); err != nil {
+	if err := p.Start(); err != nil {
 		c.t.Fatalf("framework: %v", err)
 	}
 }
@@ -281,7 +281,7 @@ func (c *Cluster) mustStart(p *Process) {
 // cleanup ends every process we started (by PID) and dumps log tails when the test failed.
 func (c *Cluster) cleanup() {
 	for _, p := range c.all {
-		p.end()
+		p.End(0)
 	}
 	if c.t.Failed() {
 		for _, p := range c.all {
