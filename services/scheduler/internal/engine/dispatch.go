@@ -331,17 +331,21 @@ func (in attach) handle(e *Engine) {
 		if id, err := uuid.Parse(ra.AttemptID); err == nil {
 			t.attemptID = id
 		}
-		w.inflight++
 		welcome.Adopted = append(welcome.Adopted, ra)
 	}
 	for _, r := range in.results {
 		listed[r.Token] = true
 	}
-	// Attempts this leader believes run on the worker but that the worker does not know:
-	// the assignment never reached it, or it restarted. They are lost.
+	// Every attempt this leader has on the worker counts in its load: the adopted ones, and
+	// those its pending results end below (each end takes its attempt off again). Attempts
+	// the worker does not know — the assignment never reached it, or it restarted — are lost.
 	for token, ref := range e.tokens {
 		t := ref.task()
-		if t.worker == w.id && !listed[token] {
+		if t.worker != w.id {
+			continue
+		}
+		w.inflight++
+		if !listed[token] {
 			rg := e.tx.group(ref.run.run.ID)
 			e.lose(rg, ref, "worker "+w.id+" reconnected without it")
 			rg.close()

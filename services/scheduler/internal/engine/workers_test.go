@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/cairn-io/cairn/pkg/model"
+	"github.com/cairn-io/cairn/services/scheduler/internal/engine"
 )
 
 // TestWorkersReportsLoad: Workers answers each attached worker's attempts in flight, live
@@ -62,5 +65,51 @@ func TestWorkersReportsLoad(t *testing.T) {
 	}
 	if d, err := h.st.GetRun(context.Background(), id); err != nil || d.Run.State != model.RunRunning {
 		t.Errorf("run %s (%v), want RUNNING (five tasks left)", d.Run.State, err)
+	}
+}
+
+// TestReattachKeepsTheLoadExact: a worker that reconnects (same leader) with one attempt
+// finished while it was away (a pending result), one still running, and one it never
+// received (lost) is left with exactly the running one in its load — not a negative count,
+// which would make routing prefer it and let it announce more credits than its capacity.
+func TestReattachKeepsTheLoadExact(t *testing.T) {
+	h := newHarness(t)
+	yaml := "name: three\ntasks:\n"
+	for i := range 3 {
+		yaml += fmt.Sprintf("  - {id: t%d, type: noop}\n", i)
+	}
+	wf := h.apply(yaml)
+	w := h.worker("w1", "default", 3, nil, nil)
+	w.credits(3)
+	id := h.startRun(wf, nil)
+	done, running, lost := w.next(), w.next(), w.next()
+	w.started(done)
+	w.started(running)
+	h.eng.Detach(w.sess)
+
+	res := engine.Result{ResultID: uuid.NewString(), AttemptID: done.AttemptID.String(), Token: done.Token, Succeeded: true,
+		Started: time.Now(), Finished: time.Now()}
+	w2 := h.worker("w1", "default", 3, []engine.RunningAttempt{{AttemptID: running.AttemptID.String(), Token: running.Token}},
+		[]engine.Result{res})
+	if ack := w2.ack(res.ResultID); !ack.Accepted {
+		t.Fatalf("pending result not accepted: %+v", ack)
+	}
+	loads, err := h.eng.Workers(context.Background(), "")
+	if err != nil || len(loads) != 1 || loads[0].Running != 1 {
+		t.Fatalf("after re-attach: %+v (%v), want w1 with exactly 1 running (%s; %s done, %s lost)",
+			loads, err, running.TaskID, done.TaskID, lost.TaskID)
+	}
+	// Its credits are capped by what it runs: two free slots, and the lost task comes back.
+	w2.credits(3)
+	if a := w2.next(); a.TaskID != lost.TaskID {
+		t.Errorf("re-dispatched %s, want the lost %s", a.TaskID, lost.TaskID)
+	}
+	w2.none(50 * time.Millisecond)
+	d, err := h.st.GetRun(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := taskStates(d); st[done.TaskID] != model.TaskSucceeded || st[running.TaskID] != model.TaskRunning {
+		t.Errorf("tasks %v, want %s SUCCEEDED and %s RUNNING", st, done.TaskID, running.TaskID)
 	}
 }
