@@ -41,10 +41,6 @@ var (
 func Run(m *testing.M) int {
 	running.Store(true)
 	code := m.Run()
-	if watchdog != nil {
-		_ = watchdog.Process.Kill() // our own child, not yet waited for: its PID is still ours
-		_ = watchdog.Wait()
-	}
 	if server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		if err := server.Stop(ctx); err != nil {
@@ -54,6 +50,11 @@ func Run(m *testing.M) int {
 	}
 	if baseDir != "" {
 		_ = os.RemoveAll(baseDir)
+	}
+	// Last: should this binary be killed while stopping the server, the watchdog still acts.
+	if watchdog != nil {
+		_ = watchdog.Process.Kill() // our own child, not yet waited for: its PID is still ours
+		_ = watchdog.Wait()
 	}
 	return code
 }
@@ -76,12 +77,13 @@ func Server(t testing.TB) *pglocal.Server {
 			return
 		}
 		baseDir = dir
+		// Watched from before initdb: a binary killed during start-up leaves nothing either.
+		if watchdog, startErr = startWatchdog(dir); startErr != nil {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		server, startErr = pglocal.Start(ctx, pglocal.Config{Dir: dir, Settings: map[string]string{"max_connections": "300"}})
-		if startErr == nil {
-			watchdog, startErr = startWatchdog(server.DataDir(), dir)
-		}
 	})
 	if startErr != nil {
 		t.Fatalf("pgtest: start PostgreSQL: %v", startErr)
@@ -163,28 +165,36 @@ func admin(ctx context.Context, srv *pglocal.Server, sql string) error {
 	return nil
 }
 
-// watchdogScript waits for the test binary ($1) to exit, then stops the postmaster of data
-// directory $2 in immediate mode (SIGQUIT, as after a crash) and removes $3. Run stops both
-// the server and the watchdog itself; the watchdog only acts when the binary died without
-// getting there (a -timeout panic, kill -9), so no PostgreSQL outlives its tests.
+// watchdogScript waits for the test binary ($1) to exit, then ends the postmaster of the
+// data directory under $2 and removes $2. Run stops the server, removes the directory and then
+// ends the watchdog itself; the watchdog only acts when the binary died without getting there
+// (a -timeout panic, kill -9), so no PostgreSQL outlives its tests.
+//
+// The PID in postmaster.pid is signalled only if that process's command line names this data
+// directory: a stale file (the postmaster crashed earlier) may hold a PID reused since. SIGQUIT
+// is PostgreSQL's immediate shutdown; SIGKILL follows if it has not exited after 10 s.
 const watchdogScript = `
+case "$2" in /?*) ;; *) echo "pgtest-watchdog: base directory '$2' is not absolute" >&2; exit 2 ;; esac
 while kill -0 "$1" 2>/dev/null; do sleep 1; done
-pid=$(head -n 1 "$2/postmaster.pid" 2>/dev/null)
-if [ -n "$pid" ] && kill -QUIT "$pid" 2>/dev/null; then
+data="$2/data"
+pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null)
+ours() { [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$data"; }
+if ours && kill -QUIT "$pid" 2>/dev/null; then
 	i=0
-	while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	while ours && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+	if ours; then kill -KILL "$pid" 2>/dev/null; sleep 0.5; fi
 fi
-rm -rf "$3"
+rm -rf "$2"
 `
 
-// startWatchdog starts the watchdog of the server in dataDir, in its own session so that a
-// signal to the test binary's process group does not end it first.
-func startWatchdog(dataDir, baseDir string) (*exec.Cmd, error) {
-	cmd := exec.Command("/bin/sh", "-c", watchdogScript, "pgtest-watchdog", strconv.Itoa(os.Getpid()), dataDir, baseDir)
+// startWatchdog starts the watchdog of the server under baseDir, in its own session so that
+// a signal to the test binary's process group does not end it first.
+func startWatchdog(baseDir string) (*exec.Cmd, error) {
+	cmd := exec.Command("/bin/sh", "-c", watchdogScript, "pgtest-watchdog", strconv.Itoa(os.Getpid()), baseDir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = filepath.Dir(baseDir)
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start the watchdog of %s: %w", dataDir, err)
+		return nil, fmt.Errorf("start the watchdog of %s: %w", baseDir, err)
 	}
 	return cmd, nil
 }
