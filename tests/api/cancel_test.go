@@ -71,15 +71,9 @@ func TestCancelStopsShellTask(t *testing.T) {
 	}
 	// The worker reports Started once the process is spawned and the leader records it in its
 	// next group commit, so the PID file can be seen a moment before the state reads RUNNING.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		st := taskStates(api.run(id))["nap"]
-		if st == cairnv1.TaskState_TASK_STATE_RUNNING {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("task nap is %s 10s after its process started, want RUNNING", st)
-		}
-	}
+	api.waitRunState(id, 30*time.Second, func(r *cairnv1.Run) bool {
+		return taskStates(r)["nap"] == cairnv1.TaskState_TASK_STATE_RUNNING
+	}, "task nap RUNNING while its process runs")
 
 	var cancelled cairnv1.CancelRunResponse
 	api.post("/v1/runs/"+id+":cancel", map[string]string{"reason": "operator says stop"}).ok(t, &cancelled)

@@ -36,6 +36,13 @@ func TestWorkersShowLoad(t *testing.T) {
 		t.Errorf("last_seen_at %v is not between the worker's start %v and now", seen, w.GetStartedAt().AsTime())
 	}
 
+	// Heartbeats alone (the task sends nothing else while it sleeps) move last_seen_at on.
+	framework.Eventually(t, 20*time.Second, func() bool {
+		var l cairnv1.ListWorkersResponse
+		api.get("/v1/workers").ok(t, &l)
+		return len(l.GetWorkers()) == 1 && l.GetWorkers()[0].GetLastSeenAt().AsTime().After(w.GetLastSeenAt().AsTime())
+	}, "worker-0's last_seen_at moves past %v with its heartbeats", w.GetLastSeenAt().AsTime())
+
 	res := cairnctl(t, c, "workers")
 	if res.code != 0 {
 		t.Fatalf("%v\nwant exit 0", res)

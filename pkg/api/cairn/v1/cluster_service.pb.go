@@ -389,6 +389,7 @@ type ListWorkersResponse struct {
 	// draining and last_seen_at are its view. False when no leader could be
 	// asked (an election in progress, or it did not answer in time): those
 	// fields are then unknown and left unset, and the list comes from etcd only.
+	// An empty page does not ask the leader and is answered with false.
 	LoadKnown     bool `protobuf:"varint,3,opt,name=load_known,json=loadKnown,proto3" json:"load_known,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

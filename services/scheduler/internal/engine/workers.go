@@ -64,7 +64,9 @@ func (in listWorkers) handle(e *Engine) {
 }
 
 // Workers returns the workers attached to the engine, of pool (all pools when empty), ordered
-// by ID. It waits for the engine's loop, like every input; nothing is written.
+// by ID. It waits for the engine's loop, like every input; nothing is written. The answer is
+// the engine's memory when the query is handled, before the batch it is part of commits: an
+// operator's view, which may count an assignment of that batch that then fails.
 func (e *Engine) Workers(ctx context.Context, pool string) ([]WorkerLoad, error) {
 	reply := make(chan []WorkerLoad, 1)
 	return call(ctx, e, listWorkers{pool: pool, reply: reply}, reply)
