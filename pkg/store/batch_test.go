@@ -130,25 +130,15 @@ func TestTaskLifecycleWithRetry(t *testing.T) {
 	if got.State != model.TaskRetryWait || !got.NextAttemptAt.Equal(next) || got.LastError != "exit status 1" || got.WorkerID != "" {
 		t.Fatalf("retry wait: %+v", got)
 	}
-	due, err := e.s.DueRetries(e.ctx, next.Add(-time.Second), 10)
-	if err != nil || len(due) != 0 {
-		t.Fatalf("due before time: %v %v", due, err)
-	}
-	due, err = e.s.DueRetries(e.ctx, next, 10)
-	if err != nil || len(due) != 1 || due[0].TaskID != "a" {
-		t.Fatalf("due at time: %v %v", due, err)
-	}
 	e.mustApply(store.TaskTransition{RunID: r.ID, TaskID: "a", From: model.TaskRetryWait, Attempt: 1, To: model.TaskQueued})
-	if q, err := e.s.QueuedTasks(e.ctx, 10); err != nil || len(q) != 1 || !q[0].NextAttemptAt.IsZero() {
-		t.Fatalf("queued: %v %v", q, err)
+	if q := e.task(r.ID, "a"); q.State != model.TaskQueued || !q.NextAttemptAt.IsZero() {
+		t.Fatalf("queued again: %+v, want QUEUED without a next attempt time", q)
 	}
+	before := time.Now().Truncate(time.Microsecond) // PostgreSQL keeps microseconds
 	tok2 := e.toRunning(r.ID, "a", model.TaskQueued, 1)
-	exp, err := e.s.ExpiredAttempts(e.ctx, time.Now().Add(2*time.Hour), 10)
-	if err != nil || len(exp) != 1 || exp[0].FencingToken != tok2 {
-		t.Fatalf("expired: %v %v", exp, err)
-	}
-	if exp, _ := e.s.ExpiredAttempts(e.ctx, time.Now(), 10); len(exp) != 0 {
-		t.Fatalf("expired before deadline: %v", exp)
+	if a, err := e.s.GetAttempt(e.ctx, tok2); err != nil || a.State != model.AttemptRunning ||
+		a.DeadlineAt.Before(before.Add(time.Hour)) || a.DeadlineAt.After(time.Now().Add(time.Hour)) {
+		t.Fatalf("second attempt: %+v (%v), want RUNNING with its deadline an hour after its start", a, err)
 	}
 	status := 204
 	e.mustApply(

@@ -402,50 +402,6 @@ func (s *Store) GetAttempt(ctx context.Context, token int64) (model.Attempt, err
 	return a, nil
 }
 
-// QueuedTasks returns up to limit QUEUED task runs, longest queued first.
-func (s *Store) QueuedTasks(ctx context.Context, limit int) ([]model.TaskRun, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM task_runs WHERE state = 'QUEUED'
-		ORDER BY updated_at LIMIT $1`, limit)
-	if err != nil {
-		return nil, fmt.Errorf("queued tasks: %w", err)
-	}
-	ts, err := appendTasks(rows, nil)
-	if err != nil {
-		return nil, fmt.Errorf("queued tasks: %w", err)
-	}
-	return ts, nil
-}
-
-// DueRetries returns up to limit RETRY_WAIT task runs whose next attempt is due at now,
-// earliest first.
-func (s *Store) DueRetries(ctx context.Context, now time.Time, limit int) ([]model.TaskRun, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+taskCols+` FROM task_runs
-		WHERE state = 'RETRY_WAIT' AND next_attempt_at <= $1 ORDER BY next_attempt_at LIMIT $2`, now, limit)
-	if err != nil {
-		return nil, fmt.Errorf("due retries: %w", err)
-	}
-	ts, err := appendTasks(rows, nil)
-	if err != nil {
-		return nil, fmt.Errorf("due retries: %w", err)
-	}
-	return ts, nil
-}
-
-// ExpiredAttempts returns up to limit ASSIGNED or RUNNING attempts whose deadline is before
-// now, earliest first.
-func (s *Store) ExpiredAttempts(ctx context.Context, now time.Time, limit int) ([]model.Attempt, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+attemptCols+` FROM attempts
-		WHERE state IN ('ASSIGNED', 'RUNNING') AND deadline_at < $1 ORDER BY deadline_at LIMIT $2`, now, limit)
-	if err != nil {
-		return nil, fmt.Errorf("expired attempts: %w", err)
-	}
-	as, err := collect(rows, scanAttempt)
-	if err != nil {
-		return nil, fmt.Errorf("expired attempts: %w", err)
-	}
-	return as, nil
-}
-
 // EventsSince returns up to limit events of a run with seq > afterSeq, in seq order.
 func (s *Store) EventsSince(ctx context.Context, runID uuid.UUID, afterSeq int64, limit int) ([]model.Event, error) {
 	if limit <= 0 || limit > MaxPageSize {
