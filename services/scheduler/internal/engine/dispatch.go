@@ -338,18 +338,21 @@ func (in attach) handle(e *Engine) {
 	}
 	// Every attempt this leader has on the worker counts in its load: the adopted ones, and
 	// those its pending results end below (each end takes its attempt off again). Attempts
-	// the worker does not know — the assignment never reached it, or it restarted — are lost.
+	// the worker does not know — the assignment never reached it, or it restarted — are lost,
+	// once the count is whole (losing re-queues, and routing reads the load).
+	var unknown []taskRef
 	for token, ref := range e.tokens {
-		t := ref.task()
-		if t.worker != w.id {
-			continue
+		if t := ref.task(); t.worker == w.id && t.token == token && t.state.Active() {
+			w.inflight++
+			if !listed[token] {
+				unknown = append(unknown, ref)
+			}
 		}
-		w.inflight++
-		if !listed[token] {
-			rg := e.tx.group(ref.run.run.ID)
-			e.lose(rg, ref, "worker "+w.id+" reconnected without it")
-			rg.close()
-		}
+	}
+	for _, ref := range unknown {
+		rg := e.tx.group(ref.run.run.ID)
+		e.lose(rg, ref, "worker "+w.id+" reconnected without it")
+		rg.close()
 	}
 	// The welcome is the stream's first message, before any acknowledgement of the results
 	// below. It changes no durable state (adoption is in memory; attempts it does not adopt

@@ -265,6 +265,15 @@ func (e *Engine) adoptWith(rs *runState, setup func(*grp), first ...store.Op) {
 				e.lose(g, ref, "worker "+t.worker+" is not registered (lease expired)")
 				continue
 			}
+			// The leader's own deadline, from now: the start time is not in memory here, so
+			// a silent worker holds the task at most one timeout (and grace) past this point.
+			e.timers.push(timer{at: now.Add(rs.wf.Tasks[i].Timeout + e.cfg.AttemptGrace), kind: timerDeadline, ref: ref, token: t.token})
+			if e.workers[t.worker] != nil {
+				// A run reloaded while its worker's stream is attached: the worker has no
+				// reason to say hello again, and its result will come on that stream. (After
+				// a failover no worker is attached yet when the runs are rebuilt.)
+				continue
+			}
 			t.unconfirmed = true
 			e.timers.push(timer{at: now.Add(e.cfg.AdoptGrace), kind: timerAdopt, ref: ref, token: t.token})
 		}
@@ -298,7 +307,24 @@ func (e *Engine) reloadRun(ctx context.Context, id uuid.UUID) error {
 	}
 	e.tx = &txn{}
 	e.adopt(rs)
-	return e.commit(ctx)
+	err = e.commit(ctx)
+	// Memory proved wrong about this run: its attempts may have been counted off a worker's
+	// load (a result applied in memory whose group then failed) and are active again.
+	e.recountInflight()
+	return err
+}
+
+// recountInflight sets every attached worker's count of attempts in flight from the tokens
+// of the active attempts.
+func (e *Engine) recountInflight() {
+	for _, w := range e.workers {
+		w.inflight = 0
+	}
+	for _, ref := range e.tokens {
+		if w := e.workers[ref.task().worker]; w != nil {
+			w.inflight++
+		}
+	}
 }
 
 // forget drops a run from memory: its tokens, and (lazily) its queue entries.
