@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -55,6 +54,7 @@ func Run(m *testing.M) int {
 	if watchdog != nil {
 		_ = watchdog.Process.Kill() // our own child, not yet waited for: its PID is still ours
 		_ = watchdog.Wait()
+		_ = watchdogEnd.Close()
 	}
 	return code
 }
@@ -67,6 +67,9 @@ func Server(t testing.TB) *pglocal.Server {
 	}
 	startOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "cairn-pgtest-")
+		if err == nil {
+			dir, err = filepath.Abs(dir) // clean and absolute: the watchdog matches it exactly
+		}
 		if err != nil {
 			startErr = err
 			return
@@ -165,18 +168,24 @@ func admin(ctx context.Context, srv *pglocal.Server, sql string) error {
 	return nil
 }
 
-// watchdogScript waits for the test binary ($1) to exit, then ends the postmaster of the
-// data directory under $2 and removes $2. Run stops the server, removes the directory and then
-// ends the watchdog itself; the watchdog only acts when the binary died without getting there
-// (a -timeout panic, kill -9), so no PostgreSQL outlives its tests.
+// watchdogScript blocks reading fd 3, the read end of a pipe whose write end only this test
+// binary holds, so it reads EOF exactly when the binary has exited, however it ended (even if
+// its PID is reused). It then ends the postmaster of data directory $2 and removes base
+// directory $1. Run stops the server, removes the directory and then ends the watchdog
+// itself; the watchdog only acts when the binary died without getting there (a -timeout
+// panic, kill -9), so no PostgreSQL outlives its tests.
 //
 // The PID in postmaster.pid is signalled only if that process's command line names this data
-// directory: a stale file (the postmaster crashed earlier) may hold a PID reused since. SIGQUIT
-// is PostgreSQL's immediate shutdown; SIGKILL follows if it has not exited after 10 s.
+// directory: a stale file (the postmaster crashed earlier) may hold a PID reused since. A
+// server still starting gets 5 s to write the file. SIGQUIT is PostgreSQL's immediate
+// shutdown; SIGKILL follows if it has not exited after 10 s.
 const watchdogScript = `
-case "$2" in /?*) ;; *) echo "pgtest-watchdog: base directory '$2' is not absolute" >&2; exit 2 ;; esac
-while kill -0 "$1" 2>/dev/null; do sleep 1; done
-data="$2/data"
+case "$1" in /*/cairn-pgtest-*) ;; *) echo "pgtest-watchdog: '$1' is not a pgtest directory" >&2; exit 2 ;; esac
+case "$2" in "$1"/data) ;; *) echo "pgtest-watchdog: '$2' is not the data directory of '$1'" >&2; exit 2 ;; esac
+cat <&3 >/dev/null
+data="$2"
+i=0
+while [ -d "$data" ] && [ ! -f "$data/postmaster.pid" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 pid=$(head -n 1 "$data/postmaster.pid" 2>/dev/null)
 ours() { [ -n "$pid" ] && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$data"; }
 if ours && kill -QUIT "$pid" 2>/dev/null; then
@@ -184,17 +193,29 @@ if ours && kill -QUIT "$pid" 2>/dev/null; then
 	while ours && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 	if ours; then kill -KILL "$pid" 2>/dev/null; sleep 0.5; fi
 fi
-rm -rf "$2"
+rm -rf "$1"
 `
 
-// startWatchdog starts the watchdog of the server under baseDir, in its own session so that
-// a signal to the test binary's process group does not end it first.
+// watchdogEnd is the write end of the watchdog's pipe: held open, never written, until this
+// process exits.
+var watchdogEnd *os.File
+
+// startWatchdog starts the watchdog of the server under baseDir (absolute and clean), in its
+// own session so that a signal to the test binary's process group does not end it first.
 func startWatchdog(baseDir string) (*exec.Cmd, error) {
-	cmd := exec.Command("/bin/sh", "-c", watchdogScript, "pgtest-watchdog", strconv.Itoa(os.Getpid()), baseDir)
+	r, w, err := os.Pipe() // both ends close-on-exec: no other child inherits the write end
+	if err != nil {
+		return nil, fmt.Errorf("start the watchdog of %s: %w", baseDir, err)
+	}
+	defer r.Close()
+	cmd := exec.Command("/bin/sh", "-c", watchdogScript, "pgtest-watchdog", baseDir, filepath.Join(baseDir, "data"))
+	cmd.ExtraFiles = []*os.File{r} // fd 3
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = filepath.Dir(baseDir)
 	if err := cmd.Start(); err != nil {
+		_ = w.Close()
 		return nil, fmt.Errorf("start the watchdog of %s: %w", baseDir, err)
 	}
+	watchdogEnd = w
 	return cmd, nil
 }

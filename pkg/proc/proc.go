@@ -37,8 +37,8 @@ type Process struct {
 	starts  int
 }
 
-// New prepares a process running bin with args and exactly the environment env (nil: none),
-// logging to logPath. Nothing runs before Start.
+// New prepares a process running bin with args and the environment env (nil, as for
+// exec.Cmd, means this process's environment), logging to logPath. Nothing runs before Start.
 func New(name, bin string, args, env []string, logPath string) *Process {
 	return &Process{Name: name, LogPath: logPath, bin: bin, args: args, env: env}
 }
@@ -109,9 +109,12 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	if p.cmd == nil || p.state != nil {
 		return fmt.Errorf("%s: %v: %w", p.Name, sig, ErrNotRunning)
 	}
-	// Signal by the PID of our own child, which cannot have been reused: we have not waited
-	// for it yet (state == nil), so it is at worst a zombie.
+	// Through os.Process, our own child's handle (a pidfd on Linux): never a PID that may
+	// have been reused. It may have exited just now and been reaped by the Wait goroutine.
 	if err := p.cmd.Process.Signal(sig); err != nil {
+		if errors.Is(err, os.ErrProcessDone) {
+			err = ErrNotRunning
+		}
 		return fmt.Errorf("%s: %v: %w", p.Name, sig, err)
 	}
 	switch sig {
@@ -127,7 +130,7 @@ func (p *Process) Signal(sig syscall.Signal) error {
 // (-1 when a signal ended it).
 func (p *Process) Wait(timeout time.Duration) (int, error) {
 	p.mu.Lock()
-	done := p.done
+	cmd, done := p.cmd, p.done
 	p.mu.Unlock()
 	if done == nil {
 		return 0, fmt.Errorf("%s: never started", p.Name)
@@ -137,11 +140,10 @@ func (p *Process) Wait(timeout time.Duration) (int, error) {
 	select {
 	case <-done:
 	case <-t.C:
-		return 0, fmt.Errorf("%s: still running after %v (pid %d)", p.Name, timeout, p.PID())
+		return 0, fmt.Errorf("%s: still running after %v (pid %d)", p.Name, timeout, cmd.Process.Pid)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.state.ExitCode(), nil
+	// This incarnation's status, even if another has been started since.
+	return cmd.ProcessState.ExitCode(), nil
 }
 
 // Exited returns a channel closed when the current incarnation exits (nil before the first

@@ -112,3 +112,24 @@ func TestReadMemoryOfUnknownPID(t *testing.T) {
 		t.Error("memory of a PID that cannot exist: no error")
 	}
 }
+
+// TestEndKillsAfterGrace: a process that ignores SIGTERM is killed once the grace is over.
+func TestEndKillsAfterGrace(t *testing.T) {
+	p := proc.New("stubborn", "/bin/sh", []string{"-c", `trap '' TERM; echo ready; while :; do sleep 0.1; done`}, nil,
+		filepath.Join(t.TempDir(), "stubborn.log"))
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.Log(), "ready"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the shell did not start:\n%s", p.Log())
+		}
+	}
+	p.End(300 * time.Millisecond)
+	if p.Running() {
+		t.Fatal("still running after End")
+	}
+	if code, err := p.Wait(time.Second); err != nil || code != -1 {
+		t.Errorf("exit %d, %v; want -1 (SIGKILL after the ignored SIGTERM)", code, err)
+	}
+}

@@ -284,8 +284,9 @@ func TestCancelDuringChunkedStart(t *testing.T) {
 		t.Fatalf("after cancel: %v, want all %d CANCELLED", c, tasks)
 	}
 	// Nothing is planned for the cancelled run afterwards. Deferred planning runs at the
-	// start of every loop iteration; two queries through the loop (Workers writes nothing)
-	// mean a whole iteration, its commit included, has passed since the cancel.
+	// start of every loop iteration, before its inputs; a query (Workers writes nothing) is
+	// answered while its iteration's inputs are handled, so once a second query is answered,
+	// the iteration that answered the first — after the cancel — has committed.
 	for range 2 {
 		if _, err := h.eng.Workers(context.Background(), ""); err != nil {
 			t.Fatal(err)
