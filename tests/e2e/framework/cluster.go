@@ -46,6 +46,10 @@ type Options struct {
 	DrainTimeout time.Duration
 	// Gateway starts one cairn-gateway; Apply and StartRun then go through it.
 	Gateway bool
+	// EtcdProxies gives each scheduler its own Proxy in front of etcd (Cluster.EtcdProxy), so
+	// that a test can partition one scheduler from etcd while it keeps PostgreSQL and its
+	// workers.
+	EtcdProxies bool
 	// LogLevel of every process; default "info".
 	LogLevel string
 	// Env adds or overrides variables of every process.
@@ -102,9 +106,22 @@ type Cluster struct {
 	Workers    []*Process
 	Gateway    *Process // nil unless Options.Gateway
 
-	t      testing.TB
-	logDir string
-	all    []*Process
+	t       testing.TB
+	logDir  string
+	all     []*Process
+	proxies []*Proxy // per scheduler, with Options.EtcdProxies
+}
+
+// EtcdProxy returns the proxy through which scheduler p reaches etcd (Options.EtcdProxies).
+func (c *Cluster) EtcdProxy(p *Process) *Proxy {
+	c.t.Helper()
+	for i, s := range c.Schedulers {
+		if s == p && i < len(c.proxies) {
+			return c.proxies[i]
+		}
+	}
+	c.t.Fatalf("framework: %s has no etcd proxy (set Options.EtcdProxies)", p.Name)
+	return nil
 }
 
 // NewCluster starts PostgreSQL, etcd, the schedulers (waiting for a leader that has taken
@@ -123,13 +140,19 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 
 	for i := range opts.Schedulers {
 		grpcAddr, opsAddr := freeAddr(t), freeAddr(t)
-		p := c.newProcess(fmt.Sprintf("scheduler-%d", i), c.Bins.Scheduler, map[string]string{
+		env := map[string]string{
 			"CAIRN_SCHEDULER_ID": fmt.Sprintf("scheduler-%d", i),
 			"CAIRN_GRPC_ADDR":    grpcAddr,
 			"CAIRN_OPS_ADDR":     opsAddr,
 			"CAIRN_SESSION_TTL":  opts.SessionTTL.String(),
 			"CAIRN_ADOPT_GRACE":  opts.AdoptGrace.String(),
-		})
+		}
+		if opts.EtcdProxies {
+			px := NewProxy(t, strings.TrimPrefix(c.Etcd.Endpoints()[0], "http://"))
+			env["CAIRN_ETCD_ENDPOINTS"] = "http://" + px.Addr
+			c.proxies = append(c.proxies, px)
+		}
+		p := c.newProcess(fmt.Sprintf("scheduler-%d", i), c.Bins.Scheduler, env)
 		p.ID, p.GRPCAddr, p.OpsAddr = fmt.Sprintf("scheduler-%d", i), grpcAddr, opsAddr
 		c.Schedulers = append(c.Schedulers, p)
 	}
