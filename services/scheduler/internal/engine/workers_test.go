@@ -2,7 +2,6 @@ package engine_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -16,11 +15,7 @@ import (
 // queue entries, draining flag and last message time, by pool, and forgets a detached one.
 func TestWorkersReportsLoad(t *testing.T) {
 	h := newHarness(t)
-	yaml := "name: six\ntasks:\n"
-	for i := range 6 {
-		yaml += fmt.Sprintf("  - {id: t%d, type: noop}\n", i)
-	}
-	wf := h.apply(yaml)
+	wf := h.apply(wideYAML("six", 6))
 	w1 := h.worker("w1", "default", 2, nil, nil)
 	gpu := h.worker("w2", "gpu", 3, nil, nil)
 	seen := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
@@ -74,11 +69,7 @@ func TestWorkersReportsLoad(t *testing.T) {
 // which would make routing prefer it and let it announce more credits than its capacity.
 func TestReattachKeepsTheLoadExact(t *testing.T) {
 	h := newHarness(t)
-	yaml := "name: five\ntasks:\n"
-	for i := range 5 {
-		yaml += fmt.Sprintf("  - {id: t%d, type: noop}\n", i)
-	}
-	wf := h.apply(yaml)
+	wf := h.apply(wideYAML("five", 5))
 	w := h.worker("w1", "default", 3, nil, nil)
 	w.credits(3)
 	id := h.startRun(wf, nil)
