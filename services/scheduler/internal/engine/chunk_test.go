@@ -29,6 +29,25 @@ func wideYAML(name string, n int) string {
 	return b.String()
 }
 
+// runEachOnce runs the run to its end on a four-slot worker and checks that it succeeded with
+// one attempt per task, each of its tasks queued exactly once, and the store's invariants.
+func runEachOnce(t *testing.T, h *harness, id uuid.UUID, tasks int) {
+	t.Helper()
+	w := h.worker("w1", "default", 4, nil, nil)
+	w.credits(4)
+	d := w.runAll(id, nil)
+	if d.Run.State != model.RunSucceeded {
+		t.Fatalf("run %s: %v", d.Run.State, taskStates(d))
+	}
+	for _, tr := range d.Tasks {
+		if tr.State != model.TaskSucceeded || tr.Attempt != 1 {
+			t.Errorf("task %s: %s after %d attempts, want SUCCEEDED after 1", tr.TaskID, tr.State, tr.Attempt)
+		}
+	}
+	assertQueuedOnce(t, h, id, tasks)
+	assertInvariants(t, h.st, id)
+}
+
 // countStates returns how many of the run's tasks are in each state.
 func (h *harness) countStates(id uuid.UUID) map[model.TaskState]int {
 	h.t.Helper()
@@ -105,19 +124,7 @@ func TestWideRunIsPlannedInChunks(t *testing.T) {
 		t.Fatalf("run is %s (%v) while its tasks are queued, want RUNNING", d.Run.State, err)
 	}
 
-	w := h.worker("w1", "default", 4, nil, nil)
-	w.credits(4)
-	d := w.runAll(id, nil)
-	if d.Run.State != model.RunSucceeded {
-		t.Fatalf("run %s: %v", d.Run.State, taskStates(d))
-	}
-	for _, tr := range d.Tasks {
-		if tr.State != model.TaskSucceeded || tr.Attempt != 1 {
-			t.Errorf("task %s: %s after %d attempts, want SUCCEEDED after 1", tr.TaskID, tr.State, tr.Attempt)
-		}
-	}
-	assertQueuedOnce(t, h, id, tasks)
-	assertInvariants(t, h.st, id)
+	runEachOnce(t, h, id, tasks)
 }
 
 // A failed head decides its whole fan-out at once (UPSTREAM_FAILED) and, through the
@@ -244,19 +251,7 @@ func TestFailoverInTheMiddleOfAChunkedStart(t *testing.T) {
 	h.epoch, h.afterCommit = 2, nil
 	h.start()
 	h.waitQueued(id, tasks)
-	w := h.worker("w1", "default", 4, nil, nil)
-	w.credits(4)
-	d := w.runAll(id, nil)
-	if d.Run.State != model.RunSucceeded {
-		t.Fatalf("run %s: %v", d.Run.State, taskStates(d))
-	}
-	for _, tr := range d.Tasks {
-		if tr.State != model.TaskSucceeded || tr.Attempt != 1 {
-			t.Errorf("task %s: %s after %d attempts, want SUCCEEDED after 1", tr.TaskID, tr.State, tr.Attempt)
-		}
-	}
-	assertQueuedOnce(t, h, id, tasks)
-	assertInvariants(t, h.st, id)
+	runEachOnce(t, h, id, tasks)
 }
 
 // Cancelling a run whose start is still being planned cancels every task, the deferred
