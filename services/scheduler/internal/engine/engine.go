@@ -415,7 +415,9 @@ func (e *Engine) apply(ctx context.Context, b *store.Batch) ([]error, error) {
 	}
 }
 
-// reloadDirty reloads runs whose in-memory state proved wrong.
+// reloadDirty reloads runs whose in-memory state proved wrong. Their attempts may have been
+// counted off a worker's load (a result applied in memory whose group then failed) and be
+// active again, so the loads are recounted once the runs are back.
 func (e *Engine) reloadDirty(ctx context.Context) error {
 	for id := range e.dirty {
 		delete(e.dirty, id)
@@ -423,6 +425,7 @@ func (e *Engine) reloadDirty(ctx context.Context) error {
 			return err
 		}
 	}
+	e.recountInflight()
 	return nil
 }
 

@@ -29,3 +29,23 @@ func SetAfterCommit(e *Engine, f func()) { e.afterCommit = f }
 
 // QueuedInputs returns how many inputs wait on e's input channel.
 func QueuedInputs(e *Engine) int { return len(e.in) }
+
+// poisonedResult applies a worker's result in memory in a group that PostgreSQL can never
+// commit, as a result whose write fails for good would.
+type poisonedResult struct {
+	sess *Session
+	res  Result
+}
+
+func (in poisonedResult) handle(e *Engine) {
+	ref := e.tokens[in.res.Token]
+	g := e.tx.group(ref.run.run.ID)
+	e.applyResult(g, in.res, in.sess.WorkerID)
+	g.add(store.AppendEvent{Event: model.Event{RunID: ref.run.run.ID, Kind: model.EventNote, Message: "poison\x00"}})
+	g.close()
+}
+
+// InjectPoisonedResult hands the engine r (of an attempt it knows) in a group that fails.
+func (e *Engine) InjectPoisonedResult(ctx context.Context, s *Session, r Result) error {
+	return e.send(ctx, poisonedResult{sess: s, res: r})
+}

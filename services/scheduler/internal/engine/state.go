@@ -307,11 +307,7 @@ func (e *Engine) reloadRun(ctx context.Context, id uuid.UUID) error {
 	}
 	e.tx = &txn{}
 	e.adopt(rs)
-	err = e.commit(ctx)
-	// Memory proved wrong about this run: its attempts may have been counted off a worker's
-	// load (a result applied in memory whose group then failed) and are active again.
-	e.recountInflight()
-	return err
+	return e.commit(ctx)
 }
 
 // recountInflight sets every attached worker's count of attempts in flight from the tokens

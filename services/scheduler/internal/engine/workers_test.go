@@ -141,3 +141,40 @@ func TestReloadKeepsAttemptsOfAnAttachedWorker(t *testing.T) {
 	}
 	assertInvariants(t, h.st, id)
 }
+
+// TestFailedResultGroupKeepsTheLoad: a result applied in memory whose group then fails for
+// good leaves its attempt active in PostgreSQL; the run is reloaded and the worker's load
+// counts the attempt again (it had been taken off when the result was applied).
+func TestFailedResultGroupKeepsTheLoad(t *testing.T) {
+	h := newHarness(t)
+	wf := h.apply(wideYAML("pair", 2))
+	w := h.worker("w1", "default", 2, nil, nil)
+	w.credits(2)
+	id := h.startRun(wf, nil)
+	a, b := w.next(), w.next()
+	w.started(a)
+	w.started(b)
+	res := engine.Result{ResultID: uuid.NewString(), AttemptID: a.AttemptID.String(), Token: a.Token, Succeeded: true,
+		Started: time.Now(), Finished: time.Now()}
+	if err := h.eng.InjectPoisonedResult(context.Background(), w.sess, res); err != nil {
+		t.Fatal(err)
+	}
+	// A query is answered while its batch is handled, before that batch commits; the second
+	// one comes after the batch holding the result (and the reload that follows it).
+	var loads []engine.WorkerLoad
+	var err error
+	for range 2 {
+		loads, err = h.eng.Workers(context.Background(), "")
+	}
+	if err != nil || len(loads) != 1 || loads[0].Running != 2 {
+		t.Fatalf("after the failed result group: %+v (%v), want w1 running 2 (the attempt is active again)", loads, err)
+	}
+	if ack := w.finish(a, true, ""); !ack.Accepted {
+		t.Fatalf("the result sent again: %+v, want accepted", ack)
+	}
+	w.finish(b, true, "")
+	if d := h.waitRun(id); d.Run.State != model.RunSucceeded {
+		t.Fatalf("run %s: %v", d.Run.State, taskStates(d))
+	}
+	assertInvariants(t, h.st, id)
+}
