@@ -119,6 +119,15 @@ func TestToResultAppliesTheLeadersOutputCap(t *testing.T) {
 		r.GetFailureKind() != cairnv1.FailureKind_FAILURE_KIND_TIMEOUT || r.GetOutcome() != cairnv1.AttemptOutcome_ATTEMPT_OUTCOME_FAILED {
 		t.Fatalf("result = %v", r)
 	}
+	if r.GetNoRetry() {
+		t.Error("no_retry set for a timeout")
+	}
+	denied := &executor.Result{Failure: executor.FailureInternal, NoRetry: true, ExitCode: -1,
+		Error: "egress denied: 169.254.169.254 is link-local (169.254.0.0/16; allow it with --egress-allow): GET http://169.254.169.254/"}
+	if r := toResult("id", a, executor.TypeHTTP, denied, 0); !r.GetNoRetry() || r.GetFailureKind() != cairnv1.FailureKind_FAILURE_KIND_INTERNAL ||
+		r.GetError() != denied.Error {
+		t.Errorf("egress refusal: %v", r)
+	}
 	res = &executor.Result{Succeeded: true, ExitCode: -1, HTTPStatus: 204, Output: []byte("0123456789")}
 	r = toResult("id", a, executor.TypeHTTP, res, 4)
 	if string(r.GetOutput()) != "0123" || r.GetHttpStatus() != 204 || r.GetOutcome() != cairnv1.AttemptOutcome_ATTEMPT_OUTCOME_SUCCEEDED {
