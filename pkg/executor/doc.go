@@ -1,7 +1,7 @@
 // Package executor runs one attempt of a task — a process (shell), an HTTP request (http) or
-// nothing at all (noop) — and reports how it ended. It imports nothing of Cairn: the worker
-// and the local runner convert their task specs into an Attempt, with every template already
-// rendered.
+// nothing at all (noop) — and reports how it ended. It imports nothing of Cairn but the
+// egress policy (pkg/egress, standard library only): the worker and the local runner convert
+// their task specs into an Attempt, with every template already rendered.
 //
 //	d, err := executor.New(executor.Config{AllowedWorkdirRoots: []string{"/srv"}})
 //	res := d.Execute(ctx, &executor.Attempt{RunID: "r1", TaskID: "extract", Number: 1,
@@ -17,7 +17,10 @@
 //     attempt's own Timeout expired), Cancelled (ctx ended first; Error carries
 //     context.Cause(ctx), Err wraps it), ExitCode, UnexpectedStatus (including more redirects
 //     than allowed), Connection, Internal (invalid spec, workdir rejected, executable not found
-//     or not startable, bad environment, panic). See FailureKind.
+//     or not startable, bad environment, HTTP destination refused by the egress policy,
+//     panic). See FailureKind.
+//   - NoRetry is set only for an egress refusal: retrying cannot help, the task should fail
+//     without using its retries (the worker and the local runner do so).
 //   - ExitCode is -1 unless a process exited by itself with a code; HTTPStatus is 0 unless a
 //     response arrived.
 //   - Output holds at most Config.OutputCap bytes (default 64 KiB): the tail of a process's
@@ -64,13 +67,24 @@
 // # HTTP tasks
 //
 // Method (default GET), URL (http or https), Headers and Body are sent as given, through a
-// transport built here (NewHTTPTransport: no proxy from the environment) unless
-// Config.HTTPTransport is set. The Idempotency-Key header is set to Attempt.IdempotencyKey
+// transport built here (NewHTTPTransport: no proxy from the environment, the egress check at
+// dial time) unless Config.HTTPTransport is set. The Idempotency-Key header is set to Attempt.IdempotencyKey
 // unless the task sets it itself (compared case-insensitively) or the key is empty; it is kept
 // across redirects. Success is a status in ExpectStatus, or any 2xx when that is empty. At
 // most Config.MaxRedirects redirects are followed (default 5), then the attempt fails with
 // UnexpectedStatus wrapping ErrTooManyRedirects; with NoRedirects a 3xx is the final answer.
 // The attempt's timeout covers the whole exchange, body included.
+//
+// Egress. By default an HTTP task may not connect to loopback, link-local (169.254.169.254
+// included), private, CGNAT, unique-local, unspecified, multicast, broadcast or reserved
+// addresses, in any spelling (package egress lists the ranges); Config.EgressAllow opens CIDRs
+// exactly. The URL's literal host and every redirect target's are checked before anything is
+// sent, and each connection is checked again on the resolved address at dial time (DNS
+// rebinding). A refusal fails the attempt with FailureInternal and NoRetry, Err wrapping
+// ErrEgressDenied (and an *egress.DeniedError), Error naming the address, the rule, the flag
+// that opens it and the request, e.g. "egress denied: 169.254.169.254 is link-local
+// (169.254.0.0/16; allow it with --egress-allow): GET http://169.254.169.254/latest/"; a
+// refused redirect keeps its 3xx as HTTPStatus. Shell tasks are not restricted by it.
 //
 // # Noop tasks
 //

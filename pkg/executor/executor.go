@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/cairn-io/cairn/pkg/egress"
 )
 
 // Executor runs one attempt of a task and reports how it ended. Execute never panics and
@@ -99,9 +102,10 @@ const (
 	FailureCancelled
 	// FailureInternal: the attempt could not be run as specified: an invalid spec or
 	// attempt, a workdir outside the allowed roots or missing, an executable not found or not
-	// startable, a bad environment variable, a panic in the executor. Err wraps one of the
-	// sentinel errors (ErrInvalidSpec, ErrWorkdir, exec.ErrNotFound, ErrPanic, …). Retrying
-	// rarely helps.
+	// startable, a bad environment variable, an HTTP destination the egress policy refuses, a
+	// panic in the executor. Err wraps one of the sentinel errors (ErrInvalidSpec, ErrWorkdir,
+	// exec.ErrNotFound, ErrEgressDenied, ErrPanic, …). Retrying rarely helps; when it cannot
+	// help at all, Result.NoRetry says so.
 	FailureInternal
 )
 
@@ -147,6 +151,10 @@ type Result struct {
 	Output []byte
 	// OutputTruncated says bytes were dropped to respect the cap.
 	OutputTruncated bool
+	// NoRetry says the failure would recur on every attempt, so the task must fail without
+	// using its retries: set only when the egress policy refused an HTTP destination (the
+	// worker's configuration has to change, not the attempt's luck).
+	NoRetry bool
 	// Error explains a failure for people (empty on success); it is Err.Error().
 	Error string
 	// Err is the failure as an error for errors.Is/As within the process (not serialised):
@@ -173,6 +181,10 @@ var (
 	ErrTooManyRedirects = errors.New("too many redirects")
 	// ErrPanic: the executor panicked.
 	ErrPanic = errors.New("executor panicked")
+	// ErrEgressDenied: the egress policy refused an HTTP task's destination (the URL, a
+	// redirect or an address its host resolved to). Err also matches *egress.DeniedError
+	// with errors.As when the refusal names a rule.
+	ErrEgressDenied = egress.ErrDenied
 )
 
 // Defaults applied by New to zero Config fields.
@@ -202,8 +214,14 @@ type Config struct {
 	// MaxRedirects bounds the redirects an HTTP task follows (default DefaultMaxRedirects;
 	// NoRedirects to follow none).
 	MaxRedirects int
-	// HTTPTransport sends HTTP tasks' requests (default: a transport of our own that ignores
-	// proxy environment variables, shared by all attempts for connection reuse).
+	// EgressAllow lists the CIDRs HTTP tasks may connect to although the egress policy
+	// blocks them by default (loopback, link-local, private, …; see package egress). Each
+	// opens exactly its range. Empty: the default policy, nothing opened.
+	EgressAllow []netip.Prefix
+	// HTTPTransport sends HTTP tasks' requests (default: NewHTTPTransport with the policy of
+	// EgressAllow, shared by all attempts for connection reuse). A transport given here
+	// replaces the dial-time egress check; the URL and every redirect target are still
+	// refused when their literal host is blocked. For tests and embedding.
 	HTTPTransport http.RoundTripper
 	// BaseEnv is the environment every shell task starts from, as KEY=VALUE. nil: the
 	// worker's PATH, HOME, LANG and TMPDIR, nothing else (DefaultBaseEnv). A non-nil empty
@@ -268,9 +286,13 @@ func New(cfg Config) (*Dispatcher, error) {
 			return nil, fmt.Errorf("executor config: BaseEnv: %w", err)
 		}
 	}
+	policy, err := egress.NewPolicy(cfg.EgressAllow)
+	if err != nil {
+		return nil, fmt.Errorf("executor config: EgressAllow: %w", err)
+	}
 	return &Dispatcher{runners: map[Type]runner{
 		TypeShell: newShell(cfg),
-		TypeHTTP:  newHTTP(cfg),
+		TypeHTTP:  newHTTP(cfg, policy),
 		TypeNoop:  noop{},
 	}}, nil
 }

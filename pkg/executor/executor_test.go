@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"relative scratch": {ScratchDir: "tmp"},
 		"base env no =":    {BaseEnv: []string{"PATH"}},
 		"base env empty k": {BaseEnv: []string{"=x"}},
+		"egress host bits": {EgressAllow: []netip.Prefix{netip.MustParsePrefix("10.1.2.3/8")}},
 	} {
 		if d, err := executor.New(cfg); err == nil || d != nil || !strings.HasPrefix(err.Error(), "executor config: ") {
 			t.Errorf("%s: New = %v, %v; want a config error", name, d, err)

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/cairn-io/cairn/pkg/egress"
 )
 
 // IdempotencyKeyHeader carries Attempt.IdempotencyKey on HTTP tasks.
@@ -21,16 +23,19 @@ const userAgent = "cairn-executor"
 
 type httpExec struct {
 	client    *http.Client
+	policy    *egress.Policy
 	outputCap int
 }
 
 // NewHTTPTransport returns the transport HTTP tasks use by default: direct connections only
-// (proxy environment variables are ignored), bounded dial and TLS handshake times, idle
-// connections kept for reuse across attempts.
-func NewHTTPTransport() *http.Transport {
+// (proxy environment variables are ignored: a proxy would be the address dialed and checked,
+// and it would connect to the target itself), every connection checked against p at dial time
+// on the resolved address (nil p: the default policy), bounded dial and TLS handshake times,
+// idle connections kept for reuse across attempts.
+func NewHTTPTransport(p *egress.Policy) *http.Transport {
 	return &http.Transport{
 		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           p.Dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   16,
@@ -40,14 +45,15 @@ func NewHTTPTransport() *http.Transport {
 	}
 }
 
-func newHTTP(cfg Config) *httpExec {
+func newHTTP(cfg Config, policy *egress.Policy) *httpExec {
 	tr := cfg.HTTPTransport
 	if tr == nil {
-		tr = NewHTTPTransport()
+		tr = NewHTTPTransport(policy)
 	}
 	maxRedirects := cfg.MaxRedirects
 	return &httpExec{
 		outputCap: cfg.OutputCap,
+		policy:    policy,
 		client: &http.Client{
 			Transport: tr,
 			// No Client.Timeout: the attempt's context bounds the whole exchange, body included.
@@ -58,7 +64,9 @@ func newHTTP(cfg Config) *httpExec {
 				if len(via) > maxRedirects {
 					return fmt.Errorf("%w: stopped after %d", ErrTooManyRedirects, maxRedirects)
 				}
-				return nil
+				// The dial-time check refuses a blocked destination anyway; this refuses a
+				// blocked literal before any lookup or connection, with a clearer error.
+				return policy.CheckURL(req.URL)
 			},
 		},
 	}
@@ -150,12 +158,28 @@ func (h *httpExec) run(ctx context.Context, a *Attempt, res *Result) {
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", userAgent)
 	}
+	if err := h.policy.CheckURL(req.URL); err != nil {
+		failEgress(res, err, method, req.URL.Redacted(), "")
+		return
+	}
 
 	resp, err := h.client.Do(req)
 	if err != nil {
 		switch {
 		case ctx.Err() != nil:
 			res.failContext(ctx, a.Timeout)
+		case errors.Is(err, ErrEgressDenied):
+			if resp != nil { // a redirect refused before it was followed
+				res.HTTPStatus = resp.StatusCode
+			}
+			target := ""
+			var uerr *url.Error
+			if errors.As(err, &uerr) {
+				if t, perr := url.Parse(uerr.URL); perr == nil {
+					target = t.Redacted()
+				}
+			}
+			failEgress(res, err, method, req.URL.Redacted(), target)
 		case errors.Is(err, ErrTooManyRedirects):
 			if resp != nil {
 				res.HTTPStatus = resp.StatusCode
@@ -193,6 +217,33 @@ func (h *httpExec) run(ctx context.Context, a *Attempt, res *Result) {
 			ErrUnexpectedStatus, method, req.URL.Redacted(), resp.Status, want))
 	}
 }
+
+// failEgress records a refusal of the egress policy: FailureInternal, not retried, the
+// policy's message (address, rule, how to allow it) first, then the request, and target when
+// the refused URL was a redirect's.
+func failEgress(res *Result, err error, method, u, target string) {
+	msg := err.Error()
+	var denied *egress.DeniedError
+	if errors.As(err, &denied) {
+		msg = denied.Error() // without the client's and the dialer's wrapping
+	}
+	msg += ": " + method + " " + u
+	if target != "" && target != u {
+		msg += " redirected to " + target
+	}
+	res.NoRetry = true
+	res.fail(FailureInternal, &egressError{msg: msg, err: err})
+}
+
+// egressError is a refusal with its message rewritten; it unwraps to the original error
+// (the *url.Error, *net.OpError and *egress.DeniedError chain).
+type egressError struct {
+	msg string
+	err error
+}
+
+func (e *egressError) Error() string { return e.msg }
+func (e *egressError) Unwrap() error { return e.err }
 
 func statusExpected(code int, expect []int) bool {
 	if len(expect) == 0 {

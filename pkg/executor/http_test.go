@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,10 @@ import (
 
 	"github.com/cairn-io/cairn/pkg/executor"
 )
+
+// testServers opens the egress policy to the address httptest servers listen on, and nothing
+// else: the default policy refuses loopback.
+var testServers = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 
 func httpAttempt(spec executor.HTTPSpec) *executor.Attempt {
 	return &executor.Attempt{
@@ -60,7 +65,7 @@ func (r *recorder) all() []recorded {
 
 func TestHTTPRequestAndDefaultSuccess(t *testing.T) {
 	rec, srv := newRecorder(t, http.StatusCreated, `{"ok":true}`)
-	d := newExecutor(t, executor.Config{})
+	d := newExecutor(t, executor.Config{EgressAllow: testServers})
 	res := execute(t, t.Context(), d, httpAttempt(executor.HTTPSpec{
 		Method: "POST", URL: srv.URL + "/hooks/etl", Body: `{"day":"2026-01-01"}`,
 		Headers: map[string]string{"Content-Type": "application/json", "X-Trace": "abc"},
@@ -94,7 +99,7 @@ func TestHTTPRequestAndDefaultSuccess(t *testing.T) {
 }
 
 func TestHTTPExpectStatus(t *testing.T) {
-	d := newExecutor(t, executor.Config{})
+	d := newExecutor(t, executor.Config{EgressAllow: testServers})
 	cases := []struct {
 		status int
 		expect []int
@@ -132,7 +137,7 @@ func TestHTTPExpectStatus(t *testing.T) {
 
 func TestHTTPIdempotencyKey(t *testing.T) {
 	rec, srv := newRecorder(t, 500, "")
-	d := newExecutor(t, executor.Config{})
+	d := newExecutor(t, executor.Config{EgressAllow: testServers})
 	// Three attempts of one task run share the key.
 	for n := 1; n <= 3; n++ {
 		a := httpAttempt(executor.HTTPSpec{URL: srv.URL})
@@ -166,17 +171,17 @@ func TestHTTPBodyCap(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	res := execute(t, t.Context(), newExecutor(t, executor.Config{}), httpAttempt(executor.HTTPSpec{URL: srv.URL}))
+	res := execute(t, t.Context(), newExecutor(t, executor.Config{EgressAllow: testServers}), httpAttempt(executor.HTTPSpec{URL: srv.URL}))
 	wantSuccess(t, res)
 	if !res.OutputTruncated || !bytes.Equal(res.Output, big[:executor.DefaultOutputCap]) {
 		t.Errorf("Output %d bytes, truncated %v; want the first %d bytes, truncated", len(res.Output), res.OutputTruncated, executor.DefaultOutputCap)
 	}
-	res = execute(t, t.Context(), newExecutor(t, executor.Config{OutputCap: 100}), httpAttempt(executor.HTTPSpec{URL: srv.URL}))
+	res = execute(t, t.Context(), newExecutor(t, executor.Config{OutputCap: 100, EgressAllow: testServers}), httpAttempt(executor.HTTPSpec{URL: srv.URL}))
 	if !res.OutputTruncated || !bytes.Equal(res.Output, big[:100]) {
 		t.Errorf("cap 100: Output %q, truncated %v", res.Output, res.OutputTruncated)
 	}
 	// A body of exactly the cap is not truncated.
-	res = execute(t, t.Context(), newExecutor(t, executor.Config{OutputCap: len(big)}), httpAttempt(executor.HTTPSpec{URL: srv.URL}))
+	res = execute(t, t.Context(), newExecutor(t, executor.Config{OutputCap: len(big), EgressAllow: testServers}), httpAttempt(executor.HTTPSpec{URL: srv.URL}))
 	if res.OutputTruncated || len(res.Output) != len(big) {
 		t.Errorf("cap = body size: %d bytes, truncated %v", len(res.Output), res.OutputTruncated)
 	}
@@ -209,7 +214,7 @@ func redirectServer(t *testing.T, code int) (*httptest.Server, *[]string) {
 
 func TestHTTPRedirects(t *testing.T) {
 	srv, _ := redirectServer(t, http.StatusFound)
-	d := newExecutor(t, executor.Config{})
+	d := newExecutor(t, executor.Config{EgressAllow: testServers})
 
 	res := execute(t, t.Context(), d, httpAttempt(executor.HTTPSpec{URL: srv.URL + "/r/5"}))
 	wantSuccess(t, res)
@@ -222,12 +227,12 @@ func TestHTTPRedirects(t *testing.T) {
 		t.Errorf("6 redirects: HTTPStatus %d, want the last redirect's 302", res.HTTPStatus)
 	}
 
-	two := newExecutor(t, executor.Config{MaxRedirects: 2})
+	two := newExecutor(t, executor.Config{MaxRedirects: 2, EgressAllow: testServers})
 	wantSuccess(t, execute(t, t.Context(), two, httpAttempt(executor.HTTPSpec{URL: srv.URL + "/r/2"})))
 	wantFailure(t, execute(t, t.Context(), two, httpAttempt(executor.HTTPSpec{URL: srv.URL + "/r/3"})),
 		executor.FailureUnexpectedStatus, executor.ErrTooManyRedirects)
 
-	none := newExecutor(t, executor.Config{MaxRedirects: executor.NoRedirects})
+	none := newExecutor(t, executor.Config{MaxRedirects: executor.NoRedirects, EgressAllow: testServers})
 	res = execute(t, t.Context(), none, httpAttempt(executor.HTTPSpec{URL: srv.URL + "/r/1"}))
 	wantFailure(t, res, executor.FailureUnexpectedStatus, executor.ErrUnexpectedStatus)
 	res = execute(t, t.Context(), none, httpAttempt(executor.HTTPSpec{URL: srv.URL + "/r/1", ExpectStatus: []int{302}}))
@@ -254,7 +259,7 @@ func TestHTTPConnectionRefused(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	res := execute(t, t.Context(), newExecutor(t, executor.Config{}), httpAttempt(executor.HTTPSpec{URL: "http://" + addr + "/"}))
+	res := execute(t, t.Context(), newExecutor(t, executor.Config{EgressAllow: testServers}), httpAttempt(executor.HTTPSpec{URL: "http://" + addr + "/"}))
 	wantFailure(t, res, executor.FailureConnection, nil)
 	if !strings.Contains(res.Error, "connection refused") || res.HTTPStatus != 0 {
 		t.Errorf("Error %q, HTTPStatus %d", res.Error, res.HTTPStatus)
@@ -276,7 +281,7 @@ func TestHTTPTimeoutAndCancel(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(release) })
-	d := newExecutor(t, executor.Config{})
+	d := newExecutor(t, executor.Config{EgressAllow: testServers})
 
 	a := httpAttempt(executor.HTTPSpec{URL: srv.URL + "/slow"})
 	a.Timeout = 200 * time.Millisecond
@@ -326,12 +331,12 @@ func TestHTTPInvalidSpec(t *testing.T) {
 
 func TestHTTPDefaultTransportIgnoresProxyEnvironment(t *testing.T) {
 	// Loopback never goes through a proxy anyway, so check the transport itself.
-	if tr := executor.NewHTTPTransport(); tr.Proxy != nil {
+	if tr := executor.NewHTTPTransport(nil); tr.Proxy != nil {
 		t.Error("NewHTTPTransport has a Proxy function; proxy environment variables would apply")
 	}
 	// And a task's Host header reaches the server as the Host.
 	rec, srv := newRecorder(t, 200, "")
-	wantSuccess(t, execute(t, t.Context(), newExecutor(t, executor.Config{}),
+	wantSuccess(t, execute(t, t.Context(), newExecutor(t, executor.Config{EgressAllow: testServers}),
 		httpAttempt(executor.HTTPSpec{URL: srv.URL, Headers: map[string]string{"Host": "virtual.example"}})))
 	if got := rec.all()[0].Host; got != "virtual.example" {
 		t.Errorf("Host = %q", got)

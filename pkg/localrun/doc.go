@@ -4,7 +4,8 @@
 // The runner follows the same rules as the cluster: tasks start in topological order (ties in
 // declaration order) once their trigger rule says run, Skip and UpstreamFailed decisions
 // cascade downstream, a failed attempt is retried after the task's backoff (full jitter) until
-// its retries are spent, every attempt gets its task's timeout, and at most Parallel tasks
+// its retries are spent (except a failure the executor marks NoRetry, an egress refusal, which
+// fails the task at once), every attempt gets its task's timeout, and at most Parallel tasks
 // (and at most the workflow's max_active_tasks) run at once. With Parallel 1 tasks run one at a
 // time in topological order.
 //

@@ -331,7 +331,7 @@ func (r *runner) finish(f finished, cancelled bool) {
 	default:
 		t.report.Error = res.Error
 		ev.Error = res.Error
-		if delay, again := t.policy.Next(t.attempts, r.cfg.Rand); again {
+		if delay, again := t.policy.Next(t.attempts, r.cfg.Rand); again && !res.NoRetry {
 			t.state = RetryWait
 			t.dueAt = time.Now().Add(delay)
 			r.waiting = append(r.waiting, f.idx)

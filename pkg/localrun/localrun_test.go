@@ -246,6 +246,38 @@ tasks:
 	}
 }
 
+// TestEgressRefusalIsNotRetried: an HTTP task the egress policy refuses fails after one
+// attempt whatever its retries, with the policy's message. The address is refused before any
+// connection is attempted.
+func TestEgressRefusalIsNotRetried(t *testing.T) {
+	wf := parse(t, `
+name: ssrf
+tasks:
+  - id: metadata
+    type: http
+    retries: 3
+    backoff: {initial: 1ms, max: 1ms}
+    http: {url: "http://169.254.169.254/latest/meta-data/"}
+  - {id: after, type: noop, depends_on: [metadata]}
+`)
+	var events []localrun.EventKind
+	rep, err := localrun.Run(context.Background(), wf, localrun.Config{Executor: realExecutor(t),
+		OnEvent: func(e localrun.Event) { events = append(events, e.Kind) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := rep.Tasks[0]
+	if rep.State != localrun.Failed || tr.State != localrun.Failed || tr.Attempts != 1 {
+		t.Fatalf("run %s, task %s after %d attempt(s); want failed after 1", rep.State, tr.State, tr.Attempts)
+	}
+	if !strings.HasPrefix(tr.Error, "egress denied: 169.254.169.254 is link-local") {
+		t.Errorf("error = %q", tr.Error)
+	}
+	if slices.Contains(events, localrun.EventRetrying) {
+		t.Errorf("events %v include a retry", events)
+	}
+}
+
 func TestParamsReachShellThroughEnvAndArgv(t *testing.T) {
 	wf := parse(t, `
 name: params

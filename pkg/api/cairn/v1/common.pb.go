@@ -324,7 +324,8 @@ const (
 	// zombie worker); it was recorded and ignored.
 	FailureKind_FAILURE_KIND_STALE FailureKind = 7
 	// The worker could not run the task at all (bad spec, cannot start the
-	// process, panic in the executor).
+	// process, an HTTP destination refused by the worker's egress policy, panic
+	// in the executor).
 	FailureKind_FAILURE_KIND_INTERNAL FailureKind = 8
 )
 

@@ -781,7 +781,12 @@ type AttemptResult struct {
 	// When it started, by the worker's clock.
 	StartedAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	// When it finished, by the worker's clock.
-	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// True when the failure would recur on every attempt, so the leader fails
+	// the task without using its retries (today: the worker's egress policy
+	// refused an HTTP task's destination). Ignored when the attempt succeeded
+	// or was cancelled.
+	NoRetry       bool `protobuf:"varint,15,opt,name=no_retry,json=noRetry,proto3" json:"no_retry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -912,6 +917,13 @@ func (x *AttemptResult) GetFinishedAt() *timestamppb.Timestamp {
 		return x.FinishedAt
 	}
 	return nil
+}
+
+func (x *AttemptResult) GetNoRetry() bool {
+	if x != nil {
+		return x.NoRetry
+	}
+	return false
 }
 
 // WorkerDraining announces that the worker takes no new work. The leader
@@ -1419,7 +1431,7 @@ const file_cairn_v1_worker_service_proto_rawDesc = "" +
 	"started_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\"v\n" +
 	"\x0fWorkerHeartbeat\x12.\n" +
 	"\arunning\x18\x01 \x03(\v2\x14.cairn.v1.AttemptRefR\arunning\x123\n" +
-	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\xc5\x04\n" +
+	"\asent_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x06sentAt\"\xe0\x04\n" +
 	"\rAttemptResult\x12\x1b\n" +
 	"\tresult_id\x18\x01 \x01(\tR\bresultId\x12\x1d\n" +
 	"\n" +
@@ -1439,7 +1451,8 @@ const file_cairn_v1_worker_service_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAtB\f\n" +
+	"finishedAt\x12\x19\n" +
+	"\bno_retry\x18\x0f \x01(\bR\anoRetryB\f\n" +
 	"\n" +
 	"_exit_codeB\x0e\n" +
 	"\f_http_status\"(\n" +

@@ -143,7 +143,8 @@ func TestRunLocalExamples(t *testing.T) {
 	}{
 		{"etl.yaml", []string{"-p", "out_dir=" + out}},
 		{"fanout.yaml", []string{"--parallel", "4"}},
-		{"healthcheck.yaml", []string{"-p", "health_url=" + srv.URL + "/healthz", "-p", "hook_url=" + srv.URL + "/hook"}},
+		{"healthcheck.yaml", []string{"-p", "health_url=" + srv.URL + "/healthz", "-p", "hook_url=" + srv.URL + "/hook",
+			"--egress-allow", "127.0.0.1/32"}}, // the test server; loopback is refused by default
 	} {
 		args := append([]string{"run", "--local", "../../../../examples/" + tc.file}, tc.args...)
 		code, stdout, stderr := run(t, args...)
@@ -157,6 +158,40 @@ func TestRunLocalExamples(t *testing.T) {
 	}
 	if hits.Load() != 2 {
 		t.Errorf("healthcheck made %d requests, want 2 (check, notify-ok)", hits.Load())
+	}
+}
+
+// TestRunLocalEgress: --local applies the workers' default egress policy (the loopback test
+// server is refused, before any connection, and not retried); --egress-allow opens it and is
+// shown; a bad CIDR is a usage error naming the flag.
+func TestRunLocalEgress(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	file := "../../../../examples/healthcheck.yaml"
+	urls := []string{"-p", "health_url=" + srv.URL + "/healthz", "-p", "hook_url=" + srv.URL + "/hook"}
+
+	code, stdout, _ := run(t, append([]string{"run", "--local", file}, urls...)...)
+	if code != ExitFail || hits.Load() != 0 {
+		t.Fatalf("default policy: exit %d, %d requests reached the server; want %d and none\n%s", code, hits.Load(), ExitFail, stdout)
+	}
+	for _, want := range []string{"check", "failed after 1 attempt(s): egress denied: 127.0.0.1 is loopback (127.0.0.0/8; allow it with --egress-allow)"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Contains(stdout, "retrying") {
+		t.Errorf("an egress refusal was retried:\n%s", stdout)
+	}
+
+	code, stdout, _ = run(t, append([]string{"run", "--local", "--egress-allow", "127.0.0.1/32", file}, urls...)...)
+	if code != ExitOK || hits.Load() != 2 || !strings.Contains(stdout, "HTTP tasks may also call 127.0.0.1/32 (--egress-allow)") {
+		t.Errorf("allowed: exit %d, %d requests\n%s", code, hits.Load(), stdout)
+	}
+
+	code, _, stderr := run(t, "run", "--local", "--egress-allow", "127.0.0.1", file)
+	if code != ExitUsage || !strings.Contains(stderr, `--egress-allow: "127.0.0.1" is an address, not a CIDR (write 127.0.0.1/32)`) {
+		t.Errorf("bad CIDR: exit %d, stderr %q", code, stderr)
 	}
 }
 

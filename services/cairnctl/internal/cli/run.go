@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cairn-io/cairn/pkg/egress"
 	"github.com/cairn-io/cairn/pkg/executor"
 	"github.com/cairn-io/cairn/pkg/localrun"
 )
@@ -31,6 +32,7 @@ func cmdRun(e *env, args []string) int {
 	asJSON := fs.Bool("json", false, "print the final report as JSON instead of progress and a table")
 	var roots listFlag
 	fs.Var(&roots, "allow-workdir", "with --local: a directory tasks' workdir may be in (repeatable; default: the current directory)")
+	egressAllow := fs.String("egress-allow", "", "with --local: CIDRs HTTP tasks may call although blocked by default (loopback, link-local, private…), comma-separated, e.g. 127.0.0.1/32")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -44,6 +46,10 @@ func cmdRun(e *env, args []string) int {
 	if *parallel < 1 {
 		return usageError(e, "run", "--parallel must be at least 1, got %d", *parallel)
 	}
+	allow, err := egress.ParseAllowList(*egressAllow)
+	if err != nil {
+		return usageError(e, "run", "--egress-allow: %v", err)
+	}
 	wf, err := loadWorkflow(pos[0])
 	if err != nil {
 		for _, x := range errorsOf(pos[0], err) {
@@ -56,7 +62,7 @@ func cmdRun(e *env, args []string) int {
 			roots = append(roots, wd)
 		}
 	}
-	ex, err := executor.New(executor.Config{AllowedWorkdirRoots: roots})
+	ex, err := executor.New(executor.Config{AllowedWorkdirRoots: roots, EgressAllow: allow})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "cairnctl run: %v\n", err)
 		return ExitFail
@@ -64,6 +70,9 @@ func cmdRun(e *env, args []string) int {
 	cfg := localrun.Config{Params: params, Parallel: *parallel, Executor: ex}
 	if !*asJSON {
 		fmt.Fprintf(e.stdout, "running %s (%d tasks, parallel %d) locally\n", wf.Name, len(wf.Tasks), *parallel)
+		if len(allow) > 0 {
+			fmt.Fprintf(e.stdout, "HTTP tasks may also call %s (--egress-allow)\n", egress.FormatAllowList(allow))
+		}
 		cfg.OnEvent = func(ev localrun.Event) { printEvent(e.stdout, ev) }
 	}
 	rep, err := localrun.Run(e.ctx, wf, cfg)

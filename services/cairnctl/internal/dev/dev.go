@@ -51,6 +51,11 @@ type Addrs struct {
 	Workflows            []string
 }
 
+// DevEgressAllow is what dev mode's workers add to the egress policy: loopback, so that
+// examples and HTTP tasks under development can call services on this machine (the
+// healthcheck example calls the gateway). A deployed worker allows nothing by default.
+const DevEgressAllow = "127.0.0.0/8,::1/128"
+
 // ErrSetup is matched by every error that stops the cluster from starting (a port in use,
 // PostgreSQL binaries missing...); its message is meant for people, not a stack trace.
 var ErrSetup = errors.New("dev")
@@ -195,7 +200,7 @@ func Run(ctx context.Context, o Options) (err error) {
 	cleanup.push(func() { stopWorkers(); wg.Wait() })
 	for i := 1; i <= o.Workers; i++ {
 		wcfg, err := worker.ParseFlags([]string{"--etcd-endpoints=" + endpoints, fmt.Sprintf("--id=dev-worker-%d", i),
-			fmt.Sprintf("--concurrency=%d", o.Concurrency), "--ops-addr=127.0.0.1:0"})
+			fmt.Sprintf("--concurrency=%d", o.Concurrency), "--ops-addr=127.0.0.1:0", "--egress-allow=" + DevEgressAllow})
 		if err != nil {
 			return err
 		}
@@ -210,6 +215,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		}()
 	}
 	say("workers     %d × %d slots (pool default)", o.Workers, o.Concurrency)
+	say("            HTTP tasks may call loopback (dev mode: --egress-allow %s)", DevEgressAllow)
 
 	// Examples.
 	var applied []string

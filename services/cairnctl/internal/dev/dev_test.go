@@ -7,10 +7,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,6 +120,39 @@ func TestDevRunsAnExample(t *testing.T) {
 		t.Fatalf("the ETL's output is missing: %v", err)
 	}
 
+	// Dev mode's workers may call loopback: the healthcheck example checks the gateway's own
+	// /healthz and posts to a hook on this machine.
+	var hooks atomic.Int32
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hooks.Add(1) }))
+	defer hook.Close()
+	healthcheck := func(healthURL string) *cairnv1.Run {
+		t.Helper()
+		started, err := runs.StartRun(ctx, &cairnv1.StartRunRequest{Workflow: "api-healthcheck",
+			Params: map[string]string{"health_url": healthURL, "hook_url": hook.URL + "/hooks/cairn"}})
+		if err != nil {
+			t.Fatalf("start api-healthcheck: %v", err)
+		}
+		return waitTerminal(t, ctx, runs, started.GetRun().GetRunId())
+	}
+	if r := healthcheck("http://" + addrs.HTTP + "/healthz"); r.GetState() != cairnv1.RunState_RUN_STATE_SUCCEEDED || hooks.Load() != 1 {
+		t.Fatalf("api-healthcheck on loopback: %s, %d hook calls: %v", r.GetState(), hooks.Load(), r.GetTasks())
+	}
+	// Only loopback: the metadata endpoint is refused (before any connection) and not retried
+	// although the task has 3 retries; notify-down reports it.
+	r := healthcheck("http://169.254.169.254/latest/meta-data/")
+	if r.GetState() != cairnv1.RunState_RUN_STATE_FAILED || hooks.Load() != 2 {
+		t.Fatalf("api-healthcheck on 169.254.169.254: %s, %d hook calls: %v", r.GetState(), hooks.Load(), r.GetTasks())
+	}
+	for _, tr := range r.GetTasks() {
+		if tr.GetTaskId() != "check" {
+			continue
+		}
+		if tr.GetState() != cairnv1.TaskState_TASK_STATE_FAILED || tr.GetAttempt() != 1 ||
+			!strings.HasPrefix(tr.GetLastError(), "egress denied: 169.254.169.254 is link-local (169.254.0.0/16; allow it with --egress-allow)") {
+			t.Errorf("check: %s after %d attempt(s): %q", tr.GetState(), tr.GetAttempt(), tr.GetLastError())
+		}
+	}
+
 	cancel()
 	select {
 	case err := <-done:
@@ -130,10 +165,31 @@ func TestDevRunsAnExample(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "pg", "data", "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("PostgreSQL still running after dev stopped (postmaster.pid: %v)", err)
 	}
-	for _, want := range []string{"Cairn is running", "Ctrl-C stops everything", "stopping..."} {
+	for _, want := range []string{"Cairn is running", "Ctrl-C stops everything", "stopping...",
+		"HTTP tasks may call loopback (dev mode: --egress-allow 127.0.0.0/8,::1/128)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// waitTerminal polls a run until it ends (a minute at most).
+func waitTerminal(t *testing.T, ctx context.Context, runs cairnv1.RunServiceClient, id string) *cairnv1.Run {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, err := runs.GetRun(ctx, &cairnv1.GetRunRequest{RunId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch got.GetRun().GetState() {
+		case cairnv1.RunState_RUN_STATE_SUCCEEDED, cairnv1.RunState_RUN_STATE_FAILED, cairnv1.RunState_RUN_STATE_CANCELLED:
+			return got.GetRun()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %s still %s: %v", id, got.GetRun().GetState(), got.GetRun().GetTasks())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

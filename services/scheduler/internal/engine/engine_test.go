@@ -411,6 +411,63 @@ func TestRetriesDeadLetterAndPropagation(t *testing.T) {
 	assertInvariants(t, h.st, id)
 }
 
+// TestNoRetryResultFailsTheTaskAtOnce: a result marked NoRetry (an egress refusal) fails the
+// task after one attempt whatever its retries, without a dead letter; downstream tasks follow
+// the trigger rules as for any failure, and a run retry runs it again.
+func TestNoRetryResultFailsTheTaskAtOnce(t *testing.T) {
+	h := newHarness(t)
+	wf := h.apply(`
+name: egress
+tasks:
+  - {id: call, type: http, http: {url: "http://169.254.169.254/"}, retries: 3, backoff: {initial: 1ms, max: 1ms}}
+  - {id: after, type: noop, depends_on: [call]}
+  - {id: cleanup, type: noop, depends_on: [call], trigger_rule: all_done}
+`)
+	w := h.worker("w1", "default", 4, nil, nil)
+	w.credits(4)
+	id := h.startRun(wf, nil)
+	const msg = "egress denied: 169.254.169.254 is link-local (169.254.0.0/16; allow it with --egress-allow): GET http://169.254.169.254/"
+	a := w.next()
+	if a.TaskID != "call" {
+		t.Fatalf("first assignment %s", a.TaskID)
+	}
+	w.started(a)
+	r := engine.Result{ResultID: uuid.NewString(), AttemptID: a.AttemptID.String(), Token: a.Token, FailureKind: model.FailureInternal,
+		Error: msg, NoRetry: true, Started: time.Now(), Finished: time.Now()}
+	if err := h.eng.Result(context.Background(), w.sess, r); err != nil {
+		t.Fatal(err)
+	}
+	w.ack(r.ResultID)
+	w.credits(1)
+	d := w.runAll(id, nil)
+	got := taskStates(d)
+	if d.Run.State != model.RunFailed || got["call"] != model.TaskFailed || got["after"] != model.TaskUpstreamFailed || got["cleanup"] != model.TaskSucceeded {
+		t.Fatalf("run %s, tasks %v; want FAILED with call FAILED", d.Run.State, got)
+	}
+	for _, tr := range d.Tasks {
+		if tr.TaskID == "call" && (tr.Attempt != 1 || tr.LastError != msg) {
+			t.Errorf("call: attempt %d, last error %q", tr.Attempt, tr.LastError)
+		}
+	}
+	as := attemptsOf(t, h, id, "call")
+	if len(as) != 1 || as[0].State != model.AttemptFailed || as[0].FailureKind != model.FailureInternal || as[0].Error != msg {
+		t.Fatalf("attempts %+v, want one FAILED internal with the refusal", as)
+	}
+	if open, _ := h.st.OpenDeadLetters(context.Background(), id); len(open) != 0 {
+		t.Errorf("dead letters %v, want none", open)
+	}
+	assertInvariants(t, h.st, id)
+
+	// Once the worker allows the destination, a run retry runs the task again.
+	if err := h.eng.RetryRun(context.Background(), id); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if d := w.runAll(id, nil); d.Run.State != model.RunSucceeded {
+		t.Fatalf("after retry: run %s, tasks %v", d.Run.State, taskStates(d))
+	}
+	assertInvariants(t, h.st, id)
+}
+
 func TestLostWorkerIsRetriedElsewhereAndZombieResultIsStale(t *testing.T) {
 	h := newHarness(t)
 	wf := h.apply(`

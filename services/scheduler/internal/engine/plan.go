@@ -334,8 +334,11 @@ type Result struct {
 	Output          []byte
 	OutputTruncated bool
 	Error           string
-	Started         time.Time
-	Finished        time.Time
+	// NoRetry: the failure would recur on every attempt (the worker's egress policy refused
+	// the destination), so the task FAILS now, its retries unused and no dead letter made.
+	NoRetry  bool
+	Started  time.Time
+	Finished time.Time
 }
 
 // applyResult handles a worker's result for the attempt with res.Token. It returns whether
@@ -382,6 +385,12 @@ func (e *Engine) applyResult(g *grp, res Result, workerID string) bool {
 		return true
 	}
 	g.add(fin)
+	if res.NoRetry {
+		// Not the attempt's bad luck: the worker refuses what the task asks. A run retry
+		// re-runs the task once the configuration allows it.
+		e.finishTask(g, ref, model.TaskFailed, res.Error)
+		return true
+	}
 	e.failAttempt(g, ref, fin.FailureKind, res.Error)
 	return true
 }

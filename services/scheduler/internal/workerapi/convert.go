@@ -121,6 +121,7 @@ func result(r *cairnv1.AttemptResult, field string) (engine.Result, error) {
 			kind = model.FailureInternal
 		}
 		out.FailureKind = kind
+		out.NoRetry = r.GetNoRetry()
 	default:
 		return engine.Result{}, fmt.Errorf("%s.outcome is %s, want SUCCEEDED or FAILED", field, r.GetOutcome())
 	}

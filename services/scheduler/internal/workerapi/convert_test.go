@@ -38,6 +38,18 @@ func TestResultValidation(t *testing.T) {
 			t.Errorf("error %v does not name %s", err, c.want)
 		}
 	}
+	if r.NoRetry {
+		t.Error("NoRetry set without no_retry")
+	}
+	noRetry := ok()
+	noRetry.NoRetry = true
+	if r, err := result(noRetry, "result"); err != nil || !r.NoRetry {
+		t.Errorf("no_retry: %+v, %v", r, err)
+	}
+	noRetry.Outcome, noRetry.FailureKind, noRetry.ExitCode = cairnv1.AttemptOutcome_ATTEMPT_OUTCOME_SUCCEEDED, 0, nil
+	if r, err := result(noRetry, "result"); err != nil || r.NoRetry || !r.Succeeded {
+		t.Errorf("no_retry on a success: %+v, %v", r, err)
+	}
 	big := ok()
 	big.Output = make([]byte, model.MaxAttemptOutput+10)
 	if r, _ := result(big, "result"); len(r.Output) != model.MaxAttemptOutput || !r.OutputTruncated {

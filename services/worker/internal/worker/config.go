@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/cairn-io/cairn/pkg/egress"
 	"github.com/cairn-io/cairn/pkg/envflag"
 	"github.com/cairn-io/cairn/pkg/executor"
 	"github.com/cairn-io/cairn/pkg/membership"
@@ -60,6 +62,10 @@ type Config struct {
 	AdvertiseAddr string
 	// WorkdirRoots are the directories shell tasks may use as their workdir (none by default).
 	WorkdirRoots []string
+	// EgressAllow lists the CIDRs HTTP tasks may connect to although the egress policy blocks
+	// them by default (loopback, link-local, private, …; see pkg/egress). Each opens exactly
+	// its range.
+	EgressAllow []netip.Prefix
 	// OutputCap is the number of output bytes kept per attempt (default executor.DefaultOutputCap).
 	OutputCap int
 	// KillGrace is the time between SIGTERM and SIGKILL for a stopped attempt's processes
@@ -99,6 +105,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), usage io.W
 		prefix, id, pool, ops, advertise       string
 		concurrency, outputCap                 int
 		logFormat, logLevel, otlp, workdirRoot string
+		egressAllow                            string
 	)
 	fs := envflag.New("cairn-worker", "cairn-worker executes the shell, http and noop tasks the Cairn leader assigns to it.")
 	if lookupEnv != nil {
@@ -118,6 +125,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), usage io.W
 	fs.String(&ops, "ops-addr", "CAIRN_OPS_ADDR", DefaultOpsAddr, "listen address of /healthz, /readyz and /metrics (empty: none)")
 	fs.String(&advertise, "advertise-addr", "CAIRN_WORKER_ADVERTISE_ADDR", "", "address shown to operators (default: the ops address, hostname for an unspecified host)")
 	fs.String(&workdirRoot, "workdir-roots", "CAIRN_WORKDIR_ROOTS", "", "absolute directories shell tasks may use as workdir, comma-separated (default none: tasks run in a scratch directory)")
+	fs.String(&egressAllow, "egress-allow", "CAIRN_EGRESS_ALLOW", "", "CIDRs HTTP tasks may call although blocked by default (loopback, link-local incl. 169.254.169.254, private, unique-local…), comma-separated (default none)")
 	fs.Int(&outputCap, "output-cap", "CAIRN_OUTPUT_CAP", executor.DefaultOutputCap, "output bytes kept per attempt")
 	fs.Duration(&killGrace, "kill-grace", "CAIRN_KILL_GRACE", envflag.Duration(executor.DefaultKillGrace), "time between SIGTERM and SIGKILL of a stopped attempt's processes")
 	fs.String(&logFormat, "log-format", "CAIRN_LOG_FORMAT", "text", "log format: text or json")
@@ -130,10 +138,14 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), usage io.W
 		return c, fmt.Errorf("%w: unexpected arguments %q (the worker takes flags only)", ErrInvalidConfig, rest)
 	}
 	lbl, lerr := ParseLabels(labels)
+	allow, eerr := egress.ParseAllowList(egressAllow)
+	if eerr != nil {
+		eerr = fmt.Errorf("%w: --egress-allow (CAIRN_EGRESS_ALLOW): %v", ErrInvalidConfig, eerr)
+	}
 	c = Config{
 		EtcdEndpoints: endpoints, EtcdPrefix: prefix, ID: id, Concurrency: concurrency, Pool: pool,
 		Labels: lbl, LeaseTTL: leaseTTL.D(), DrainTimeout: drainTimeout.D(), OpsAddr: ops,
-		AdvertiseAddr: advertise, WorkdirRoots: splitList(workdirRoot), OutputCap: outputCap,
+		AdvertiseAddr: advertise, WorkdirRoots: splitList(workdirRoot), EgressAllow: allow, OutputCap: outputCap,
 		KillGrace: killGrace.D(), LogFormat: logFormat, LogLevel: logLevel, OTLPEndpoint: otlp,
 	}
 	if c.ID == "" {
@@ -143,7 +155,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), usage io.W
 	if concurrency == 0 { // Validate takes 0 for "the default"; on the command line it is a mistake
 		cerr = fmt.Errorf("%w: --concurrency %d must be between 1 and %d", ErrInvalidConfig, concurrency, MaxConcurrency)
 	}
-	return c, errors.Join(lerr, cerr, c.Validate())
+	return c, errors.Join(lerr, eerr, cerr, c.Validate())
 }
 
 func splitList(s string) []string {
@@ -288,6 +300,9 @@ func (c Config) Validate() error {
 		if !strings.HasPrefix(r, "/") {
 			bad("--workdir-roots entry %q is not an absolute path", r)
 		}
+	}
+	if _, err := egress.NewPolicy(c.EgressAllow); err != nil {
+		bad("--egress-allow: %v", err)
 	}
 	if c.OutputCap < 0 {
 		bad("--output-cap %d is negative", c.OutputCap)

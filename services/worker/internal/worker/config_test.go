@@ -9,6 +9,7 @@ import (
 	"time"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/egress"
 	"github.com/cairn-io/cairn/pkg/executor"
 )
 
@@ -33,13 +34,19 @@ func TestParseFlagsEnvAndFlags(t *testing.T) {
 	c, err := ParseFlags([]string{"--concurrency", "8", "--labels", "zone=a, gpu=yes"}, env(map[string]string{
 		"CAIRN_WORKER_CONCURRENCY": "2", "CAIRN_WORKER_ID": "w-7", "CAIRN_LEASE_TTL": "3s",
 		"CAIRN_WORKDIR_ROOTS": "/srv,/data", "CAIRN_ETCD_ENDPOINTS": "http://a:1,http://b:2",
+		"CAIRN_EGRESS_ALLOW": "10.20.0.0/16, fd00:1::/64",
 	}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Concurrency != 8 || c.ID != "w-7" || c.LeaseTTL != 3*time.Second || c.Labels["zone"] != "a" ||
-		c.Labels["gpu"] != "yes" || len(c.WorkdirRoots) != 2 || len(c.EtcdEndpoints) != 2 {
+		c.Labels["gpu"] != "yes" || len(c.WorkdirRoots) != 2 || len(c.EtcdEndpoints) != 2 ||
+		egress.FormatAllowList(c.EgressAllow) != "10.20.0.0/16,fd00:1::/64" {
 		t.Fatalf("config = %+v", c)
+	}
+	c, err = ParseFlags([]string{"--egress-allow", "127.0.0.0/8,::1/128"}, env(map[string]string{"CAIRN_EGRESS_ALLOW": "10.0.0.0/8"}), nil)
+	if err != nil || egress.FormatAllowList(c.EgressAllow) != "127.0.0.0/8,::1/128" {
+		t.Fatalf("--egress-allow over CAIRN_EGRESS_ALLOW: %v, %v", c.EgressAllow, err)
 	}
 }
 
@@ -56,6 +63,9 @@ func TestParseFlagsErrorsNameTheSetting(t *testing.T) {
 		{args: []string{"--ops-addr", "nope"}, want: []string{`--ops-addr "nope"`}},
 		{args: []string{"extra"}, want: []string{`unexpected arguments ["extra"]`}},
 		{env: map[string]string{"CAIRN_DRAIN_TIMEOUT": "soon"}, want: []string{"CAIRN_DRAIN_TIMEOUT"}},
+		{args: []string{"--egress-allow", "127.0.0.1"}, want: []string{`--egress-allow (CAIRN_EGRESS_ALLOW): "127.0.0.1" is an address, not a CIDR (write 127.0.0.1/32)`}},
+		{env: map[string]string{"CAIRN_EGRESS_ALLOW": "10.0.0.0/8,10.1.2.3/16"}, want: []string{`--egress-allow (CAIRN_EGRESS_ALLOW): "10.1.2.3/16": 10.1.2.3/16 has host bits set`}},
+		{env: map[string]string{"CAIRN_EGRESS_ALLOW": "private"}, want: []string{`--egress-allow (CAIRN_EGRESS_ALLOW): "private" is not a CIDR`}},
 	} {
 		_, err := ParseFlags(tc.args, env(tc.env), &bytes.Buffer{})
 		if err == nil {
@@ -78,7 +88,7 @@ func TestHelpListsEveryFlagWithItsVariable(t *testing.T) {
 	}
 	for _, w := range []string{"--etcd-endpoints", "CAIRN_ETCD_ENDPOINTS", "--concurrency", "CAIRN_WORKER_CONCURRENCY",
 		"--pool", "--labels", "--lease-ttl", "CAIRN_LEASE_TTL", "--drain-timeout", "CAIRN_DRAIN_TIMEOUT", "--ops-addr",
-		"--workdir-roots", "--output-cap", "--log-format", "--log-level", "--otlp-endpoint", "CAIRN_OTLP_ENDPOINT", "--id", "CAIRN_WORKER_ID"} {
+		"--workdir-roots", "--egress-allow", "CAIRN_EGRESS_ALLOW", "--output-cap", "--log-format", "--log-level", "--otlp-endpoint", "CAIRN_OTLP_ENDPOINT", "--id", "CAIRN_WORKER_ID"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("--help does not mention %s:\n%s", w, out.String())
 		}
@@ -118,6 +128,15 @@ func TestToResultAppliesTheLeadersOutputCap(t *testing.T) {
 	if string(r.GetOutput()) != "789" || !r.GetOutputTruncated() || r.ExitCode != nil || r.HttpStatus != nil ||
 		r.GetFailureKind() != cairnv1.FailureKind_FAILURE_KIND_TIMEOUT || r.GetOutcome() != cairnv1.AttemptOutcome_ATTEMPT_OUTCOME_FAILED {
 		t.Fatalf("result = %v", r)
+	}
+	if r.GetNoRetry() {
+		t.Error("no_retry set for a timeout")
+	}
+	denied := &executor.Result{Failure: executor.FailureInternal, NoRetry: true, ExitCode: -1,
+		Error: "egress denied: 169.254.169.254 is link-local (169.254.0.0/16; allow it with --egress-allow): GET http://169.254.169.254/"}
+	if r := toResult("id", a, executor.TypeHTTP, denied, 0); !r.GetNoRetry() || r.GetFailureKind() != cairnv1.FailureKind_FAILURE_KIND_INTERNAL ||
+		r.GetError() != denied.Error {
+		t.Errorf("egress refusal: %v", r)
 	}
 	res = &executor.Result{Succeeded: true, ExitCode: -1, HTTPStatus: 204, Output: []byte("0123456789")}
 	r = toResult("id", a, executor.TypeHTTP, res, 4)

@@ -110,6 +110,7 @@ func toResult(resultID string, a *cairnv1.Assignment, typ executor.Type, r *exec
 			kind = cairnv1.FailureKind_FAILURE_KIND_INTERNAL
 		}
 		out.FailureKind = kind
+		out.NoRetry = r.NoRetry
 		if out.Error == "" {
 			out.Error = "attempt failed: " + r.Failure.String()
 		}

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/egress"
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/executor"
 	"github.com/cairn-io/cairn/pkg/membership"
@@ -76,7 +77,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("worker %s: scratch directory: %w", cfg.ID, err)
 	}
 	exec, err := executor.New(executor.Config{AllowedWorkdirRoots: cfg.WorkdirRoots, ScratchDir: cfg.ScratchRoot,
-		OutputCap: cfg.OutputCap, KillGrace: cfg.KillGrace})
+		OutputCap: cfg.OutputCap, KillGrace: cfg.KillGrace, EgressAllow: cfg.EgressAllow})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
@@ -303,7 +304,8 @@ func (w *Worker) run(ctx context.Context) error {
 	go func() { defer bg.Done(); w.connectLoop(bgCtx) }()
 
 	w.log.Info("worker starting", slog.Int("concurrency", w.cfg.Concurrency), slog.String("pool", w.cfg.Pool),
-		slog.Any("labels", w.cfg.Labels), slog.String("version", Version), slog.Duration("lease_ttl", w.cfg.LeaseTTL))
+		slog.Any("labels", w.cfg.Labels), slog.String("version", Version), slog.Duration("lease_ttl", w.cfg.LeaseTTL),
+		slog.String("egress_allow", egress.FormatAllowList(w.cfg.EgressAllow)))
 
 	var reg *membership.Registration
 serve:
