@@ -1,8 +1,8 @@
 package auth
 
 import (
-	"github.com/cairn-io/cairn/pkg/apitoken"
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/apitoken"
 )
 
 // Rule is what one public method requires.
