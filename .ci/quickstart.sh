@@ -40,14 +40,21 @@ curl -fsS localhost:8080/readyz >/dev/null || fail "/readyz is not ready after 2
 # 3. Run a workflow on it.
 ./bin/cairnctl run orders-etl --wait || fail "cairnctl run orders-etl --wait failed"
 ./bin/cairnctl runs list
-out=$(curl -fsS -X POST localhost:8080/v1/workflows/orders-etl/runs -d '{"params": {"day": "2026-02-02"}}')
+out=$(curl -fsS -H "Authorization: Bearer $(cat .cairn/dev-token)" -H 'Content-Type: application/json' \
+  -X POST localhost:8080/v1/workflows/orders-etl/runs -d '{"params": {"day": "2026-02-02"}}')
 # Responses are read whole before matching: `curl | grep -q` fails under pipefail when grep
 # exits at its first match while curl is still writing (curl: (23)).
 echo "$out" | grep -q '"run_id"' || fail "REST start run answered: $out"
-runs=$(curl -fsS localhost:8080/v1/runs) || fail "GET /v1/runs"
+runs=$(curl -fsS -H "Authorization: Bearer $(cat .cairn/dev-token)" localhost:8080/v1/runs) || fail "GET /v1/runs"
 grep -q '"runs"' <<<"$runs" || fail "GET /v1/runs answered: $runs"
 spec=$(curl -fsS localhost:8080/openapi.json) || fail "GET /openapi.json"
 grep -q '"/v1/workflows"' <<<"$spec" || fail "GET /openapi.json has no /v1/workflows"
+# Authentication is on: without the token, or with a body that is not JSON, nothing is done.
+code=$(curl -s -o /dev/null -w '%{http_code}' localhost:8080/v1/runs)
+[ "$code" = 401 ] || fail "GET /v1/runs without a token answered $code, want 401"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat .cairn/dev-token)" \
+  -H 'Content-Type: text/plain' -X POST localhost:8080/v1/workflows/orders-etl/runs -d '{}')
+[ "$code" = 415 ] || fail "a text/plain POST answered $code, want 415"
 
 # Ctrl-C stops everything, including the PostgreSQL it started.
 kill -INT -- "-$devpid"

@@ -44,8 +44,8 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		if err := schema.Up(ctx, url); err != nil {
 			t.Fatalf("round %d up: %v", round, err)
 		}
-		if n := tables(); n != 9 {
-			t.Fatalf("round %d: %d tables after up, want 9", round, n)
+		if n := tables(); n != 12 {
+			t.Fatalf("round %d: %d tables after up, want 12", round, n)
 		}
 		// The single leadership row exists after up.
 		var epoch int64

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +37,7 @@ type options struct {
 	cfg                         gateway.Config
 	forwardTimeout, watch, stop envflag.Duration
 	logFormat, logLevel, otlp   string
+	bootstrapFile               string
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -53,6 +55,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Duration(&o.forwardTimeout, "forward-timeout", "CAIRN_FORWARD_TIMEOUT", envflag.Duration(forward.DefaultTimeout), "bound on a mutation forwarded to the leader, retries during a failover included")
 	fs.Duration(&o.watch, "watch-interval", "CAIRN_WATCH_INTERVAL", envflag.Duration(api.DefaultWatchInterval), "how often WatchRun polls a live run's events")
 	fs.Duration(&o.stop, "shutdown-timeout", "CAIRN_SHUTDOWN_TIMEOUT", envflag.Duration(gateway.DefaultShutdownTimeout), "time requests in flight get to finish on SIGTERM")
+	fs.Bool(&o.cfg.Insecure, "insecure", "CAIRN_INSECURE", false, "turn authentication off (every caller is an admin); refused unless every listener is on loopback")
+	fs.String(&o.bootstrapFile, "bootstrap-token-file", "CAIRN_BOOTSTRAP_TOKEN_FILE", "", "file holding a token secret to store as the admin token \"bootstrap\" (the environment variable CAIRN_BOOTSTRAP_TOKEN may hold the secret itself)")
+	fs.List(&o.cfg.AllowedOrigins, "allowed-origins", "CAIRN_ALLOWED_ORIGINS", nil, "comma-separated origins (scheme://host[:port]) besides the gateway's own that browsers may call the API from")
 	fs.String(&o.logFormat, "log-format", "CAIRN_LOG_FORMAT", "text", "log format: text or json")
 	fs.String(&o.logLevel, "log-level", "CAIRN_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	fs.String(&o.otlp, "otlp-endpoint", "CAIRN_OTLP_ENDPOINT", "", "OTLP/gRPC trace endpoint (host:port or http(s)://host:port); empty: no export")
@@ -63,6 +68,19 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments %q: cairn-gateway takes flags only", rest)
 	}
 	o.cfg.ForwardTimeout, o.cfg.WatchInterval, o.cfg.ShutdownTimeout = o.forwardTimeout.D(), o.watch.D(), o.stop.D()
+	// The bootstrap secret never comes from the command line (argv is readable by every local
+	// user): from a file, or from the environment.
+	o.cfg.BootstrapToken = os.Getenv("CAIRN_BOOTSTRAP_TOKEN")
+	if o.bootstrapFile != "" {
+		if o.cfg.BootstrapToken != "" {
+			return nil, errors.New("bootstrap token: set CAIRN_BOOTSTRAP_TOKEN or --bootstrap-token-file, not both")
+		}
+		data, err := os.ReadFile(o.bootstrapFile)
+		if err != nil {
+			return nil, fmt.Errorf("bootstrap-token-file: %w", err)
+		}
+		o.cfg.BootstrapToken = strings.TrimSpace(string(data))
+	}
 	return &o, nil
 }
 

@@ -70,6 +70,7 @@ func (r *rest) do(method, path string, body []byte) response {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+framework.AdminToken)
 	resp, err := r.hc.Do(req)
 	if err != nil {
 		r.t.Fatalf("%s %s: %v", method, path, err)
@@ -323,7 +324,7 @@ func cairnctl(t *testing.T, c *framework.Cluster, args ...string) ctlResult {
 			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(env, "CAIRN_ADDR="+c.Gateway.GRPCAddr)
+	cmd.Env = append(env, "CAIRN_ADDR="+c.Gateway.GRPCAddr, "CAIRN_TOKEN="+framework.AdminToken)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/cairn-io/cairn/pkg/apitoken"
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/membership"
 	"github.com/cairn-io/cairn/pkg/proc"
@@ -138,7 +139,8 @@ func (e *Env) NewCluster(ctx context.Context, name string, spec Spec) (_ *Cluste
 	if err != nil {
 		return nil, err
 	}
-	gw := c.process("gateway", e.Bins.Gateway, c.withDB("--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--ops-addr", opsAddr), nil, logDir)
+	gw := c.process("gateway", e.Bins.Gateway, c.withDB("--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--ops-addr", opsAddr),
+		map[string]string{"CAIRN_BOOTSTRAP_TOKEN": AdminToken}, logDir)
 	gw.ID, gw.GRPCAddr, gw.HTTPAddr, gw.OpsAddr = "gateway", grpcAddr, httpAddr, opsAddr
 	c.Gateway = gw
 	if err := gw.Start(); err != nil {
@@ -152,7 +154,8 @@ func (e *Env) NewCluster(ctx context.Context, name string, spec Spec) (_ *Cluste
 	}); err != nil {
 		return nil, fmt.Errorf("cluster %s: gateway /readyz: %w", name, err)
 	}
-	if c.Conn, err = grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+	if c.Conn, err = grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(apitoken.Bearer{Secret: AdminToken, Insecure: true})); err != nil {
 		return nil, fmt.Errorf("cluster %s: dial gateway: %w", name, err)
 	}
 	e.logf("cluster %s: %d scheduler(s), %d worker(s) x %d slots, gateway ready in %v (logs in %s)",
@@ -190,6 +193,10 @@ func (c *Cluster) process(name, bin string, args []string, extra map[string]stri
 	c.all = append(c.all, p)
 	return p
 }
+
+// AdminToken is the bootstrap admin token of every gateway the benchmark starts; the
+// workloads call with it.
+var AdminToken = apitoken.NewSecret()
 
 // AddWorker starts worker i and waits for its registration in etcd.
 func (c *Cluster) AddWorker(ctx context.Context, logDir string, i int) (*Process, error) {

@@ -39,6 +39,7 @@ func (r *runner) submit(ctx context.Context) error {
 			return "", err
 		}
 		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+cluster.AdminToken)
 		resp, err := httpc.Do(req)
 		if err != nil {
 			return "", err

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/apitoken"
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/etcdtest"
 	"github.com/cairn-io/cairn/pkg/model"
@@ -27,6 +28,10 @@ import (
 // quiet drops the logs of the gateway and the stand-in leader: failures show in assertions.
 var quiet = slog.New(slog.DiscardHandler)
 
+// AdminToken is the bootstrap token of every gateway Start runs: an admin token for every
+// namespace. It is stored in each test's own database, so one constant serves them all.
+var AdminToken = apitoken.NewSecret()
+
 // Options adjust Start.
 type Options struct {
 	// NoLeader starts without the stand-in leader (StartLeader starts it later).
@@ -36,6 +41,10 @@ type Options struct {
 	MaxBodyBytes   int
 	MaxPageSize    int
 	ForwardTimeout time.Duration
+	// TokenCacheTTL is passed to the gateway (0: its default).
+	TokenCacheTTL time.Duration
+	// Insecure starts the gateway with authentication off.
+	Insecure bool
 }
 
 // Cluster is a running gateway with its PostgreSQL, etcd and stand-in leader.
@@ -95,6 +104,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 		DatabaseURL: dbURL, EtcdEndpoints: etcd.Endpoints(),
 		MaxBodyBytes: opts.MaxBodyBytes, MaxPageSize: opts.MaxPageSize, ForwardTimeout: ft,
 		WatchInterval: 20 * time.Millisecond, ShutdownTimeout: 2 * time.Second, Telemetry: tel, Logger: quiet,
+		BootstrapToken: AdminToken, TokenCacheTTL: opts.TokenCacheTTL, Insecure: opts.Insecure,
 	})
 	if err != nil {
 		t.Fatalf("gatewaytest: %v", err)
@@ -179,10 +189,22 @@ func (c *Cluster) waitReady(want bool) {
 	}
 }
 
-// Conn returns a gRPC connection to the gateway, closed when the test ends.
+// Conn returns a gRPC connection to the gateway that calls with AdminToken, closed when the
+// test ends.
 func (c *Cluster) Conn() *grpc.ClientConn {
 	c.t.Helper()
-	conn, err := grpc.NewClient(c.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return c.ConnAs(AdminToken)
+}
+
+// ConnAs returns a gRPC connection to the gateway that calls with the token secret (none if
+// empty), closed when the test ends.
+func (c *Cluster) ConnAs(secret string) *grpc.ClientConn {
+	c.t.Helper()
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if secret != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(apitoken.Bearer{Secret: secret, Insecure: true}))
+	}
+	conn, err := grpc.NewClient(c.GRPCAddr, opts...)
 	if err != nil {
 		c.t.Fatalf("gatewaytest: dial gateway: %v", err)
 	}

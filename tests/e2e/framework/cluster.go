@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/apitoken"
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/etcdlocal"
 	"github.com/cairn-io/cairn/pkg/membership"
@@ -31,6 +32,10 @@ import (
 
 // Prefix is the etcd key prefix every process of a cluster uses.
 const Prefix = "/cairn/"
+
+// AdminToken is the bootstrap admin token of every gateway the framework starts (stored in
+// each cluster's own database); clients of the gateway call with it.
+var AdminToken = apitoken.NewSecret()
 
 // Options shape a cluster. Zero values take the defaults noted.
 type Options struct {
@@ -191,6 +196,8 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 			"CAIRN_GRPC_ADDR": grpcAddr,
 			"CAIRN_HTTP_ADDR": httpAddr,
 			"CAIRN_OPS_ADDR":  opsAddr,
+			// From the environment, never argv (which every local user can read).
+			"CAIRN_BOOTSTRAP_TOKEN": AdminToken,
 		})
 		p.ID, p.GRPCAddr, p.HTTPAddr, p.OpsAddr = "gateway", grpcAddr, httpAddr, opsAddr
 		c.Gateway = p
@@ -414,9 +421,14 @@ func (c *Cluster) Worker(id string) *Process {
 	return nil
 }
 
-func dial(t testing.TB, addr string) *grpc.ClientConn {
+// dial connects to a scheduler, or to the gateway with the admin token when gateway is true.
+func dial(t testing.TB, addr string, gateway bool) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if gateway {
+		opts = append(opts, grpc.WithPerRPCCredentials(apitoken.Bearer{Secret: AdminToken, Insecure: true}))
+	}
+	conn, err := grpc.NewClient(addr, opts...)
 	if err != nil {
 		t.Fatalf("framework: dial %s: %v", addr, err)
 	}
@@ -446,7 +458,7 @@ func (c *Cluster) call(what string, timeout time.Duration, f func(ctx context.Co
 			addr = l.Addr
 		}
 		if addr != "" {
-			conn := dial(c.t, addr)
+			conn := dial(c.t, addr, gw)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			last = f(ctx, conn, gw)
 			cancel()

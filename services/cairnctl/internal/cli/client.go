@@ -58,8 +58,16 @@ func remoteFlags(e *env, name string, fs *flag.FlagSet) *remote {
 }
 
 func (r *remote) dial() error {
-	conn, err := grpc.NewClient(*r.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
+	tok, err := tokenOption(*r.addr, false)
+	if err != nil {
+		return err
+	}
+	if tok != nil {
+		opts = append(opts, tok)
+	}
+	conn, err := grpc.NewClient(*r.addr, opts...)
 	if err != nil {
 		return fmt.Errorf("gateway address %q: %w", *r.addr, err)
 	}
@@ -88,8 +96,11 @@ func (r *remote) failIn(file string, err error) int {
 		return ExitFail
 	}
 	msg := st.Message()
-	if st.Code() == codes.Unavailable && strings.Contains(msg, "connection refused") {
+	switch {
+	case st.Code() == codes.Unavailable && strings.Contains(msg, "connection refused"):
 		msg = fmt.Sprintf("cannot reach the gateway at %s (set --addr or CAIRN_ADDR): %s", *r.addr, msg)
+	case st.Code() == codes.Unauthenticated:
+		msg += " (cairnctl sends CAIRN_TOKEN, or the token of " + DevConfigFile + " in the current directory)"
 	}
 	fmt.Fprintf(r.e.stderr, "cairnctl %s: %s: %s\n", r.name, codeName(st.Code()), msg)
 	for _, d := range st.Details() {

@@ -37,6 +37,7 @@ func runJSON(t *testing.T, addr string, wantCode int, args ...string) map[string
 
 func TestClusterCommands(t *testing.T) {
 	c := gatewaytest.Start(t, gatewaytest.Options{})
+	t.Setenv("CAIRN_TOKEN", gatewaytest.AdminToken)
 	addr := c.GRPCAddr
 	examples, _ := filepath.Glob("../../../../examples/*.yaml")
 	if len(examples) < 3 {
@@ -128,6 +129,7 @@ func TestClusterCommands(t *testing.T) {
 // TestRunWait follows runs to their end: the exit code is the run's outcome.
 func TestRunWait(t *testing.T) {
 	c := gatewaytest.Start(t, gatewaytest.Options{})
+	t.Setenv("CAIRN_TOKEN", gatewaytest.AdminToken)
 	apply := writeFile(t, "w.yaml", "name: w\ntasks:\n  - {id: a, type: noop}\n  - {id: b, type: noop, depends_on: [a]}\n")
 	if code, _, errOut := run(t, "apply", "--addr", c.GRPCAddr, apply); code != ExitOK {
 		t.Fatalf("apply: %s", errOut)

@@ -2,6 +2,7 @@ package dev
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/apitoken"
 	"github.com/cairn-io/cairn/pkg/etcdlocal"
 	"github.com/cairn-io/cairn/pkg/pglocal"
 	gateway "github.com/cairn-io/cairn/services/gateway/inprocess"
@@ -44,11 +46,13 @@ type Options struct {
 	Ready func(Addrs)
 }
 
-// Addrs are where a running dev cluster listens.
+// Addrs are where a running dev cluster listens, and its admin token.
 type Addrs struct {
 	GRPC, HTTP, Database string
 	Etcd                 []string
 	Workflows            []string
+	// Token is the dev cluster's admin token (kept in DIR/dev-token between runs).
+	Token string
 }
 
 // DevEgressAllow is what dev mode's workers add to the egress policy: loopback, so that
@@ -183,9 +187,13 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	say("scheduler   %s (leader, epoch %d; ops %s)", sched.GRPCAddr(), sched.Epoch(), sched.OpsAddr())
 
-	// Gateway.
+	// Gateway, with authentication on: the dev token is its bootstrap admin token.
+	token, err := devToken(filepath.Join(dir, "dev-token"))
+	if err != nil {
+		return setupErr("dev token: %v", err)
+	}
 	gw, err := gateway.New(gateway.Config{GRPCAddr: o.GRPCAddr, HTTPAddr: o.HTTPAddr, DatabaseURL: dbURL,
-		EtcdEndpoints: etcd.Endpoints(), Logger: log.With("service", "gateway")})
+		EtcdEndpoints: etcd.Endpoints(), Logger: log.With("service", "gateway"), BootstrapToken: token})
 	if err != nil {
 		return err
 	}
@@ -220,12 +228,16 @@ func Run(ctx context.Context, o Options) (err error) {
 	// Examples.
 	var applied []string
 	if o.Examples != "" {
-		applied, err = applyExamples(ctx, gw.GRPCAddr().String(), o.Examples)
+		applied, err = applyExamples(ctx, gw.GRPCAddr().String(), token, o.Examples)
 		if err != nil {
 			return err
 		}
 	}
-	addrs := Addrs{GRPC: gw.GRPCAddr().String(), HTTP: gw.HTTPAddr().String(), Database: dbURL, Etcd: etcd.Endpoints(), Workflows: applied}
+	addrs := Addrs{GRPC: gw.GRPCAddr().String(), HTTP: gw.HTTPAddr().String(), Database: dbURL, Etcd: etcd.Endpoints(),
+		Workflows: applied, Token: token}
+	if err := writeClientConfig(filepath.Join(dir, "cairnctl.json"), addrs); err != nil {
+		return setupErr("client configuration: %v", err)
+	}
 	say("")
 	say("Cairn is running. gRPC API on %s, REST API on http://%s (/openapi.json, /readyz, /metrics).", addrs.GRPC, addrs.HTTP)
 	if len(applied) > 0 {
@@ -233,9 +245,13 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	say("Logs: %s", filepath.Join(o.Dir, "cairn.log"))
 	say("")
+	say("Admin token (dev only): %s", token)
+	say("  kept in %s; cairnctl run from this directory uses it (%s)", filepath.Join(o.Dir, "dev-token"), filepath.Join(o.Dir, "cairnctl.json"))
+	say("")
 	say("Try, in another terminal:")
 	say("  ./bin/cairnctl run orders-etl --wait")
-	say("  curl -s -X POST http://%s/v1/workflows/orders-etl/runs -d '{}'", addrs.HTTP)
+	say("  curl -s -H \"Authorization: Bearer $(cat %s)\" -H 'Content-Type: application/json' -X POST http://%s/v1/workflows/orders-etl/runs -d '{}'",
+		filepath.Join(o.Dir, "dev-token"), addrs.HTTP)
 	say("")
 	say("Ctrl-C stops everything.")
 	if o.Ready != nil {
@@ -285,13 +301,14 @@ func createDatabase(ctx context.Context, adminURL, name string) error {
 
 // applyExamples applies every *.yaml in dir through the gateway, retrying while the gateway
 // does not know the leader yet.
-func applyExamples(ctx context.Context, addr, dir string) ([]string, error) {
+func applyExamples(ctx context.Context, addr, token, dir string) ([]string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(files)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(apitoken.Bearer{Secret: token, Insecure: true}))
 	if err != nil {
 		return nil, err
 	}
@@ -323,4 +340,38 @@ func applyExamples(ctx context.Context, addr, dir string) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// devToken returns the dev cluster's admin token from path, making it (mode 0600) on the
+// first run: the same token across restarts, so a terminal keeps working.
+func devToken(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		if tok := strings.TrimSpace(string(data)); apitoken.ParseSecret(tok) == nil {
+			return tok, nil
+		}
+		return "", fmt.Errorf("%s does not hold a token; delete it to get a new one", path)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	tok := apitoken.NewSecret()
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+// writeClientConfig writes the configuration cairnctl reads from the current directory
+// (.cairn/cairnctl.json), mode 0600: it holds the token.
+func writeClientConfig(path string, a Addrs) error {
+	data, err := json.MarshalIndent(map[string]string{"addr": a.GRPC, "token": a.Token}, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

@@ -17,9 +17,12 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/apitoken"
 	"github.com/cairn-io/cairn/services/cairnctl/internal/dev"
 )
 
@@ -91,7 +94,31 @@ func TestDevRunsAnExample(t *testing.T) {
 		t.Fatalf("/readyz = %d: %s", resp.StatusCode, body)
 	}
 
-	conn, err := grpc.NewClient(addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// Authentication is on: without the token nothing answers; with it everything does.
+	anon, err := grpc.NewClient(addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anon.Close()
+	if _, err := cairnv1.NewRunServiceClient(anon).ListRuns(ctx, &cairnv1.ListRunsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("ListRuns without a token on dev: %v, want UNAUTHENTICATED", err)
+	}
+	saved, err := os.ReadFile(filepath.Join(dir, "dev-token"))
+	if err != nil || strings.TrimSpace(string(saved)) != addrs.Token || apitoken.ParseSecret(addrs.Token) != nil {
+		t.Fatalf("dev-token file %q (%v), want the token %q", saved, err, addrs.Token)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "dev-token")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("dev-token mode: %v %v, want 0600", fi.Mode(), err)
+	}
+	cfg, err := os.ReadFile(filepath.Join(dir, "cairnctl.json"))
+	if err != nil || !strings.Contains(string(cfg), addrs.Token) || !strings.Contains(string(cfg), addrs.GRPC) {
+		t.Fatalf("cairnctl.json = %s (%v), want the address and the token", cfg, err)
+	}
+	if !strings.Contains(out.String(), "Admin token (dev only): "+addrs.Token) {
+		t.Errorf("the banner does not print the dev token:\n%s", out)
+	}
+	conn, err := grpc.NewClient(addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithPerRPCCredentials(apitoken.Bearer{Secret: addrs.Token, Insecure: true}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,7 @@ type Server struct {
 	cairnv1.UnimplementedRunServiceServer
 	cairnv1.UnimplementedDeadLetterServiceServer
 	cairnv1.UnimplementedClusterServiceServer
+	cairnv1.UnimplementedAuthServiceServer
 
 	store   *store.Store
 	fwd     Forwarder

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/apitoken"
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/lifecycle"
 	"github.com/cairn-io/cairn/pkg/membership"
@@ -28,6 +30,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/store"
 	"github.com/cairn-io/cairn/pkg/telemetry"
 	"github.com/cairn-io/cairn/services/gateway/internal/api"
+	"github.com/cairn-io/cairn/services/gateway/internal/auth"
 	"github.com/cairn-io/cairn/services/gateway/internal/forward"
 )
 
@@ -62,6 +65,20 @@ type Config struct {
 	WatchInterval   time.Duration // 0: api.DefaultWatchInterval
 	ShutdownTimeout time.Duration // 0: DefaultShutdownTimeout
 
+	// Insecure turns authentication off (every caller is an admin named "insecure"). It is
+	// accepted only when every listener is on loopback, and the REST listener then accepts
+	// only loopback Host headers (DNS rebinding).
+	Insecure bool
+	// BootstrapToken, when set, is a token secret (apitoken format) stored at start-up as an
+	// admin token named "bootstrap" for every namespace, unless a token with that secret
+	// exists already (a revoked one stays revoked).
+	BootstrapToken string
+	// AllowedOrigins are origins (scheme://host[:port]) besides the gateway's own that
+	// browsers may send API requests from; empty: none.
+	AllowedOrigins []string
+	// TokenCacheTTL bounds how long a revoked token may still be accepted; 0: auth.DefaultCacheTTL.
+	TokenCacheTTL time.Duration
+
 	// Telemetry provides /metrics and the gRPC instrumentation; nil: no metrics, no traces.
 	Telemetry *telemetry.Telemetry
 	Logger    *slog.Logger
@@ -93,6 +110,27 @@ func (c *Config) check() error {
 		bad("etcd-prefix: %v", err)
 	} else {
 		c.EtcdPrefix = p
+	}
+	if c.Insecure {
+		for name, a := range map[string]string{"grpc-addr": c.GRPCAddr, "http-addr": c.HTTPAddr, "ops-addr": c.OpsAddr} {
+			if a != "" && !isLoopback(a) {
+				bad("--insecure turns authentication off, which is allowed only when every listener is on loopback; "+
+					"%s %q is not: drop --insecure (and give clients API tokens, docs/security.md) or listen on 127.0.0.1", name, a)
+			}
+		}
+	}
+	if c.BootstrapToken != "" {
+		if err := apitoken.ParseSecret(c.BootstrapToken); err != nil {
+			bad("bootstrap token: not a Cairn token (want %s followed by 43 base64url characters, e.g. from `cairnctl tokens generate`)", apitoken.SecretPrefix)
+		}
+	}
+	for _, o := range c.AllowedOrigins {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Path != "" {
+			bad("allowed-origins: %q is not an origin (want scheme://host[:port])", o)
+		}
+	}
+	if c.TokenCacheTTL < 0 {
+		bad("token-cache-ttl %v is negative", c.TokenCacheTTL)
 	}
 	if c.MaxBodyBytes < 0 {
 		bad("max-body-bytes %d is negative", c.MaxBodyBytes)
@@ -230,8 +268,13 @@ func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, 
 	}
 	undo.add(func() { lifecycle.StopAll(fwd, watcher) })
 
+	st := store.New(pool)
+	authn, err := auth.New(auth.Config{Store: st, Insecure: cfg.Insecure, CacheTTL: cfg.TokenCacheTTL, Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	srv, err := api.New(api.Config{
-		Store: store.New(pool), Forwarder: fwd,
+		Store: st, Forwarder: fwd,
 		Cluster:     &etcdCluster{client: etcd, election: election.ElectionPrefix(cfg.EtcdPrefix), workers: watcher},
 		MaxPageSize: cfg.MaxPageSize, WatchInterval: cfg.WatchInterval, Logger: cfg.Logger,
 	})
@@ -241,9 +284,10 @@ func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, 
 	gs := grpc.NewServer(append(serverOpts,
 		grpc.MaxRecvMsgSize(cfg.MaxBodyBytes),
 		grpc.MaxSendMsgSize(maxResponseBytes),
-		grpc.ChainUnaryInterceptor(g.logUnary),
-		grpc.ChainStreamInterceptor(g.logStream),
+		grpc.ChainUnaryInterceptor(g.logUnary, authn.Unary),
+		grpc.ChainStreamInterceptor(g.logStream, authn.Stream),
 	)...)
+	cairnv1.RegisterAuthServiceServer(gs, srv)
 	cairnv1.RegisterWorkflowServiceServer(gs, srv)
 	cairnv1.RegisterRunServiceServer(gs, srv)
 	cairnv1.RegisterDeadLetterServiceServer(gs, srv)
@@ -306,16 +350,24 @@ func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, 
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
+	// Without a token, the REST listener answers only /healthz, /readyz and /openapi.json;
+	// /metrics needs cluster:read here (the ops listener serves it to anyone who reaches it).
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", ops.Handler())
 	mux.Handle("GET /readyz", ops.Handler())
 	if metrics != nil {
-		mux.Handle("GET /metrics", metrics)
+		mux.Handle("GET /metrics", authn.RequireScope(apitoken.ClusterRead, writeError, metrics))
 	}
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
 	mux.Handle("/", limitBody(int64(cfg.MaxBodyBytes), rest))
+	guard := auth.HTTPConfig{AllowedOrigins: cfg.AllowedOrigins, WriteError: writeError}
+	if cfg.Insecure {
+		guard.AllowedHosts = auth.LoopbackHosts
+		g.log.Warn("authentication is OFF (--insecure): every local process and every page a local browser opens may use the API as an admin; " +
+			"the REST listener accepts only loopback Host headers")
+	}
 	hs := &http.Server{
-		Handler:           mux,
+		Handler:           auth.Guard(guard, mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
@@ -329,6 +381,9 @@ func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, 
 		g.grpcAddr, g.httpAddr = nil, nil
 		g.mu.Unlock()
 	})
+	// The bootstrap token is stored before serving when PostgreSQL answers (so it works from
+	// the first request), else retried in the background.
+	bootstrapped := cfg.BootstrapToken != "" && g.bootstrapOnce(ctx, st) == nil
 	g.log.Info("gateway serving", slog.String("grpc", grpcLn.Addr().String()), slog.String("http", httpLn.Addr().String()))
 
 	return func(ctx context.Context) error {
@@ -346,6 +401,13 @@ func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, 
 		serve("gRPC", func() error { return gs.Serve(grpcLn) })
 		serve("loopback gRPC", func() error { return gs.Serve(loop) })
 		serve("HTTP", func() error { return hs.Serve(httpLn) })
+		if cfg.BootstrapToken != "" && !bootstrapped {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				g.bootstrap(ctx, st)
+			}()
+		}
 		var err error
 		select {
 		case <-ctx.Done():
@@ -398,4 +460,56 @@ func (g *Gateway) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	err := h(srv, ss)
 	g.logErr(info.FullMethod, err)
 	return err
+}
+
+// isLoopback reports whether a listen address is on loopback ("localhost" or a loopback IP;
+// an empty host listens on every interface and is not).
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// bootstrapOnce tries once to store the bootstrap token; an error means PostgreSQL did not
+// answer (every other outcome is final and logged).
+func (g *Gateway) bootstrapOnce(ctx context.Context, st *store.Store) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	tok := store.Token{Name: "bootstrap", CreatedBy: "bootstrap", Grants: apitoken.Grants{
+		Scopes: []apitoken.Scope{apitoken.Admin}, Namespaces: []string{apitoken.AllNamespaces}}}
+	t, created, err := st.EnsureToken(ctx, tok, apitoken.Hash(g.cfg.BootstrapToken))
+	switch {
+	case err == nil && created:
+		g.log.Info("bootstrap token stored", "token", t.Name, "token_id", t.ID)
+	case err == nil && !t.RevokedAt.IsZero():
+		g.log.Warn("the bootstrap token was revoked and stays revoked; remove it from the gateway's configuration", "token_id", t.ID)
+	case err == nil:
+	case errors.Is(err, store.ErrConflict):
+		g.log.Error("a live token named bootstrap exists with another secret; revoke it to store the configured one", "error", err)
+	default:
+		return err
+	}
+	return nil
+}
+
+// bootstrap stores the bootstrap token, retrying until PostgreSQL answers or ctx ends.
+func (g *Gateway) bootstrap(ctx context.Context, st *store.Store) {
+	for {
+		err := g.bootstrapOnce(ctx, st)
+		if err == nil {
+			return
+		}
+		g.log.Warn("cannot store the bootstrap token yet; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
 }

@@ -52,7 +52,15 @@ func (r httpResult) json(t *testing.T) map[string]any {
 	return m
 }
 
+// do sends a request with the admin token of gatewaytest.
 func do(t *testing.T, method, url string, body any) httpResult {
+	t.Helper()
+	return doWith(t, method, url, body, map[string]string{"Authorization": "Bearer " + gatewaytest.AdminToken})
+}
+
+// doWith sends a request with the given headers (a JSON content type is added to a request
+// with a body unless headers set one).
+func doWith(t *testing.T, method, url string, body any, headers map[string]string) httpResult {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -74,6 +82,9 @@ func do(t *testing.T, method, url string, body any) httpResult {
 	}
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -29,8 +29,13 @@ func newRESTMux(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, 
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, bodyMarshaler{cairnv1.NewJSONMarshaler()}),
 		runtime.WithErrorHandler(errorHandler),
+		// No HTTP header becomes gRPC metadata but Authorization (which grpc-gateway always
+		// passes): a client must not be able to set metadata the gateway trusts.
+		runtime.WithIncomingHeaderMatcher(func(string) (string, bool) { return "", false }),
+		runtime.WithOutgoingHeaderMatcher(func(string) (string, bool) { return "", false }),
 	)
 	for name, register := range map[string]func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error{
+		"AuthService":       cairnv1.RegisterAuthServiceHandler,
 		"WorkflowService":   cairnv1.RegisterWorkflowServiceHandler,
 		"RunService":        cairnv1.RegisterRunServiceHandler,
 		"DeadLetterService": cairnv1.RegisterDeadLetterServiceHandler,
@@ -81,8 +86,11 @@ func retryAfter(st *status.Status) string {
 // "details"}) with the HTTP status of its gRPC code, adding Retry-After to 503s.
 func errorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
 	st := status.Convert(err)
-	if st.Code() == codes.Unavailable {
+	switch st.Code() {
+	case codes.Unavailable:
 		w.Header().Set("Retry-After", retryAfter(st))
+	case codes.Unauthenticated:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="cairn"`)
 	}
 	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
 }
@@ -96,6 +104,11 @@ func writeStatus(w http.ResponseWriter, httpCode int, st *status.Status) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(httpCode)
 	_, _ = w.Write(body)
+}
+
+// writeError writes an error of the HTTP checks that run before grpc-gateway.
+func writeError(w http.ResponseWriter, httpCode, grpcCode int, msg string) {
+	writeStatus(w, httpCode, status.New(codes.Code(grpcCode), msg))
 }
 
 // limitBody rejects request bodies over max bytes with 413 and a JSON status, before the
