@@ -168,3 +168,7 @@ func (w *Workflow) Secrets() []string {
 	}
 	return secretNames(all)
 }
+
+// ValidSecretName reports whether name follows the rule secret names share with workflow
+// names: [a-z0-9][a-z0-9_.-]{0,127}.
+func ValidSecretName(name string) bool { return validName(name) }
