@@ -17,9 +17,9 @@
 //   - for base64 of a longer message holding v (as `echo "$TOKEN" | base64` makes, with its
 //     newline, or a JSON document that embeds the value), the characters that depend on v's
 //     bytes only, for each of the three alignments of v within the message's 3-byte groups
-//     (both alphabets). The one or two characters at each end that mix v's first or last byte
-//     with a neighbouring byte are not determined by v and stay visible: at most 4 bits of v's
-//     first byte and 4 of its last;
+//     (both alphabets). The character at each end that mixes v's first or last byte with a
+//     neighbouring byte is not determined by v and stays visible: at most 4 bits of v's first
+//     byte and 4 of its last;
 //   - v URL-encoded, by url.QueryEscape (space as +) and url.PathEscape (space as %20), each
 //     with upper- and lower-case hex digits;
 //   - v inside a JSON string: as encoding/json writes it with and without HTML escaping (\u003c
