@@ -437,7 +437,7 @@ func (p *parser) task(wf *Workflow, t *Task, raw *rawTask, i int, n *yaml.Node, 
 					p.invalid(resolve(v), w, field("workdir"), "is empty; leave it out to let the worker choose")
 				}
 				t.Shell.Workdir = s
-				p.templated(wf, resolve(v), w, field("workdir"), s, p.lim.MaxStringBytes, false, checkNoNUL)
+				p.templated(wf, resolve(v), w, field("workdir"), s, p.lim.MaxStringBytes, false, always(checkNoNUL))
 			}
 		}
 	case TaskHTTP:
@@ -539,7 +539,7 @@ func (p *parser) command(wf *Workflow, s *ShellSpec, n *yaml.Node, w where) {
 		case j == scriptArg && hasTemplate(arg):
 			p.invalid(resolve(it), w, f.at(j), "templates are not allowed in the script a shell runs with -c, where a parameter value would become shell code; pass it through env and use \"$NAME\" in the script")
 		default:
-			p.templated(wf, resolve(it), w, f.at(j), arg, p.lim.MaxStringBytes, false, checkNoNUL)
+			p.templated(wf, resolve(it), w, f.at(j), arg, p.lim.MaxStringBytes, false, always(checkNoNUL))
 		}
 		if j > 0 && scriptArg < 0 && shellNames[baseName(s.Argv[0])] && isShellCFlag(arg) {
 			scriptArg = j + 1
@@ -578,7 +578,7 @@ func (p *parser) env(wf *Workflow, n *yaml.Node, w where) map[string]string {
 			continue
 		}
 		env[name] = v
-		p.templated(wf, resolve(e.v), w, f.dot(name), v, p.lim.MaxStringBytes, true, checkNoNUL)
+		p.templated(wf, resolve(e.v), w, f.dot(name), v, p.lim.MaxStringBytes, true, always(checkNoNUL))
 	}
 	return env
 }
@@ -604,7 +604,7 @@ func (p *parser) http(wf *Workflow, n *yaml.Node, w where) *HTTPSpec {
 		p.add(resolve(n), ErrInvalid, w, field("http.url"), "http: missing required field url")
 	} else if s, ok := p.str(v, w, field("http.url"), p.lim.MaxURLBytes); ok {
 		h.URL = s
-		p.templated(wf, resolve(v), w, field("http.url"), s, p.lim.MaxURLBytes, true, checkURL)
+		p.templated(wf, resolve(v), w, field("http.url"), s, p.lim.MaxURLBytes, true, checkURLOrSecret)
 	}
 	if v := f[2].v; v != nil {
 		f := field("http.headers")
@@ -628,7 +628,7 @@ func (p *parser) http(wf *Workflow, n *yaml.Node, w where) *HTTPSpec {
 			canon[c] = name
 			if s, ok := p.text(e.v, w, f.dot(name), p.lim.MaxStringBytes); ok {
 				h.Headers[name] = s
-				p.templated(wf, resolve(e.v), w, f.dot(name), s, p.lim.MaxStringBytes, true, checkHeaderValue)
+				p.templated(wf, resolve(e.v), w, f.dot(name), s, p.lim.MaxStringBytes, true, always(checkHeaderValue))
 			}
 		}
 	}
@@ -686,8 +686,16 @@ func unwrapURLError(err error) error {
 // render with the declared defaults, and the result (or the literal value) must pass check.
 // secrets says whether the field may reference secrets; the names referenced are added to
 // p.secrets, the current task's.
-func (p *parser) templated(wf *Workflow, n *yaml.Node, w where, f fpath, src string, max int, secrets bool, check func(string) error) {
+func (p *parser) templated(wf *Workflow, n *yaml.Node, w where, f fpath, src string, max int, secrets bool, checkFor func(*secretScope) func(string) error) {
 	out := src
+	var sec *secretScope // placeholders of the validation rendering, for checks that need them
+	if hasTemplate(src) {
+		sec = &secretScope{nonce: validationNonce}
+	}
+	var check func(string) error
+	if checkFor != nil {
+		check = checkFor(sec)
+	}
 	if hasTemplate(src) {
 		c := &treeChecker{declared: func(name string) bool { _, ok := wf.params[name]; return ok }, names: paramNames(wf), field: f.String(), secrets: secrets}
 		t, err := parseTemplate(src, c)
@@ -696,13 +704,9 @@ func (p *parser) templated(wf *Workflow, n *yaml.Node, w where, f fpath, src str
 			return
 		}
 		p.secrets = append(p.secrets, c.refs...)
-		sec := &secretScope{nonce: validationNonce}
 		if out, err = execTemplate(t, wf.params, max, sec, secrets); err != nil {
 			p.invalid(n, w, f, "rendering with the default params: %v", err)
 			return
-		}
-		if sec.leads(out) && check != nil {
-			return // a URL that starts with a secret is checked on the worker, value in
 		}
 	}
 	if check != nil {
@@ -714,6 +718,11 @@ func (p *parser) templated(wf *Workflow, n *yaml.Node, w where, f fpath, src str
 			}
 		}
 	}
+}
+
+// always is a field check that does not depend on the secret placeholders of the rendering.
+func always(check func(string) error) func(*secretScope) func(string) error {
+	return func(*secretScope) func(string) error { return check }
 }
 
 func paramNames(wf *Workflow) []string {

@@ -279,3 +279,21 @@ func TestSecretRefValid(t *testing.T) {
 		}
 	}
 }
+
+func TestChecksStillApplyAroundSecrets(t *testing.T) {
+	for _, c := range []struct{ field, want string }{
+		{`http: {url: 'http://x/{{ secret "k" }}'}`, ""},
+		{`http: {url: '{{ secret "hook" }}'}`, ""},
+		{`http: {url: '{{ secret "hook" }}/path?q=1'}`, ""},
+		{`http: {url: 'ftp://{{ secret "k" }}/'}`, `is not an absolute http or https URL`},
+		{`http: {url: 'http://x/', headers: {X: "{{ secret \"k\" }}\nInjected: 1"}}`, `http.headers.X: rendered with the default params: `},
+	} {
+		_, err := Parse("w.yaml", []byte("name: w\ntasks:\n  - {id: a, type: http, "+c.field+"}\n"), Limits{})
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.field, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want %q", c.field, err, c.want)
+		}
+	}
+}
