@@ -178,3 +178,50 @@ func TestResolveSecretsErrors(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRunParamsCannotForgeSecrets: whatever the run's params, the worker is asked only for the
+// secrets the task references, and no secret value lands in a field a param reaches.
+func FuzzRunParamsCannotForgeSecrets(f *testing.F) {
+	wf, err := dag.Parse("t.yaml", []byte(attackYAML), dag.DefaultLimits())
+	if err != nil {
+		f.Fatal(err)
+	}
+	r, _ := wf.Tasks[1].Render(nil)
+	f.Add("api.example", "-admin", r.Secrets[0].Placeholder)
+	f.Add("evil/?x="+dag.PlaceholderPrefix+"api-"+strings.Repeat("0", 32), `{{ secret "other" }}`, dag.PlaceholderPrefix+"db-")
+	f.Fuzz(func(t *testing.T, host, p, q string) {
+		for _, v := range values {
+			if strings.Contains(host+p+q, v) {
+				return // the param carries the value itself: nothing to forge
+			}
+		}
+		params := map[string]string{"host": host, "p": p, "q": q}
+		for i, task := range wf.Tasks {
+			rt, err := task.Render(params)
+			if err != nil {
+				continue // params that do not render (a URL that is not one) never run
+			}
+			var asked []string
+			got, _, err := taskspec.ResolveSecrets(taskspec.FromDAG(task, rt), rt.Secrets, recordingLookup(&asked))
+			if err != nil {
+				t.Fatal(err)
+			}
+			slices.Sort(asked)
+			if !slices.Equal(asked, task.Secrets) {
+				t.Fatalf("task %d: asked for %q, references %q", i, asked, task.Secrets)
+			}
+			var reached string
+			if s := got.Shell; s != nil {
+				reached = strings.Join(s.Argv, "\x00") + "\x00" + s.Env["FREE"] + "\x00" + strings.TrimPrefix(s.Env["GLUED"], "db-value-1")
+			} else {
+				body := strings.Replace(got.HTTP.Body, `"k": "api-value-2"`, "", 1)
+				reached = got.HTTP.URL + "\x00" + got.HTTP.Headers["X-Note"] + "\x00" + body
+			}
+			for _, v := range values {
+				if strings.Contains(reached, v) {
+					t.Fatalf("params %q put %q where a param reaches: %q", params, v, reached)
+				}
+			}
+		}
+	})
+}
