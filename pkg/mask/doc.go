@@ -62,7 +62,9 @@
 //     TestFormsAreMasked, TestBase64Embedded.
 //   - Writer's output equals Bytes of the concatenated input for every split of it:
 //     TestWriterEverySplit, FuzzWriterMasksEveryForm (no form survives any chunking).
-//   - Overlapping occurrences are masked as their union: TestOverlappingSecrets.
+//   - Overlapping occurrences are masked as their union: TestOverlappingSecrets, and
+//     TestAutomatonAgainstOracle checks the automaton (and the Writer, chunked at random)
+//     against a naive search on random patterns with many shared prefixes.
 //   - Cut leaves no suffix or prefix of a form at a cut end: TestCut.
 //   - The slog handler masks messages, string, error, numeric, struct and grouped attribute
 //     values: TestHandler.
