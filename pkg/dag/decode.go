@@ -185,6 +185,10 @@ func (p *parser) params(wf *Workflow, n *yaml.Node) {
 		if !ok {
 			continue
 		}
+		if mentionsSecret(def) {
+			p.invalid(v, atWorkflow, field("params").dot(name), "a param default cannot reference a secret (it would be plain text, visible to every run); write {{ secret \"name\" }} in the env value, url, header or body that needs it")
+			continue
+		}
 		wf.Params = append(wf.Params, Param{Name: name, Default: def})
 		wf.params[name] = def
 	}
@@ -324,6 +328,8 @@ func (p *parser) task(wf *Workflow, t *Task, raw *rawTask, i int, n *yaml.Node, 
 	t.TriggerRule = AllSuccess
 	t.Retries, t.Backoff, t.Timeout, t.Pool = wf.Defaults.Retries, wf.Defaults.Backoff, wf.Defaults.Timeout, wf.Defaults.Pool
 	w.task = peekID(n) // so that problems found before id is read can name the task
+	p.secrets = p.secrets[:0]
+	defer func() { t.Secrets = secretNames(p.secrets) }()
 	var f [tHTTP + 1]kv
 	if !p.fields(n, w, fpath{idx: -1}, "a task", taskKeys, f[:]) {
 		return
@@ -431,7 +437,7 @@ func (p *parser) task(wf *Workflow, t *Task, raw *rawTask, i int, n *yaml.Node, 
 					p.invalid(resolve(v), w, field("workdir"), "is empty; leave it out to let the worker choose")
 				}
 				t.Shell.Workdir = s
-				p.templated(wf, resolve(v), w, field("workdir"), s, p.lim.MaxStringBytes, checkNoNUL)
+				p.templated(wf, resolve(v), w, field("workdir"), s, p.lim.MaxStringBytes, false, always(checkNoNUL))
 			}
 		}
 	case TaskHTTP:
@@ -492,6 +498,8 @@ func (p *parser) command(wf *Workflow, s *ShellSpec, n *yaml.Node, w where) {
 		case !ok:
 		case strings.TrimSpace(script) == "":
 			p.invalid(n, w, f, "the script is empty")
+		case mentionsSecret(script):
+			p.invalid(n, w, f, "secrets are not allowed in a shell script string; pass the secret through env (env: {TOKEN: '{{ secret \"name\" }}'}) and use \"$TOKEN\" in the script")
 		case hasTemplate(script):
 			p.invalid(n, w, f, "templates are not allowed in a shell script string, where a parameter value would become shell code; pass it through env (env: {DAY: \"{{ .params.day }}\"}) and use \"$DAY\" in the script")
 		case strings.IndexByte(script, 0) >= 0:
@@ -520,12 +528,18 @@ func (p *parser) command(wf *Workflow, s *ShellSpec, n *yaml.Node, w where) {
 		switch {
 		case j == 0 && arg == "":
 			p.invalid(resolve(it), w, f.at(j), "the program to run is empty")
+		case (j == 0 || j == scriptArg) && mentionsSecret(arg):
+			what := "the script a shell runs with -c"
+			if j == 0 {
+				what = "the program to run"
+			}
+			p.invalid(resolve(it), w, f.at(j), "secrets are not allowed in %s; pass the secret through env (env: {TOKEN: '{{ secret \"name\" }}'}) and use \"$TOKEN\"", what)
 		case j == 0 && hasTemplate(arg):
 			p.invalid(resolve(it), w, f.at(j), "the program to run cannot be a template")
 		case j == scriptArg && hasTemplate(arg):
 			p.invalid(resolve(it), w, f.at(j), "templates are not allowed in the script a shell runs with -c, where a parameter value would become shell code; pass it through env and use \"$NAME\" in the script")
 		default:
-			p.templated(wf, resolve(it), w, f.at(j), arg, p.lim.MaxStringBytes, checkNoNUL)
+			p.templated(wf, resolve(it), w, f.at(j), arg, p.lim.MaxStringBytes, false, always(checkNoNUL))
 		}
 		if j > 0 && scriptArg < 0 && shellNames[baseName(s.Argv[0])] && isShellCFlag(arg) {
 			scriptArg = j + 1
@@ -564,7 +578,7 @@ func (p *parser) env(wf *Workflow, n *yaml.Node, w where) map[string]string {
 			continue
 		}
 		env[name] = v
-		p.templated(wf, resolve(e.v), w, f.dot(name), v, p.lim.MaxStringBytes, checkNoNUL)
+		p.templated(wf, resolve(e.v), w, f.dot(name), v, p.lim.MaxStringBytes, true, always(checkNoNUL))
 	}
 	return env
 }
@@ -590,7 +604,7 @@ func (p *parser) http(wf *Workflow, n *yaml.Node, w where) *HTTPSpec {
 		p.add(resolve(n), ErrInvalid, w, field("http.url"), "http: missing required field url")
 	} else if s, ok := p.str(v, w, field("http.url"), p.lim.MaxURLBytes); ok {
 		h.URL = s
-		p.templated(wf, resolve(v), w, field("http.url"), s, p.lim.MaxURLBytes, checkURL)
+		p.templated(wf, resolve(v), w, field("http.url"), s, p.lim.MaxURLBytes, true, checkURLOrSecret)
 	}
 	if v := f[2].v; v != nil {
 		f := field("http.headers")
@@ -614,7 +628,7 @@ func (p *parser) http(wf *Workflow, n *yaml.Node, w where) *HTTPSpec {
 			canon[c] = name
 			if s, ok := p.text(e.v, w, f.dot(name), p.lim.MaxStringBytes); ok {
 				h.Headers[name] = s
-				p.templated(wf, resolve(e.v), w, f.dot(name), s, p.lim.MaxStringBytes, checkHeaderValue)
+				p.templated(wf, resolve(e.v), w, f.dot(name), s, p.lim.MaxStringBytes, true, always(checkHeaderValue))
 			}
 		}
 	}
@@ -624,7 +638,7 @@ func (p *parser) http(wf *Workflow, n *yaml.Node, w where) *HTTPSpec {
 			p.invalid(rv, w, field("http.body"), "expected a string, got %s (write JSON as a quoted string)", describe(rv))
 		} else if s, ok := p.str(v, w, field("http.body"), p.lim.MaxBodyBytes); ok {
 			h.Body = s
-			p.templated(wf, rv, w, field("http.body"), s, p.lim.MaxBodyBytes, nil)
+			p.templated(wf, rv, w, field("http.body"), s, p.lim.MaxBodyBytes, true, nil)
 		}
 	}
 	if v := f[4].v; v != nil {
@@ -670,15 +684,27 @@ func unwrapURLError(err error) error {
 
 // templated checks a value that may hold a template: it must parse, follow the template rules and
 // render with the declared defaults, and the result (or the literal value) must pass check.
-func (p *parser) templated(wf *Workflow, n *yaml.Node, w where, f fpath, src string, max int, check func(string) error) {
+// secrets says whether the field may reference secrets; the names referenced are added to
+// p.secrets, the current task's.
+func (p *parser) templated(wf *Workflow, n *yaml.Node, w where, f fpath, src string, max int, secrets bool, checkFor func(*secretScope) func(string) error) {
 	out := src
+	var sec *secretScope // placeholders of the validation rendering, for checks that need them
 	if hasTemplate(src) {
-		t, err := parseTemplate(src, func(name string) bool { _, ok := wf.params[name]; return ok }, paramNames(wf))
+		sec = &secretScope{nonce: validationNonce}
+	}
+	var check func(string) error
+	if checkFor != nil {
+		check = checkFor(sec)
+	}
+	if hasTemplate(src) {
+		c := &treeChecker{declared: func(name string) bool { _, ok := wf.params[name]; return ok }, names: paramNames(wf), field: f.String(), secrets: secrets}
+		t, err := parseTemplate(src, c)
 		if err != nil {
 			p.invalid(n, w, f, "%v", err)
 			return
 		}
-		if out, err = execTemplate(t, wf.params, max); err != nil {
+		p.secrets = append(p.secrets, c.refs...)
+		if out, err = execTemplate(t, wf.params, max, sec, secrets); err != nil {
 			p.invalid(n, w, f, "rendering with the default params: %v", err)
 			return
 		}
@@ -692,6 +718,11 @@ func (p *parser) templated(wf *Workflow, n *yaml.Node, w where, f fpath, src str
 			}
 		}
 	}
+}
+
+// always is a field check that does not depend on the secret placeholders of the rendering.
+func always(check func(string) error) func(*secretScope) func(string) error {
+	return func(*secretScope) func(string) error { return check }
 }
 
 func paramNames(wf *Workflow) []string {

@@ -39,7 +39,8 @@
 // # Templates and the shell
 //
 // Argv elements (except the program, argv[0]), env values, workdir, the http url, header values
-// and body may hold Go text/template actions. Templates see only .params, a map of strings: every
+// and body may hold Go text/template actions. Templates see only .params, a map of strings (and
+// secret references, below): every
 // field reference must be .params.NAME with NAME declared, checked on the parse tree (so a branch
 // the defaults never take is checked too), and each template is executed against the declared
 // defaults with missingkey=error when the file is validated. They substitute, they do not compute:
@@ -60,6 +61,26 @@
 // Task.Render expands a task for one run (run params override defaults; an undeclared run param is
 // an error) and checks the result again, so a run param cannot make a URL non-http or split a
 // header.
+//
+// # Secrets
+//
+// {{ secret "name" }} references a secret (names follow the workflow-name rule). It must be an
+// action of its own (not piped, passed to a function or tested in if; the name a quoted string,
+// never a parameter) and may appear only in env values and the http url, header values and
+// body: elsewhere, including argv, workdir, scripts, pool and param defaults, it is a
+// validation error at the field's position (TestSecretPlacement). Parse records each task's
+// names, every branch included, in Task.Secrets; Workflow.Secrets is their union, for the
+// apply path to check against the namespace (TestSecretsCollected).
+//
+// Render never sees a value. Each reference becomes a placeholder,
+// cairn-secret-<name>-<nonce>, with a 128-bit nonce drawn once per Render call, and
+// RenderedTask.Secrets lists the (name, placeholder) pairs that call made; the worker replaces
+// exactly those (TestRenderKeepsSecretPlaceholders). Invariant: a run param cannot add a
+// reference or redirect one. Its value is copied as data, so any placeholder-looking text in it
+// carries another nonce than the table's, and a placeholder is replaced as a whole, so text glued
+// after one cannot extend its name (TestRunParamsCannotForgeSecretReferences, and in
+// pkg/taskspec the same attack through the substitution). A URL that starts with a placeholder
+// (a webhook URL kept as a secret) is checked on the worker, once the value is in.
 //
 // # Trigger rules
 //

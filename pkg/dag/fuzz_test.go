@@ -2,6 +2,7 @@ package dag
 
 import (
 	"os"
+	"slices"
 	"testing"
 )
 
@@ -18,6 +19,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(designExample))
 	f.Add([]byte("name: w\na: &a [*a]\ntasks: [{id: a, type: noop, depends_on: [a]}]\n"))
 	f.Add([]byte("name: w\ntasks: [{id: a, type: noop, depends_on: [b]}, {id: b, type: noop, depends_on: [a]}]\n"))
+	f.Add([]byte("name: w\nparams: {p: x}\ntasks: [{id: a, type: shell, command: [env], env: {A: '{{ if .params.p }}{{ secret \"s\" }}{{ end }}{{ .params.p }}'}}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		wf, err := Parse("f.yaml", data, Limits{MaxNodes: 20_000, MaxFileBytes: 64 << 10})
 		if err != nil {
@@ -40,8 +42,15 @@ func FuzzParse(f *testing.F) {
 			seen[i] = true
 		}
 		for _, task := range wf.Tasks {
-			if _, err := task.Render(nil); err != nil {
+			r, err := task.Render(nil)
+			if err != nil {
 				t.Fatalf("task %s does not render with its defaults: %v", task.ID, err)
+			}
+			// A rendering references only secrets the task declares, with well-formed placeholders.
+			for _, ref := range r.Secrets {
+				if !ref.Valid() || !slices.Contains(task.Secrets, ref.Name) {
+					t.Fatalf("task %s: rendering references %+v; the task declares %q", task.ID, ref, task.Secrets)
+				}
 			}
 		}
 	})

@@ -62,9 +62,10 @@ type parser struct {
 	file          string
 	lim           Limits
 	errs          ErrorList
-	full          bool // MaxErrors reached: stop collecting
-	suggestBudget int  // "did you mean" work left, see suggest
-	measured      bool // the tree is known to pass measure
+	full          bool     // MaxErrors reached: stop collecting
+	suggestBudget int      // "did you mean" work left, see suggest
+	measured      bool     // the tree is known to pass measure
+	secrets       []string // secret names the task being decoded references, see templated
 
 	depStrs  []string     // see depSlices
 	depNodes []*yaml.Node // see depSlices

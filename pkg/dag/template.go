@@ -12,7 +12,8 @@ import (
 // for substitution, not logic: the only actions allowed are output and if/else, the only functions
 // those in allowedFuncs, and every field reference must be .params.NAME (or $.params.NAME) with NAME
 // a declared parameter. These rules are checked on the parse tree, so a reference in a branch that
-// the default values never take is still caught.
+// the default values never take is still caught. The one other function is secret, allowed only
+// as {{ secret "name" }} in the fields secrets may go to (see secret.go).
 
 var allowedFuncs = map[string]bool{
 	"and": true, "or": true, "not": true, "eq": true, "ne": true, "lt": true, "le": true, "gt": true, "ge": true,
@@ -38,17 +39,16 @@ func (w *cappedWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// parseTemplate parses src and, when declared is not nil, checks it against the rules above.
-func parseTemplate(src string, declared func(string) bool, names []string) (*template.Template, error) {
-	t, err := template.New("t").Option("missingkey=error").Parse(src)
+// parseTemplate parses src and, when c is not nil, checks it against the rules above.
+func parseTemplate(src string, c *treeChecker) (*template.Template, error) {
+	t, err := template.New("t").Option("missingkey=error").Funcs(parseFuncs).Parse(src)
 	if err != nil {
 		return nil, fmt.Errorf("template: %s", strings.TrimPrefix(err.Error(), "template: t:"))
 	}
 	if len(t.Templates()) > 1 {
 		return nil, errors.New("template: define and block are not allowed")
 	}
-	if declared != nil && t.Tree != nil {
-		c := treeChecker{declared: declared, names: names}
+	if c != nil && t.Tree != nil {
 		if err := c.node(t.Tree.Root); err != nil {
 			return nil, fmt.Errorf("template: %w", err)
 		}
@@ -56,9 +56,11 @@ func parseTemplate(src string, declared func(string) bool, names []string) (*tem
 	return t, nil
 }
 
-// execTemplate renders t with params, failing beyond max bytes of output.
-func execTemplate(t *template.Template, params map[string]string, max int) (string, error) {
+// execTemplate renders t with params, failing beyond max bytes of output. Secret references
+// become placeholders of sec when allowed (see secretScope).
+func execTemplate(t *template.Template, params map[string]string, max int, sec *secretScope, allowed bool) (string, error) {
 	w := &cappedWriter{max: max}
+	t.Funcs(sec.funcs(allowed))
 	if err := t.Execute(w, map[string]any{"params": params}); err != nil {
 		if errors.Is(err, errTooLong) {
 			return "", fmt.Errorf("template output is longer than %d bytes", max)
@@ -69,23 +71,26 @@ func execTemplate(t *template.Template, params map[string]string, max int) (stri
 }
 
 // render expands src if it holds a template.
-func render(src string, params map[string]string, max int) (string, error) {
+func render(src string, params map[string]string, max int, sec *secretScope, allowed bool) (string, error) {
 	if !hasTemplate(src) {
 		return src, nil
 	}
-	t, err := parseTemplate(src, nil, nil)
+	t, err := parseTemplate(src, nil)
 	if err != nil {
 		return "", err
 	}
-	return execTemplate(t, params, max)
+	return execTemplate(t, params, max, sec, allowed)
 }
 
 type treeChecker struct {
 	declared func(string) bool
 	names    []string
+	field    string   // the field checked, for messages
+	secrets  bool     // {{ secret "name" }} is allowed in this field
+	refs     []string // secret names referenced, in order of appearance
 }
 
-func (c treeChecker) node(n parse.Node) error {
+func (c *treeChecker) node(n parse.Node) error {
 	switch n := n.(type) {
 	case *parse.ListNode:
 		if n == nil {
@@ -98,6 +103,12 @@ func (c treeChecker) node(n parse.Node) error {
 		}
 	case *parse.TextNode, *parse.CommentNode:
 	case *parse.ActionNode:
+		if name, ok, err := secretAction(n.Pipe); ok || err != nil {
+			if err != nil {
+				return err
+			}
+			return c.secret(name)
+		}
 		return c.pipe(n.Pipe)
 	case *parse.IfNode:
 		if err := c.pipe(n.Pipe); err != nil {
@@ -119,7 +130,62 @@ func (c treeChecker) node(n parse.Node) error {
 	return nil
 }
 
-func (c treeChecker) pipe(p *parse.PipeNode) error {
+// secretAction recognises an action that calls secret: ok is true for exactly
+// {{ secret "name" }}; any other use of secret is an error, since what the leader would compute
+// from a placeholder (a comparison, an escaping, a length) is not what the value would give.
+func secretAction(p *parse.PipeNode) (name string, ok bool, err error) {
+	if p == nil || !callsSecret(p) {
+		return "", false, nil
+	}
+	if len(p.Decl) > 0 || len(p.Cmds) != 1 || !isSecretIdent(p.Cmds[0].Args[0]) {
+		return "", false, errSecretShape
+	}
+	if args := p.Cmds[0].Args; len(args) == 2 {
+		if s, isStr := args[1].(*parse.StringNode); isStr {
+			return s.Text, true, nil
+		}
+	}
+	return "", false, errors.New(`secret takes one argument, the secret's name as a quoted string: {{ secret "name" }} (a name cannot come from a parameter)`)
+}
+
+var errSecretShape = errors.New(`secret must be an action of its own, {{ secret "name" }}: not piped, passed to a function or tested in if (the value is only known on the worker, and is inserted as it is)`)
+
+func callsSecret(p *parse.PipeNode) bool {
+	for _, cmd := range p.Cmds {
+		for _, a := range cmd.Args {
+			switch a := a.(type) {
+			case *parse.IdentifierNode:
+				if a.Ident == secretFunc {
+					return true
+				}
+			case *parse.PipeNode:
+				if callsSecret(a) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func isSecretIdent(n parse.Node) bool {
+	id, ok := n.(*parse.IdentifierNode)
+	return ok && id.Ident == secretFunc
+}
+
+// secret checks one {{ secret "name" }} and records the name.
+func (c *treeChecker) secret(name string) error {
+	switch {
+	case !validName(name):
+		return fmt.Errorf("secret %q: not a valid secret name: use %s", name, nameRule)
+	case !c.secrets:
+		return fmt.Errorf("secret %q is not allowed in %s: %s", name, c.field, secretFieldsHint)
+	}
+	c.refs = append(c.refs, name)
+	return nil
+}
+
+func (c *treeChecker) pipe(p *parse.PipeNode) error {
 	if p == nil {
 		return nil
 	}
@@ -136,7 +202,7 @@ func (c treeChecker) pipe(p *parse.PipeNode) error {
 	return nil
 }
 
-func (c treeChecker) arg(a parse.Node) error {
+func (c *treeChecker) arg(a parse.Node) error {
 	switch a := a.(type) {
 	case *parse.FieldNode:
 		return c.ref(a.Ident, a.String())
@@ -146,6 +212,9 @@ func (c treeChecker) arg(a parse.Node) error {
 		}
 		return c.ref(a.Ident[1:], a.String())
 	case *parse.IdentifierNode:
+		if a.Ident == secretFunc {
+			return errSecretShape
+		}
 		if !allowedFuncs[a.Ident] {
 			return fmt.Errorf("function %q is not allowed", a.Ident)
 		}
@@ -160,7 +229,7 @@ func (c treeChecker) arg(a parse.Node) error {
 	return nil
 }
 
-func (c treeChecker) ref(ident []string, text string) error {
+func (c *treeChecker) ref(ident []string, text string) error {
 	switch {
 	case ident[0] != "params":
 		return fmt.Errorf("%s: templates see only .params", text)

@@ -92,12 +92,16 @@ type Task struct {
 	Shell       *ShellSpec // set iff Type == TaskShell
 	HTTP        *HTTPSpec  // set iff Type == TaskHTTP
 	Pos         Pos        // where the task's mapping starts
+	// Secrets are the names of the secrets the task's templates reference ({{ secret "name" }}),
+	// sorted, each once, whatever branch of an if they are in; nil when none.
+	Secrets []string
 
 	wf *Workflow
 }
 
 // ShellSpec is what a shell task runs. Exactly one of Argv and Script is set. Argv elements, Env
 // values and Workdir may hold templates; Script never does (see the package documentation).
+// Only Env values may reference secrets.
 type ShellSpec struct {
 	Argv    []string          // exec'd directly, no shell
 	Script  string            // run as /bin/sh -c Script
@@ -105,7 +109,8 @@ type ShellSpec struct {
 	Workdir string            // "" means the worker's choice
 }
 
-// HTTPSpec is the request an http task makes. URL, header values and Body may hold templates.
+// HTTPSpec is the request an http task makes. URL, header values and Body may hold templates,
+// secret references included.
 type HTTPSpec struct {
 	Method       string
 	URL          string

@@ -26,6 +26,10 @@
 //   - Output holds at most Config.OutputCap bytes (default 64 KiB): the tail of a process's
 //     combined stdout+stderr, the head of an HTTP response body. OutputTruncated says when
 //     bytes were dropped.
+//   - With Attempt.Redact set (the attempt was given secret values), Output, Error and the
+//     message of Err are masked before Execute returns, a secret split by the truncation
+//     included; Err still wraps the same errors (redact.go, TestRedactShellOutput,
+//     TestRedactTruncatedTail, TestRedactHTTP).
 //
 // # Shell tasks
 //

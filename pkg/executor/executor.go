@@ -46,6 +46,9 @@ type Attempt struct {
 	// Timeout failure; when ctx ends first the result is Cancelled.
 	Timeout time.Duration
 	Spec    Spec
+	// Redact, if set, masks the secret values the spec was given in the Result's Output and
+	// Error before Execute returns (see Redactor).
+	Redact Redactor
 }
 
 // Spec is what to run. Exactly the field matching Type is set (none for noop).
@@ -310,6 +313,7 @@ func (d *Dispatcher) Execute(ctx context.Context, a *Attempt) (res *Result) {
 		if res.Err != nil {
 			res.Error = res.Err.Error()
 		}
+		a.redact(res)
 	}()
 	if err := a.Validate(); err != nil {
 		res.fail(FailureInternal, err)

@@ -13,5 +13,13 @@
 // or upstream_failed. Cancelling the context stops running attempts (their process groups are
 // killed), marks what never ran cancelled, and ends the run CANCELLED.
 //
+// Secrets ({{ secret "name" }}) come from Config.Secrets, built by LoadSecrets from a secrets
+// file of name=value lines and CAIRN_SECRET_<NAME> variables, never from argv. Every referenced
+// secret is looked up before the run starts (a missing one is an error naming it and its
+// variable); each attempt gets the values in its spec only when it starts, as on a worker
+// (taskspec.ResolveSecrets), and the output and errors in events and in the Report are masked
+// with all of the run's values (pkg/mask). Tested by TestSecretsResolvedAndMasked and
+// TestMissingSecretsFailBeforeTheRun.
+//
 // Nothing is stored: the Report returned is the only record of the run.
 package localrun

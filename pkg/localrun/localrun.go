@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-io/cairn/pkg/dag"
 	"github.com/cairn-io/cairn/pkg/executor"
+	"github.com/cairn-io/cairn/pkg/mask"
 	"github.com/cairn-io/cairn/pkg/retry"
 	"github.com/cairn-io/cairn/pkg/taskspec"
 )
@@ -46,6 +47,10 @@ type Config struct {
 	Rand func() float64
 	// RunID names the run in CAIRN_RUN_ID and idempotency keys (default "local-" + random).
 	RunID string
+	// Secrets resolves the workflow's {{ secret "name" }} references (LoadSecrets builds one
+	// from a secrets file and CAIRN_SECRET_* variables). Every referenced secret is looked up
+	// before the run starts; one missing is an error wrapping ErrSecrets. nil: no secrets.
+	Secrets taskspec.Lookup
 }
 
 // EventKind says what happened.
@@ -143,7 +148,13 @@ func Run(ctx context.Context, wf *dag.Workflow, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	r := &runner{wf: wf, cfg: cfg, slots: slots, tasks: make([]*task, len(wf.Tasks)), done: make(chan finished)}
+	secrets, err := resolveRunSecrets(wf, cfg.Secrets)
+	if err != nil {
+		return nil, err
+	}
+
+	r := &runner{wf: wf, cfg: cfg, slots: slots, tasks: make([]*task, len(wf.Tasks)), done: make(chan finished),
+		masker: mask.New(secrets)}
 	for i, t := range wf.Tasks {
 		rendered, err := t.Render(params)
 		if err != nil {
@@ -171,6 +182,7 @@ type runner struct {
 	running int
 	final   int
 	done    chan finished
+	masker  *mask.Masker // every secret of the run: what it reports is masked with all of them
 }
 
 func (r *runner) outcome(i int) dag.Outcome { return r.tasks[i].outcome }
@@ -303,9 +315,18 @@ func (r *runner) startReady(ctx context.Context) {
 			Number:         t.attempts,
 			IdempotencyKey: r.cfg.RunID + "/" + t.def.ID,
 			Timeout:        t.def.Timeout,
-			Spec:           taskspec.FromDAG(t.def, t.rendered),
+			Redact:         r.masker,
 		}
+		// As on a worker: the values go into this attempt's spec only, just before it runs.
+		spec, _, err := taskspec.ResolveSecrets(taskspec.FromDAG(t.def, t.rendered), t.rendered.Secrets, r.cfg.Secrets)
+		a.Spec = spec
 		r.emit(Event{Kind: EventStarted, TaskID: t.def.ID, Attempt: t.attempts})
+		if err != nil { // resolved before the run started, so only a Lookup that changed its mind
+			now := time.Now()
+			res := &executor.Result{Failure: executor.FailureInternal, ExitCode: -1, Err: err, Error: err.Error(), Started: now, Finished: now}
+			go func() { r.done <- finished{idx: i, res: res} }()
+			continue
+		}
 		go func() { r.done <- finished{idx: i, res: r.cfg.Executor.Execute(ctx, a)} }()
 	}
 }
@@ -313,6 +334,9 @@ func (r *runner) startReady(ctx context.Context) {
 func (r *runner) finish(f finished, cancelled bool) {
 	t := r.tasks[f.idx]
 	res := f.res
+	if !r.masker.Empty() { // whatever the Executor, the report never shows a value
+		res.Output, res.Error = r.masker.Bytes(res.Output), r.masker.String(res.Error)
+	}
 	d := res.Finished.Sub(res.Started)
 	t.report.Duration += d
 	t.report.ExitCode = res.ExitCode

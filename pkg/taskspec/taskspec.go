@@ -2,6 +2,15 @@
 // scheduler (for assignments) and the local runner both use it, so a task runs the same on a
 // cluster and with `cairnctl run --local`. It is the one place pkg/dag and pkg/executor meet;
 // neither imports the other.
+//
+// Secrets: FromDAG keeps the placeholders Render put where the workflow references a secret;
+// ResolveSecrets, on the worker just before the attempt, replaces exactly the placeholders the
+// rendering listed, only in env values and the http url, headers and body, and returns the
+// values for the attempt's Masker. Invariants, with their tests: a run param cannot make the
+// worker look up or place a secret the workflow did not put there
+// (TestParamsCannotMakeTheWorkerSubstitute); placeholders in argv, script or workdir are never
+// replaced (TestResolveSecretsOnlyInSecretFields); a missing secret is an error naming every
+// missing one (TestResolveSecretsErrors).
 package taskspec
 
 import (

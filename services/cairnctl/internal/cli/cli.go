@@ -40,7 +40,7 @@ func init() {
 		"validate": {"check workflow files; report every problem with its position", "validate [--json] FILE...", cmdValidate},
 		"graph":    {"print a workflow's DAG as Graphviz DOT or Mermaid", "graph [--format dot|mermaid] FILE", cmdGraph},
 		"run": {"run a workflow on the cluster (or --local: a file, in this process)",
-			"run WORKFLOW [-p key=value]... [--idempotency-key K] [--wait] [--json] [--addr ADDR]\n       cairnctl run --local [-p key=value]... [--parallel N] [--egress-allow CIDR,...] [--json] FILE", cmdRun},
+			"run WORKFLOW [-p key=value]... [--idempotency-key K] [--wait] [--json] [--addr ADDR]\n       cairnctl run --local [-p key=value]... [--parallel N] [--egress-allow CIDR,...] [--secrets-file F] [--json] FILE", cmdRun},
 		"apply":     {"create or update workflows on the cluster from YAML files", "apply [--json] [--addr ADDR] FILE...", cmdApply},
 		"workflows": {"list workflows, or get one with its DAG", "workflows list|get NAME [--version N] [--json] [--addr ADDR]", cmdWorkflows},
 		"runs":      {"list, get, watch, cancel or retry runs", "runs list [--workflow W] [--state S] | get RUN | watch RUN | cancel RUN [--reason R] | retry RUN  [--json] [--addr ADDR]", cmdRuns},

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -221,5 +222,30 @@ tasks:
 	}
 	if rep.Tasks[0].ExitCode == nil || *rep.Tasks[0].ExitCode != 3 || !strings.Contains(rep.Tasks[0].Output, "oops") {
 		t.Fatalf("boom: exit %v output %q, want 3 and its stderr", rep.Tasks[0].ExitCode, rep.Tasks[0].Output)
+	}
+}
+
+func TestRunLocalSecrets(t *testing.T) {
+	const value = "local-secret-value-9"
+	p := writeFile(t, "s.yaml", `name: s
+tasks:
+  - {id: use, type: shell, env: {TOKEN: '{{ secret "api-token" }}'}, command: 'echo "got $TOKEN"; printf %s "$TOKEN" | base64'}
+`)
+	// Missing: an error that says where a local run looks, before anything runs.
+	code, _, stderr := run(t, "run", "--local", p)
+	if code != ExitFail || !strings.Contains(stderr, `secret "api-token" is not set`) || !strings.Contains(stderr, "CAIRN_SECRET_API_TOKEN") {
+		t.Fatalf("missing secret: exit %d, stderr %q", code, stderr)
+	}
+	secrets := writeFile(t, "secrets", "api-token="+value+"\n")
+	code, out, stderr := run(t, "run", "--local", "--json", "--secrets-file", secrets, p)
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
+	}
+	if strings.Contains(out, value) || strings.Contains(out, base64.StdEncoding.EncodeToString([]byte(value))) || !strings.Contains(out, `got ***\n***`) {
+		t.Fatalf("report shows the secret or lacks the mask:\n%s", out)
+	}
+	t.Setenv("CAIRN_SECRET_API_TOKEN", value)
+	if code, out, _ := run(t, "run", "--local", "--json", p); code != ExitOK || strings.Contains(out, value) {
+		t.Fatalf("from the environment: exit %d\n%s", code, out)
 	}
 }

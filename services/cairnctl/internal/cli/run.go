@@ -33,6 +33,7 @@ func cmdRun(e *env, args []string) int {
 	var roots listFlag
 	fs.Var(&roots, "allow-workdir", "with --local: a directory tasks' workdir may be in (repeatable; default: the current directory)")
 	egressAllow := fs.String("egress-allow", "", "with --local: CIDRs HTTP tasks may call although blocked by default (loopback, link-local, private…), comma-separated, e.g. 127.0.0.1/32")
+	secretsFile := fs.String("secrets-file", "", "with --local: a file of name=value lines for the workflow's {{ secret \"name\" }} references (else CAIRN_SECRET_<NAME> variables)")
 	pos, err := parseFlags(fs, args)
 	if err != nil {
 		return flagError(err)
@@ -67,7 +68,12 @@ func cmdRun(e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "cairnctl run: %v\n", err)
 		return ExitFail
 	}
-	cfg := localrun.Config{Params: params, Parallel: *parallel, Executor: ex}
+	secrets, err := localrun.LoadSecrets(*secretsFile, os.Environ())
+	if err != nil {
+		fmt.Fprintf(e.stderr, "cairnctl run: %v\n", err)
+		return ExitFail
+	}
+	cfg := localrun.Config{Params: params, Parallel: *parallel, Executor: ex, Secrets: secrets}
 	if !*asJSON {
 		fmt.Fprintf(e.stdout, "running %s (%d tasks, parallel %d) locally\n", wf.Name, len(wf.Tasks), *parallel)
 		if len(allow) > 0 {
