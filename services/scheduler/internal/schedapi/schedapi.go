@@ -91,6 +91,12 @@ func (s *Server) applyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRe
 	if err != nil {
 		return nil, err
 	}
+	// Until secrets are stored and resolved on the workers, a workflow that references one
+	// would run with the placeholder in place of the value: refuse it.
+	if names := wf.Secrets(); len(names) > 0 {
+		return nil, invalidf("yaml: references secrets (%s), which this cluster cannot resolve yet; run it with cairnctl run --local --secrets-file",
+			strings.Join(names, ", "))
+	}
 	compiled, err := json.Marshal(compiledForm(wf))
 	if err != nil {
 		return nil, fmt.Errorf("encode compiled form: %w", err)
