@@ -70,7 +70,7 @@ func (l *leader) ApplyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRe
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	v, created, err := l.st.PutVersion(ctx, epoch, wf.Name, wf.Description, req.GetYaml(), nil)
+	v, created, err := l.st.PutVersion(ctx, epoch, nsOf(req), wf.Name, wf.Description, req.GetYaml(), nil)
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -84,7 +84,7 @@ func (l *leader) StartRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 	if err != nil {
 		return nil, err
 	}
-	v, err := l.st.GetVersion(ctx, req.GetWorkflow(), 0)
+	v, err := l.st.GetVersion(ctx, nsOf(req), req.GetWorkflow(), 0)
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -101,7 +101,7 @@ func (l *leader) StartRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 		ids[i] = t.ID
 	}
 	r, created, err := l.st.CreateRun(ctx, epoch, model.Run{
-		ID: uuid.New(), Workflow: v.Workflow, Version: v.Version, Params: params,
+		ID: uuid.New(), Namespace: v.Namespace, Workflow: v.Workflow, Version: v.Version, Params: params,
 		IdempotencyKey: req.GetIdempotencyKey(), Trigger: model.TriggerManual,
 	}, ids)
 	if err != nil {
@@ -119,7 +119,7 @@ func (l *leader) CancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "run_id: not a UUID")
 	}
-	d, err := l.st.GetRun(ctx, id)
+	d, err := l.st.GetRun(ctx, nsOf(req), id)
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -135,11 +135,19 @@ func (l *leader) CancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 		if res[0] != nil {
 			return nil, status.Error(codes.Aborted, res[0].Error())
 		}
-		if d, err = l.st.GetRun(ctx, id); err != nil {
+		if d, err = l.st.GetRun(ctx, nsOf(req), id); err != nil {
 			return nil, storeErr(err)
 		}
 	}
 	return &cairnv1.CancelRunResponse{Run: briefRun(d.Run)}, nil
+}
+
+// nsOf is a request's namespace, the default one when it names none.
+func nsOf(req any) string {
+	if r, ok := req.(interface{ GetNamespace() string }); ok && r.GetNamespace() != "" {
+		return r.GetNamespace()
+	}
+	return model.DefaultNamespace
 }
 
 func briefRun(r model.Run) *cairnv1.Run {

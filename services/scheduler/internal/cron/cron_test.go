@@ -66,7 +66,7 @@ func (f *fixture) tick(c *cron.Cron, want int) {
 
 func (f *fixture) runs() []model.Run {
 	f.t.Helper()
-	rs, _, err := f.st.ListRuns(f.ctx, store.RunFilter{Workflow: "minutely"}, store.PageRequest{})
+	rs, _, err := f.st.ListRuns(f.ctx, model.DefaultNamespace, store.RunFilter{Workflow: "minutely"}, store.PageRequest{})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func (f *fixture) runs() []model.Run {
 
 func (f *fixture) schedule() model.Schedule {
 	f.t.Helper()
-	s, err := f.st.GetSchedule(f.ctx, "minutely")
+	s, err := f.st.GetSchedule(f.ctx, model.DefaultNamespace, "minutely")
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -84,14 +84,14 @@ func (f *fixture) schedule() model.Schedule {
 
 func (f *fixture) put(epoch int64, yaml string, next time.Time) {
 	f.t.Helper()
-	if _, _, err := f.st.PutVersion(f.ctx, epoch, "minutely", "", yaml, []byte("{}")); err != nil {
+	if _, _, err := f.st.PutVersion(f.ctx, epoch, model.DefaultNamespace, "minutely", "", yaml, []byte("{}")); err != nil {
 		f.t.Fatal(err)
 	}
 	if next.IsZero() {
 		return
 	}
 	var b store.Batch
-	b.Add(store.PutSchedule{Schedule: model.Schedule{Workflow: "minutely", Cron: "* * * * *", NextFireAt: next}})
+	b.Add(store.PutSchedule{Schedule: model.Schedule{Namespace: model.DefaultNamespace, Workflow: "minutely", Cron: "* * * * *", NextFireAt: next}})
 	if res, err := f.st.Apply(f.ctx, epoch, &b); err != nil || res[0] != nil {
 		f.t.Fatalf("put schedule: %v %v", err, res)
 	}
@@ -150,7 +150,7 @@ func TestCronFiresOnceAndSkipsMissedFireTimes(t *testing.T) {
 	if s := f.schedule(); !s.NextFireAt.Equal(t0.Add(6 * time.Minute)) {
 		t.Fatalf("schedule after the outage: %+v", s)
 	}
-	evs, err := f.st.EventsSince(f.ctx, rs[0].ID, 0, 100)
+	evs, err := f.st.EventsSince(f.ctx, model.DefaultNamespace, rs[0].ID, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestCronFiresOnceAndSkipsMissedFireTimes(t *testing.T) {
 	f.put(2, strings.Replace(everyMinute, "schedule: \"* * * * *\"\n", "", 1), time.Time{})
 	f.now = t0.Add(7 * time.Minute)
 	f.tick(c2, 0)
-	if _, err := f.st.GetSchedule(f.ctx, "minutely"); err == nil {
+	if _, err := f.st.GetSchedule(f.ctx, model.DefaultNamespace, "minutely"); err == nil {
 		t.Fatal("the schedule row of a workflow without schedule was kept")
 	}
 }
