@@ -55,6 +55,10 @@ func storeErr(err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrAlreadyExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, store.ErrNotEmpty), errors.Is(err, store.ErrInvalidArgument):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrStaleEpoch):
 		return status.Error(codes.Unavailable, err.Error())
 	}
@@ -75,7 +79,7 @@ func (l *leader) ApplyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRe
 		return nil, storeErr(err)
 	}
 	return &cairnv1.ApplyWorkflowResponse{Created: created, Workflow: &cairnv1.Workflow{
-		Name: v.Workflow, Version: int64(v.Version), ContentHash: v.Hash, Description: wf.Description, Yaml: v.YAML,
+		Namespace: v.Namespace, Name: v.Workflow, Version: int64(v.Version), ContentHash: v.Hash, Description: wf.Description, Yaml: v.YAML,
 	}}, nil
 }
 
@@ -142,6 +146,29 @@ func (l *leader) CancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 	return &cairnv1.CancelRunResponse{Run: briefRun(d.Run)}, nil
 }
 
+func (l *leader) CreateNamespace(ctx context.Context, req *cairnv1.CreateNamespaceRequest) (*cairnv1.CreateNamespaceResponse, error) {
+	epoch, err := l.lead()
+	if err != nil {
+		return nil, err
+	}
+	n, err := l.st.CreateNamespace(ctx, epoch, model.Namespace{Name: req.GetNamespace(), Description: req.GetDescription()})
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return &cairnv1.CreateNamespaceResponse{Namespace: &cairnv1.Namespace{Name: n.Name, Description: n.Description}}, nil
+}
+
+func (l *leader) DeleteNamespace(ctx context.Context, req *cairnv1.DeleteNamespaceRequest) (*cairnv1.DeleteNamespaceResponse, error) {
+	epoch, err := l.lead()
+	if err != nil {
+		return nil, err
+	}
+	if err := l.st.DeleteNamespace(ctx, epoch, req.GetNamespace()); err != nil {
+		return nil, storeErr(err)
+	}
+	return &cairnv1.DeleteNamespaceResponse{}, nil
+}
+
 // nsOf is a request's namespace, the default one when it names none.
 func nsOf(req any) string {
 	if r, ok := req.(interface{ GetNamespace() string }); ok && r.GetNamespace() != "" {
@@ -152,7 +179,7 @@ func nsOf(req any) string {
 
 func briefRun(r model.Run) *cairnv1.Run {
 	return &cairnv1.Run{
-		RunId: r.ID.String(), Workflow: r.Workflow, WorkflowVersion: int64(r.Version),
+		RunId: r.ID.String(), Namespace: r.Namespace, Workflow: r.Workflow, WorkflowVersion: int64(r.Version),
 		State:          cairnv1.RunState(cairnv1.RunState_value["RUN_STATE_"+string(r.State)]),
 		Params:         r.Params,
 		IdempotencyKey: r.IdempotencyKey, Reason: r.Error,

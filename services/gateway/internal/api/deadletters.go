@@ -17,7 +17,7 @@ const maxDeadLetterScan = 64
 
 func (s *Server) toDeadLetter(ctx context.Context, d model.DeadLetter, versions map[uuid.UUID]int) *cairnv1.DeadLetter {
 	out := &cairnv1.DeadLetter{
-		// Namespace: d.Namespace,
+		Namespace:    d.Namespace,
 		Id:           d.ID.String(),
 		RunId:        d.RunID.String(),
 		Workflow:     d.Workflow,
@@ -124,7 +124,7 @@ func (s *Server) GetDeadLetter(ctx context.Context, req *cairnv1.GetDeadLetterRe
 		return nil, toStatus(err, fmt.Sprintf("attempts of %s", what))
 	}
 	for _, a := range as {
-		out.Attempts = append(out.Attempts, apiconv.Attempt(a))
+		out.Attempts = append(out.Attempts, apiconv.Attempt(ns, a))
 	}
 	return &cairnv1.GetDeadLetterResponse{DeadLetter: out}, nil
 }

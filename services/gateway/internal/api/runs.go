@@ -174,7 +174,7 @@ func (s *Server) ListAttempts(ctx context.Context, req *cairnv1.ListAttemptsRequ
 	page, next := pageOf(as, func(a model.Attempt) string { return fmt.Sprintf("%010d", a.Number) }, after, size, query)
 	resp := &cairnv1.ListAttemptsResponse{Attempts: make([]*cairnv1.Attempt, 0, len(page)), NextPageToken: next}
 	for _, a := range page {
-		resp.Attempts = append(resp.Attempts, apiconv.Attempt(a))
+		resp.Attempts = append(resp.Attempts, apiconv.Attempt(ns, a))
 	}
 	return resp, nil
 }

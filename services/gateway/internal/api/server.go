@@ -59,13 +59,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Server implements the four public services. Reads come from PostgreSQL; mutations are
+// Server implements the five public services. Reads come from PostgreSQL; mutations are
 // validated here and forwarded to the leader.
 type Server struct {
 	cairnv1.UnimplementedWorkflowServiceServer
 	cairnv1.UnimplementedRunServiceServer
 	cairnv1.UnimplementedDeadLetterServiceServer
 	cairnv1.UnimplementedClusterServiceServer
+	cairnv1.UnimplementedNamespaceServiceServer
 
 	store   *store.Store
 	fwd     Forwarder

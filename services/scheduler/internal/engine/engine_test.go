@@ -168,12 +168,18 @@ func (h *harness) startRun(wf *dag.Workflow, params map[string]string) uuid.UUID
 	return run.ID
 }
 
-// waitRun polls PostgreSQL until the run is terminal.
+// waitRun polls PostgreSQL until the run (of the default namespace) is terminal.
 func (h *harness) waitRun(id uuid.UUID) store.RunDetail {
+	h.t.Helper()
+	return h.waitRunIn(model.DefaultNamespace, id)
+}
+
+// waitRunIn is waitRun for a run of namespace ns.
+func (h *harness) waitRunIn(ns string, id uuid.UUID) store.RunDetail {
 	h.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		d, err := h.st.GetRun(context.Background(), model.DefaultNamespace, id)
+		d, err := h.st.GetRun(context.Background(), ns, id)
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -309,8 +315,15 @@ func (w *fakeWorker) ack(resultID string) *engine.Ack {
 	}
 }
 
-// runAll plays a worker that succeeds every assignment until the run ends.
+// runAll plays a worker that succeeds every assignment until the run (of the default
+// namespace) ends.
 func (w *fakeWorker) runAll(id uuid.UUID, fail map[string]int) store.RunDetail {
+	w.h.t.Helper()
+	return w.runAllIn(model.DefaultNamespace, id, fail)
+}
+
+// runAllIn is runAll for a run of namespace ns.
+func (w *fakeWorker) runAllIn(ns string, id uuid.UUID, fail map[string]int) store.RunDetail {
 	w.h.t.Helper()
 	failures := map[string]int{}
 	for {
@@ -326,7 +339,7 @@ func (w *fakeWorker) runAll(id uuid.UUID, fail map[string]int) store.RunDetail {
 			}
 			w.credits(1)
 		case <-time.After(20 * time.Millisecond):
-			d, err := w.h.st.GetRun(context.Background(), model.DefaultNamespace, id)
+			d, err := w.h.st.GetRun(context.Background(), ns, id)
 			if err != nil {
 				w.h.t.Fatal(err)
 			}

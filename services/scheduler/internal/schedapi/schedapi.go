@@ -364,6 +364,64 @@ func (s *Server) PurgeDeadLetter(ctx context.Context, req *cairnv1.PurgeDeadLett
 	return &cairnv1.PurgeDeadLetterResponse{}, nil
 }
 
+// CreateNamespace creates a namespace.
+func (s *Server) CreateNamespace(ctx context.Context, req *cairnv1.CreateNamespaceRequest) (*cairnv1.CreateNamespaceResponse, error) {
+	resp, err := s.createNamespace(ctx, req)
+	return resp, s.toStatus(err)
+}
+
+func (s *Server) createNamespace(ctx context.Context, req *cairnv1.CreateNamespaceRequest) (*cairnv1.CreateNamespaceResponse, error) {
+	term, err := s.cfg.State.Current()
+	if err != nil {
+		return nil, err
+	}
+	name := req.GetNamespace()
+	switch {
+	case name == "":
+		return nil, invalidf("namespace is empty: name the namespace to create")
+	case !namespaceName.MatchString(name):
+		return nil, invalidf("namespace %q is not a namespace name (want %s)", name, namespaceName)
+	case len(req.GetDescription()) > store.MaxNamespaceDescription:
+		return nil, invalidf("description is %d bytes long, at most %d", len(req.GetDescription()), store.MaxNamespaceDescription)
+	case !utf8.ValidString(req.GetDescription()):
+		return nil, invalidf("description is not valid UTF-8")
+	}
+	n, err := s.cfg.Store.CreateNamespace(ctx, term.Epoch, model.Namespace{Name: name, Description: req.GetDescription()})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("namespace created", "namespace", n.Name)
+	return &cairnv1.CreateNamespaceResponse{Namespace: apiconv.Namespace(n)}, nil
+}
+
+// DeleteNamespace deletes an empty namespace.
+func (s *Server) DeleteNamespace(ctx context.Context, req *cairnv1.DeleteNamespaceRequest) (*cairnv1.DeleteNamespaceResponse, error) {
+	resp, err := s.deleteNamespace(ctx, req)
+	return resp, s.toStatus(err)
+}
+
+func (s *Server) deleteNamespace(ctx context.Context, req *cairnv1.DeleteNamespaceRequest) (*cairnv1.DeleteNamespaceResponse, error) {
+	term, err := s.cfg.State.Current()
+	if err != nil {
+		return nil, err
+	}
+	name := req.GetNamespace()
+	switch {
+	case name == "":
+		return nil, invalidf("namespace is empty: name the namespace to delete")
+	case !namespaceName.MatchString(name):
+		return nil, invalidf("namespace %q is not a namespace name (want %s)", name, namespaceName)
+	case name == model.DefaultNamespace:
+		return nil, fmt.Errorf("%w: namespace %s cannot be deleted: it is the namespace of every request that names none",
+			errPrecondition, name)
+	}
+	if err := s.cfg.Store.DeleteNamespace(ctx, term.Epoch, name); err != nil {
+		return nil, err
+	}
+	s.log.Info("namespace deleted", "namespace", name)
+	return &cairnv1.DeleteNamespaceResponse{}, nil
+}
+
 // runProto reads a run back for a response.
 func (s *Server) runProto(ctx context.Context, ns string, id uuid.UUID) (*cairnv1.Run, error) {
 	d, err := s.cfg.Store.GetRun(ctx, ns, id)
@@ -425,8 +483,10 @@ func (s *Server) toStatus(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, engine.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrAlreadyExists):
+		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, errPrecondition), errors.Is(err, engine.ErrRunActive), errors.Is(err, engine.ErrNothingToRetry),
-		errors.Is(err, engine.ErrAlreadyReplayed):
+		errors.Is(err, engine.ErrAlreadyReplayed), errors.Is(err, store.ErrNotEmpty):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrStaleEpoch), errors.Is(err, engine.ErrNotLeader):
 		return status.Error(codes.Unavailable, "leadership changed during the call; retry against the new leader: "+err.Error())
