@@ -96,10 +96,11 @@ func optInt32(p *int) *int32 {
 	return &v
 }
 
-// Attempt converts one attempt, with its output made valid UTF-8.
-func Attempt(a model.Attempt) *cairnv1.Attempt {
+// Attempt converts one attempt of a run of namespace ns, with its output made valid UTF-8.
+func Attempt(ns string, a model.Attempt) *cairnv1.Attempt {
 	st, fk := attemptState(a.State, a.FailureKind)
 	return &cairnv1.Attempt{
+		Namespace:       ns,
 		AttemptId:       a.ID.String(),
 		RunId:           a.RunID.String(),
 		TaskId:          a.TaskID,
@@ -126,6 +127,7 @@ func Run(r model.Run) *cairnv1.Run {
 	}
 	return &cairnv1.Run{
 		RunId:           r.ID.String(),
+		Namespace:       r.Namespace,
 		Workflow:        r.Workflow,
 		WorkflowVersion: int64(r.Version),
 		State:           runState(r.State),
@@ -173,6 +175,7 @@ func RunDetail(d store.RunDetail, wf *dag.Workflow) *cairnv1.Run {
 // parses, which leaves the DAG fields empty). full adds the tasks and the YAML source.
 func Workflow(v model.WorkflowVersion, wf *dag.Workflow, full bool) *cairnv1.Workflow {
 	out := &cairnv1.Workflow{
+		Namespace:   v.Namespace,
 		Name:        v.Workflow,
 		Version:     int64(v.Version),
 		ContentHash: v.Hash,
@@ -261,4 +264,9 @@ func ValidationErrors(file string, list dag.ErrorList) []*cairnv1.ValidationErro
 		})
 	}
 	return out
+}
+
+// Namespace converts a namespace.
+func Namespace(n model.Namespace) *cairnv1.Namespace {
+	return &cairnv1.Namespace{Name: n.Name, Description: n.Description, CreatedAt: Timestamp(n.CreatedAt)}
 }

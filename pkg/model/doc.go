@@ -1,6 +1,7 @@
-// Package model is Cairn's domain model: workflows and their immutable versions, runs, task
-// runs, attempts, dead letters, events, schedules and leadership, plus the run, task and
-// attempt state machines.
+// Package model is Cairn's domain model: namespaces, workflows and their immutable versions,
+// runs, task runs, attempts, dead letters, events, schedules and leadership, plus the run,
+// task and attempt state machines. A workflow and a run belong to one namespace; task runs,
+// attempts, events and dead letters belong to their run's.
 //
 // The package is plain Go and imports nothing of Cairn's: the store, the planner and the API
 // edge all convert to and from these types. It owns two things:

@@ -13,9 +13,23 @@ import (
 // The store truncates longer output and the schema rejects it.
 const MaxAttemptOutput = 64 << 10
 
+// DefaultNamespace is the namespace of requests that name none. It always exists.
+const DefaultNamespace = "default"
+
+// Namespace groups workflows and runs: every workflow (its versions, its schedule) and every
+// run (its task runs, attempts, events, dead letters) belongs to exactly one, and is not
+// found from another. Names follow the workflow-name rule. A namespace is deleted only when
+// it holds nothing.
+type Namespace struct {
+	Name        string
+	Description string
+	CreatedAt   time.Time
+}
+
 // Workflow is a named DAG. Its content lives in versions; the workflow row points at the
-// version applied last.
+// version applied last. (Namespace, Name) identifies it.
 type Workflow struct {
+	Namespace     string
 	Name          string
 	Description   string
 	LatestVersion int // the version applied last (re-applying old YAML makes it latest again)
@@ -26,10 +40,11 @@ type Workflow struct {
 // WorkflowVersion is one immutable version of a workflow, identified by the SHA-256 of its
 // YAML exactly as submitted: submitting identical bytes again yields the same version.
 type WorkflowVersion struct {
-	Workflow string
-	Version  int    // 1, 2, ... per workflow, in order of first submission
-	Hash     string // lowercase hex SHA-256 of YAML
-	YAML     string
+	Namespace string
+	Workflow  string
+	Version   int    // 1, 2, ... per workflow, in order of first submission
+	Hash      string // lowercase hex SHA-256 of YAML
+	YAML      string
 	// Compiled is the scheduler's compiled form of the DAG (JSON). The store treats it as
 	// opaque bytes.
 	Compiled  []byte
@@ -62,15 +77,16 @@ func (t Trigger) String() string { return string(t) }
 // ParseTrigger parses a stored trigger ("schedule").
 func ParseTrigger(s string) (Trigger, error) { return parse("trigger", Triggers, s) }
 
-// Run is one execution of a workflow version.
+// Run is one execution of a workflow version of its namespace.
 type Run struct {
-	ID       uuid.UUID
-	Workflow string
-	Version  int
-	State    RunState
-	Params   map[string]string // the effective parameters (defaults merged with overrides)
-	// IdempotencyKey, when non-empty, is unique per workflow: creating a run with a key
-	// already used returns the existing run.
+	ID        uuid.UUID
+	Namespace string
+	Workflow  string
+	Version   int
+	State     RunState
+	Params    map[string]string // the effective parameters (defaults merged with overrides)
+	// IdempotencyKey, when non-empty, is unique per (namespace, workflow): creating a run
+	// with a key already used returns the existing run.
 	IdempotencyKey string
 	Trigger        Trigger
 	CreatedAt      time.Time
@@ -169,6 +185,7 @@ type AttemptError struct {
 // DeadLetter records a task whose attempts were exhausted.
 type DeadLetter struct {
 	ID         uuid.UUID
+	Namespace  string // its run's
 	RunID      uuid.UUID
 	TaskID     string
 	Workflow   string
@@ -206,6 +223,7 @@ type Event struct {
 
 // Schedule is a workflow's cron schedule.
 type Schedule struct {
+	Namespace  string
 	Workflow   string
 	Cron       string // 5-field cron
 	Timezone   string // IANA name; "UTC" by default

@@ -23,6 +23,15 @@ func Down(ctx context.Context, databaseURL string) error {
 	return run(ctx, databaseURL, func(m *migrate.Migrate) error { return m.Down() })
 }
 
+// Migrate applies or reverts migrations until the schema is at version (0: empty). Tests use
+// it to write rows in an older schema before migrating them forward.
+func Migrate(ctx context.Context, databaseURL string, version uint) error {
+	if version == 0 {
+		return Down(ctx, databaseURL)
+	}
+	return run(ctx, databaseURL, func(m *migrate.Migrate) error { return m.Migrate(version) })
+}
+
 // Version reports the applied schema version and whether a migration failed half-way.
 func Version(ctx context.Context, databaseURL string) (version uint, dirty bool, err error) {
 	err = run(ctx, databaseURL, func(m *migrate.Migrate) error {

@@ -41,7 +41,7 @@ func TestUpDownUp(t *testing.T) {
 		t.Fatalf("up: %v", err)
 	}
 	first := tables(t, url)
-	for _, want := range []string{"workflows", "workflow_versions", "runs", "task_runs", "attempts", "dead_letters", "events", "schedules", "leadership"} {
+	for _, want := range []string{"namespaces", "workflows", "workflow_versions", "runs", "task_runs", "attempts", "dead_letters", "events", "schedules", "leadership"} {
 		if !slices.Contains(first, want) {
 			t.Errorf("after up, table %s is missing (have %s)", want, strings.Join(first, ", "))
 		}

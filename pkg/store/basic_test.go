@@ -44,8 +44,13 @@ func TestMigrationsUpDownUp(t *testing.T) {
 		if err := schema.Up(ctx, url); err != nil {
 			t.Fatalf("round %d up: %v", round, err)
 		}
-		if n := tables(); n != 12 {
-			t.Fatalf("round %d: %d tables after up, want 12", round, n)
+		if n := tables(); n != 13 {
+			t.Fatalf("round %d: %d tables after up, want 13", round, n)
+		}
+		// So does the default namespace.
+		var ns string
+		if err := conn.QueryRow(ctx, `SELECT string_agg(name, ',') FROM namespaces`).Scan(&ns); err != nil || ns != model.DefaultNamespace {
+			t.Fatalf("round %d: namespaces %q, %v; want only %s", round, ns, err, model.DefaultNamespace)
 		}
 		// The single leadership row exists after up.
 		var epoch int64

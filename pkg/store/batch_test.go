@@ -81,11 +81,11 @@ func TestBatchRejectsInvalidOpsBeforeWriting(t *testing.T) {
 		"success with failure":  store.FinishAttempt{Token: 1, To: model.AttemptSucceeded, FailureKind: model.FailureTimeout},
 		"failure without kind":  store.FinishAttempt{Token: 1, To: model.AttemptFailed},
 		"bad http status":       store.FinishAttempt{Token: 1, To: model.AttemptFailed, FailureKind: model.FailureUnexpectedStatus, HTTPStatus: new(int)},
-		"run without tasks":     store.InsertRun{Run: model.Run{ID: uuid.New(), Workflow: "wf", Version: 1, Trigger: model.TriggerManual}},
-		"repeated task":         store.InsertRun{Run: model.Run{ID: uuid.New(), Workflow: "wf", Version: 1, Trigger: model.TriggerManual}, TaskIDs: []string{"x", "x"}},
-		"bad trigger":           store.InsertRun{Run: model.Run{ID: uuid.New(), Workflow: "wf", Version: 1, Trigger: "cron"}, TaskIDs: []string{"x"}},
+		"run without tasks":     store.InsertRun{Run: model.Run{ID: uuid.New(), Namespace: defNS, Workflow: "wf", Version: 1, Trigger: model.TriggerManual}},
+		"repeated task":         store.InsertRun{Run: model.Run{ID: uuid.New(), Namespace: defNS, Workflow: "wf", Version: 1, Trigger: model.TriggerManual}, TaskIDs: []string{"x", "x"}},
+		"bad trigger":           store.InsertRun{Run: model.Run{ID: uuid.New(), Namespace: defNS, Workflow: "wf", Version: 1, Trigger: "cron"}, TaskIDs: []string{"x"}},
 		"bad event kind":        store.AppendEvent{Event: model.Event{RunID: r.ID, Kind: "Bad Kind"}},
-		"schedule going back":   store.AdvanceSchedule{Workflow: "wf", ExpectedNext: time.Now(), Next: time.Now().Add(-time.Hour), FiredAt: time.Now()},
+		"schedule going back":   store.AdvanceSchedule{Namespace: defNS, Workflow: "wf", ExpectedNext: time.Now(), Next: time.Now().Add(-time.Hour), FiredAt: time.Now()},
 	} {
 		var b store.Batch
 		b.Add(store.AppendEvent{Event: model.Event{RunID: r.ID, Kind: model.EventNote, Message: "valid"}})
@@ -146,7 +146,7 @@ func TestTaskLifecycleWithRetry(t *testing.T) {
 		store.TaskTransition{RunID: r.ID, TaskID: "a", From: model.TaskRunning, Attempt: 2, Token: tok2, To: model.TaskSucceeded},
 		store.RunTransition{RunID: r.ID, From: model.RunRunning, To: model.RunSucceeded},
 	)
-	as, err := e.s.ListAttempts(e.ctx, r.ID, "a")
+	as, err := e.s.ListAttempts(e.ctx, defNS, r.ID, "a")
 	if err != nil || len(as) != 2 {
 		t.Fatalf("attempts: %v %v", as, err)
 	}
@@ -160,18 +160,18 @@ func TestTaskLifecycleWithRetry(t *testing.T) {
 		string(a2.Output) != "ok" || a2.FailureKind != model.FailureNone {
 		t.Fatalf("attempt 2: %+v", a2)
 	}
-	d, err := e.s.GetRun(e.ctx, r.ID)
+	d, err := e.s.GetRun(e.ctx, defNS, r.ID)
 	if err != nil || d.Run.State != model.RunSucceeded || d.Run.StartedAt.IsZero() || d.Run.FinishedAt.IsZero() ||
 		d.Run.Params["day"] != "2026-01-01" {
 		t.Fatalf("run: %+v %v", d.Run, err)
 	}
-	if _, err := e.s.ListAttempts(e.ctx, r.ID, "nope"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.s.ListAttempts(e.ctx, defNS, r.ID, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("attempts of missing task: %v", err)
 	}
 	if _, err := e.s.GetAttempt(e.ctx, 999); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing attempt: %v", err)
 	}
-	if _, err := e.s.GetRun(e.ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.s.GetRun(e.ctx, defNS, uuid.New()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing run: %v", err)
 	}
 }
@@ -185,7 +185,7 @@ func TestStartedAtIsKeptWithinAssignedAndNow(t *testing.T) {
 	e.mustApply(store.RunTransition{RunID: r.ID, From: model.RunPending, To: model.RunRunning})
 	attempt := func(task string) model.Attempt {
 		t.Helper()
-		as, err := e.s.ListAttempts(e.ctx, r.ID, task)
+		as, err := e.s.ListAttempts(e.ctx, defNS, r.ID, task)
 		if err != nil || len(as) != 1 {
 			t.Fatalf("attempts of %s: %+v, %v", task, as, err)
 		}

@@ -65,7 +65,7 @@ const (
 	rowAttempt                        // attempts row, by token
 	rowAttemptNo                      // attempts (run, task, number) uniqueness
 	rowAttemptID                      // attempts id uniqueness
-	rowIdempotency                    // runs (workflow, idempotency key) uniqueness
+	rowIdempotency                    // runs (namespace, workflow, idempotency key) uniqueness
 	rowOther                          // dead letters, schedules: kept in order among the singles
 )
 
@@ -112,7 +112,8 @@ func describe(op Op) (rank int, acc []access, ok bool) {
 			{rowKey{kind: rowRunRows, id: o.Run.ID}, true},
 		}
 		if o.Run.IdempotencyKey != "" { // of two runs with one key, the first must win
-			acc = append(acc, access{rowKey{kind: rowIdempotency, name: o.Run.Workflow + "\x00" + o.Run.IdempotencyKey}, true})
+			acc = append(acc, access{rowKey{kind: rowIdempotency,
+				name: o.Run.Namespace + "\x00" + o.Run.Workflow + "\x00" + o.Run.IdempotencyKey}, true})
 		}
 		return rankInsertRun, acc, true
 	case TaskTransition:
@@ -587,14 +588,15 @@ func (a *finishRows) statement() (string, []any) {
 // runInserts are the parameters of one set InsertRun statement: the runs, and their tasks
 // flattened (run id per task).
 type runInserts struct {
-	id       pgtype.FlatArray[pgtype.UUID]
-	workflow []string
-	version  []int32
-	params   []map[string]string
-	key      pgtype.FlatArray[pgtype.Text]
-	trigger  []string
-	taskRun  pgtype.FlatArray[pgtype.UUID]
-	taskID   []string
+	id        pgtype.FlatArray[pgtype.UUID]
+	namespace []string
+	workflow  []string
+	version   []int32
+	params    []map[string]string
+	key       pgtype.FlatArray[pgtype.Text]
+	trigger   []string
+	taskRun   pgtype.FlatArray[pgtype.UUID]
+	taskID    []string
 }
 
 func (a *runInserts) addOp(op Op) { a.add(op.(InsertRun)) }
@@ -605,6 +607,7 @@ func (a *runInserts) add(o InsertRun) {
 		params = map[string]string{}
 	}
 	a.id = append(a.id, pgUUID(o.Run.ID))
+	a.namespace = append(a.namespace, o.Run.Namespace)
 	a.workflow = append(a.workflow, o.Run.Workflow)
 	a.version = append(a.version, int32(o.Run.Version))
 	a.params = append(a.params, params)
@@ -620,10 +623,10 @@ func (a *runInserts) add(o InsertRun) {
 // it (InsertRun applies iff that is every task; a run not inserted returns nothing).
 func (a *runInserts) statement() (string, []any) {
 	return `WITH r AS (
-			INSERT INTO runs (id, workflow, version, state, params, idempotency_key, trigger)
-			SELECT u.id, u.workflow, u.version, 'PENDING', u.params, u.key, u.trigger
-			FROM unnest($1::uuid[], $2::text[], $3::int[], $4::jsonb[], $5::text[], $6::text[])
-				WITH ORDINALITY AS u (id, workflow, version, params, key, trigger, ord)
+			INSERT INTO runs (id, namespace, workflow, version, state, params, idempotency_key, trigger)
+			SELECT u.id, u.namespace, u.workflow, u.version, 'PENDING', u.params, u.key, u.trigger
+			FROM unnest($1::uuid[], $9::text[], $2::text[], $3::int[], $4::jsonb[], $5::text[], $6::text[])
+				WITH ORDINALITY AS u (id, namespace, workflow, version, params, key, trigger, ord)
 			ORDER BY u.ord
 			ON CONFLICT DO NOTHING
 			RETURNING id),
@@ -633,7 +636,7 @@ func (a *runInserts) statement() (string, []any) {
 			WHERE x.run_id IN (SELECT id FROM r)
 			RETURNING run_id)
 		SELECT run_id, count(*) FROM t GROUP BY run_id`,
-		[]any{a.id, a.workflow, a.version, a.params, a.key, a.trigger, a.taskRun, a.taskID}
+		[]any{a.id, a.workflow, a.version, a.params, a.key, a.trigger, a.taskRun, a.taskID, a.namespace}
 }
 
 // runRows are the parameters of one set RunTransition statement.

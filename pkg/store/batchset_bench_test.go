@@ -106,3 +106,36 @@ func add(b *store.Batch, split bool, ops []store.Op) {
 		b.Add(op)
 	}
 }
+
+// BenchmarkInsertRuns applies batches of run starts shaped like the leader's: per run, one
+// group inserting it with its 10 task runs, moving it to RUNNING and appending the event.
+// Reports µs per run.
+func BenchmarkInsertRuns(b *testing.B) {
+	for _, n := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			e := newEnv(b)
+			e.workflow("wf")
+			tasks := make([]string, 10)
+			for i := range tasks {
+				tasks[i] = fmt.Sprintf("t%d", i)
+			}
+			runs := 0
+			start := time.Now()
+			for b.Loop() {
+				var bt store.Batch
+				for range n {
+					id := uuid.New()
+					bt.Add(store.InsertRun{Run: model.Run{ID: id, Namespace: defNS, Workflow: "wf", Version: 1, Trigger: model.TriggerManual,
+						IdempotencyKey: id.String()}, TaskIDs: tasks},
+						store.RunTransition{RunID: id, From: model.RunPending, To: model.RunRunning},
+						store.AppendEvent{Event: model.Event{RunID: id, Kind: model.EventRunState, From: "PENDING", To: "RUNNING"}})
+				}
+				if _, err := e.s.Apply(e.ctx, epoch, &bt); err != nil {
+					b.Fatal(err)
+				}
+				runs += n
+			}
+			b.ReportMetric(float64(time.Since(start).Microseconds())/float64(runs), "µs/run")
+		})
+	}
+}

@@ -214,7 +214,7 @@ func (g *opGen) createRuns(e *env) {
 		for i := range 4 {
 			ids = append(ids, fmt.Sprintf("t%d%d", ri, i))
 		}
-		if _, created, err := e.s.CreateRun(e.ctx, epoch, model.Run{ID: r, Workflow: "wf", Version: 1, Trigger: model.TriggerManual}, ids); err != nil || !created {
+		if _, created, err := e.s.CreateRun(e.ctx, epoch, model.Run{ID: r, Namespace: defNS, Workflow: "wf", Version: 1, Trigger: model.TriggerManual}, ids); err != nil || !created {
 			e.t.Fatalf("create run: %v %v", created, err)
 		}
 	}
@@ -267,7 +267,7 @@ func (g *opGen) step() []store.Op {
 		// A new run and, in the same batch, its first task queued (sometimes in reverse).
 		r := g.late
 		g.late = uuid.Nil
-		ins := store.InsertRun{Run: model.Run{ID: r, Workflow: "wf", Version: 1, Trigger: model.TriggerManual}, TaskIDs: []string{"x"}}
+		ins := store.InsertRun{Run: model.Run{ID: r, Namespace: defNS, Workflow: "wf", Version: 1, Trigger: model.TriggerManual}, TaskIDs: []string{"x"}}
 		t := &simTask{run: r, id: "x", state: model.TaskPending}
 		g.tasks = append(g.tasks, t)
 		return []store.Op{ins, store.RunTransition{RunID: r, From: model.RunPending, To: model.RunRunning}}
@@ -434,7 +434,7 @@ func TestInsertRunsSetBased(t *testing.T) {
 	seq.workflow("wf")
 	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New(), uuid.New(), uuid.New()}
 	run := func(i int, key string, tasks ...string) store.InsertRun {
-		return store.InsertRun{Run: model.Run{ID: ids[i], Workflow: "wf", Version: 1, Trigger: model.TriggerManual, IdempotencyKey: key}, TaskIDs: tasks}
+		return store.InsertRun{Run: model.Run{ID: ids[i], Namespace: defNS, Workflow: "wf", Version: 1, Trigger: model.TriggerManual, IdempotencyKey: key}, TaskIDs: tasks}
 	}
 	var first store.Batch
 	first.Add(run(0, "k0", "a"))
@@ -484,7 +484,7 @@ func TestRunInsertConflictWithItsEvents(t *testing.T) {
 	e.workflow("wf")
 	insert := func(key string) (store.InsertRun, store.AppendEvent) {
 		id := uuid.New()
-		return store.InsertRun{Run: model.Run{ID: id, Workflow: "wf", Version: 1, Trigger: model.TriggerManual, IdempotencyKey: key}, TaskIDs: []string{"a"}},
+		return store.InsertRun{Run: model.Run{ID: id, Namespace: defNS, Workflow: "wf", Version: 1, Trigger: model.TriggerManual, IdempotencyKey: key}, TaskIDs: []string{"a"}},
 			store.AppendEvent{Event: model.Event{RunID: id, Kind: model.EventNote, Message: "started"}}
 	}
 	ir0, ev0 := insert("k")

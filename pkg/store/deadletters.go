@@ -11,11 +11,11 @@ import (
 	"github.com/cairn-io/cairn/pkg/model"
 )
 
-const deadLetterCols = `id, run_id, task_id, workflow, errors, created_at, replayed_at`
+const deadLetterCols = `id, namespace, run_id, task_id, workflow, errors, created_at, replayed_at`
 
 func scanDeadLetter(row pgx.Row) (model.DeadLetter, error) {
 	var d model.DeadLetter
-	err := row.Scan(&d.ID, &d.RunID, &d.TaskID, &d.Workflow, &d.Errors, &d.CreatedAt, optTime{&d.ReplayedAt})
+	err := row.Scan(&d.ID, &d.Namespace, &d.RunID, &d.TaskID, &d.Workflow, &d.Errors, &d.CreatedAt, optTime{&d.ReplayedAt})
 	return d, err
 }
 
@@ -25,9 +25,10 @@ type DeadLetterFilter struct {
 	Open     bool   // only entries not replayed yet
 }
 
-// ListDeadLetters lists dead letters newest first (keyset on (created_at, id)).
-func (s *Store) ListDeadLetters(ctx context.Context, f DeadLetterFilter, page PageRequest) (ds []model.DeadLetter, next string, err error) {
-	query := fmt.Sprintf("deadletters|%q|%t", f.Workflow, f.Open)
+// ListDeadLetters lists the dead letters of namespace ns newest first (keyset on
+// (created_at, id)).
+func (s *Store) ListDeadLetters(ctx context.Context, ns string, f DeadLetterFilter, page PageRequest) (ds []model.DeadLetter, next string, err error) {
+	query := fmt.Sprintf("deadletters|%q|%q|%t", ns, f.Workflow, f.Open)
 	limit, err := page.limit()
 	if err != nil {
 		return nil, "", fmt.Errorf("list dead letters: %w", err)
@@ -36,7 +37,7 @@ func (s *Store) ListDeadLetters(ctx context.Context, f DeadLetterFilter, page Pa
 	if err != nil {
 		return nil, "", fmt.Errorf("list dead letters: %w", err)
 	}
-	sql, args := `SELECT `+deadLetterCols+` FROM dead_letters WHERE true`, []any{}
+	sql, args := `SELECT `+deadLetterCols+` FROM dead_letters WHERE namespace = $1`, []any{ns}
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
 	if f.Workflow != "" {
 		sql += ` AND workflow = ` + arg(f.Workflow)
@@ -67,18 +68,22 @@ func (s *Store) ListDeadLetters(ctx context.Context, f DeadLetterFilter, page Pa
 	return ds, next, nil
 }
 
-// GetDeadLetter returns one dead letter.
-func (s *Store) GetDeadLetter(ctx context.Context, id uuid.UUID) (model.DeadLetter, error) {
-	d, err := scanDeadLetter(s.pool.QueryRow(ctx, `SELECT `+deadLetterCols+` FROM dead_letters WHERE id = $1`, id))
+// GetDeadLetter returns one dead letter of namespace ns; one of another namespace is
+// ErrNotFound.
+func (s *Store) GetDeadLetter(ctx context.Context, ns string, id uuid.UUID) (model.DeadLetter, error) {
+	d, err := scanDeadLetter(s.pool.QueryRow(ctx, `SELECT `+deadLetterCols+` FROM dead_letters WHERE id = $1 AND namespace = $2`,
+		id, ns))
 	if err != nil {
 		return d, fmt.Errorf("get dead letter %s: %w", id, notFound(err))
 	}
 	return d, nil
 }
 
-// OpenDeadLetters returns the ids of the run's dead letters not replayed yet, by task id.
-func (s *Store) OpenDeadLetters(ctx context.Context, runID uuid.UUID) (map[string]uuid.UUID, error) {
-	rows, err := s.pool.Query(ctx, `SELECT task_id, id FROM dead_letters WHERE run_id = $1 AND replayed_at IS NULL`, runID)
+// OpenDeadLetters returns the ids of the dead letters not replayed yet of a run of namespace
+// ns, by task id.
+func (s *Store) OpenDeadLetters(ctx context.Context, ns string, runID uuid.UUID) (map[string]uuid.UUID, error) {
+	rows, err := s.pool.Query(ctx, `SELECT task_id, id FROM dead_letters WHERE run_id = $1 AND namespace = $2
+		AND replayed_at IS NULL`, runID, ns)
 	if err != nil {
 		return nil, fmt.Errorf("open dead letters of run %s: %w", runID, err)
 	}

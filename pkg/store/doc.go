@@ -21,6 +21,13 @@
 //     statement per op with a savepoint per group.
 //   - Listings use keyset pagination with opaque, checksummed page tokens bound to their
 //     query (ErrInvalidPageToken otherwise).
+//   - Every read and write of a workflow, run, attempt, event, dead letter or schedule names
+//     its namespace; a row of another namespace is ErrNotFound (an empty listing), exactly
+//     like a missing one (TestCrossNamespaceIDsAreNotFound). Names and idempotency keys are
+//     per namespace (TestSameNamesInTwoNamespaces). A namespace is deleted only when it holds
+//     nothing, whatever writes race with the delete (TestNamespaceLifecycle,
+//     TestConcurrentCreateRunAndDeleteNamespaceLeaveNoOrphan). The leader's task-level writes
+//     (task runs, attempts, events) need no namespace: they reach it through their run.
 //
 // Reads use the pool directly, or a read-only REPEATABLE READ transaction when they combine
 // several queries (a run with its task runs, the failover rebuild).

@@ -27,6 +27,11 @@ var (
 	ErrInvalidPageToken = errors.New("invalid page token")
 	// ErrInvalidArgument: an operation or query was malformed (a programming or input error).
 	ErrInvalidArgument = errors.New("invalid argument")
+	// ErrAlreadyExists: a create found its key taken (a namespace of that name).
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrNotEmpty: a namespace to delete still holds workflows or runs (*NotEmptyError says
+	// what).
+	ErrNotEmpty = errors.New("not empty")
 )
 
 // ConflictError is the detail of an ErrConflict: which row, what the operation expected,

@@ -49,6 +49,7 @@ func TestStaleEpochChangesNothing(t *testing.T) {
 	e := newEnv(t)
 	e.workflow("wf")
 	r := e.run("wf", "a", "b")
+	e.namespace("other") // empty: deleting it would succeed under the current epoch
 	if _, err := e.s.TakeLeadership(e.ctx, epoch+1, "new-leader"); err != nil {
 		t.Fatal(err)
 	}
@@ -64,12 +65,15 @@ func TestStaleEpochChangesNothing(t *testing.T) {
 	if !errors.As(err, &se) || se.Epoch != epoch || se.Current != epoch+1 {
 		t.Fatalf("error detail: %v", err)
 	}
-	_, _, err = e.s.PutVersion(e.ctx, epoch, "wf", "", "name: wf\nchanged: 1\n", nil)
+	_, _, err = e.s.PutVersion(e.ctx, epoch, defNS, "wf", "", "name: wf\nchanged: 1\n", nil)
 	wantIs(t, err, store.ErrStaleEpoch)
-	_, _, err = e.s.CreateRun(e.ctx, epoch, model.Run{ID: uuid.New(), Workflow: "wf", Version: 1, Trigger: model.TriggerManual}, []string{"a"})
+	_, _, err = e.s.CreateRun(e.ctx, epoch, model.Run{ID: uuid.New(), Namespace: defNS, Workflow: "wf", Version: 1, Trigger: model.TriggerManual}, []string{"a"})
 	wantIs(t, err, store.ErrStaleEpoch)
 	_, err = e.s.Purge(e.ctx, epoch, time.Now().Add(time.Hour), 10)
 	wantIs(t, err, store.ErrStaleEpoch)
+	_, err = e.s.CreateNamespace(e.ctx, epoch, model.Namespace{Name: "team-a"})
+	wantIs(t, err, store.ErrStaleEpoch)
+	wantIs(t, e.s.DeleteNamespace(e.ctx, epoch, "other"), store.ErrStaleEpoch)
 	// A future epoch that was never taken is not current either.
 	_, err = e.s.Apply(e.ctx, epoch+2, &b)
 	wantIs(t, err, store.ErrStaleEpoch)

@@ -41,7 +41,7 @@ func newEnv(t testing.TB) *env {
 
 func (e *env) workflow(name string) model.WorkflowVersion {
 	e.t.Helper()
-	v, _, err := e.s.PutVersion(e.ctx, epoch, name, "test workflow", "name: "+name+"\n", []byte(`{"tasks":[]}`))
+	v, _, err := e.s.PutVersion(e.ctx, epoch, defNS, name, "test workflow", "name: "+name+"\n", []byte(`{"tasks":[]}`))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func (e *env) workflow(name string) model.WorkflowVersion {
 func (e *env) run(workflow string, tasks ...string) model.Run {
 	e.t.Helper()
 	r, created, err := e.s.CreateRun(e.ctx, epoch, model.Run{
-		ID: uuid.New(), Workflow: workflow, Version: 1, Trigger: model.TriggerManual,
+		ID: uuid.New(), Namespace: defNS, Workflow: workflow, Version: 1, Trigger: model.TriggerManual,
 		Params: map[string]string{"day": "2026-01-01"},
 	}, tasks)
 	if err != nil || !created {
@@ -83,7 +83,7 @@ func (e *env) mustApply(ops ...store.Op) {
 
 func (e *env) task(runID uuid.UUID, taskID string) model.TaskRun {
 	e.t.Helper()
-	d, err := e.s.GetRun(e.ctx, runID)
+	d, err := e.s.GetRun(e.ctx, defNS, runID)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -137,14 +137,15 @@ func snapshot(e *env) string {
 	e.t.Helper()
 	var out string
 	for _, q := range []string{
-		`SELECT coalesce(string_agg(w::text, E'\n' ORDER BY name), '') FROM workflows w`,
-		`SELECT coalesce(string_agg(v::text, E'\n' ORDER BY workflow, version), '') FROM workflow_versions v`,
+		`SELECT coalesce(string_agg(n::text, E'\n' ORDER BY name), '') FROM namespaces n`,
+		`SELECT coalesce(string_agg(w::text, E'\n' ORDER BY namespace, name), '') FROM workflows w`,
+		`SELECT coalesce(string_agg(v::text, E'\n' ORDER BY namespace, workflow, version), '') FROM workflow_versions v`,
 		`SELECT coalesce(string_agg(r::text, E'\n' ORDER BY id), '') FROM runs r`,
 		`SELECT coalesce(string_agg(t::text, E'\n' ORDER BY run_id, task_id), '') FROM task_runs t`,
 		`SELECT coalesce(string_agg(a::text, E'\n' ORDER BY id), '') FROM attempts a`,
 		`SELECT coalesce(string_agg(d::text, E'\n' ORDER BY id), '') FROM dead_letters d`,
 		`SELECT coalesce(string_agg(ev::text, E'\n' ORDER BY seq), '') FROM events ev`,
-		`SELECT coalesce(string_agg(s::text, E'\n' ORDER BY workflow), '') FROM schedules s`,
+		`SELECT coalesce(string_agg(s::text, E'\n' ORDER BY namespace, workflow), '') FROM schedules s`,
 	} {
 		var s string
 		if err := e.pool.QueryRow(e.ctx, q).Scan(&s); err != nil {
@@ -156,3 +157,6 @@ func snapshot(e *env) string {
 }
 
 var tokenSeq atomic.Int64
+
+// defNS is the namespace the tests write in unless they test namespaces.
+const defNS = model.DefaultNamespace

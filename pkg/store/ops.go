@@ -385,10 +385,11 @@ func (o RunTransition) readActual(ctx context.Context, tx querier) (string, erro
 // ---------------------------------------------------------------------------------------
 
 // InsertRun creates a run in state PENDING with one PENDING task run per task id. It
-// conflicts if the run id, or the run's (workflow, idempotency key), is taken; Store.CreateRun
-// turns the latter into "return the existing run".
+// conflicts if the run id, or the run's (namespace, workflow, idempotency key), is taken;
+// Store.CreateRun turns the latter into "return the existing run". The version must be one
+// of the run's namespace (a foreign key).
 type InsertRun struct {
-	Run     model.Run // ID, Workflow, Version, Params, IdempotencyKey, Trigger are used
+	Run     model.Run // ID, Namespace, Workflow, Version, Params, IdempotencyKey, Trigger are used
 	TaskIDs []string
 }
 
@@ -397,6 +398,8 @@ func (o InsertRun) validate() error {
 	switch {
 	case r.ID == uuid.Nil:
 		return invalidf("insert run: id is required")
+	case !workflowName.MatchString(r.Namespace):
+		return invalidf("insert run %s: namespace %q is invalid", r.ID, r.Namespace)
 	case !workflowName.MatchString(r.Workflow):
 		return invalidf("insert run %s: workflow name %q is invalid", r.ID, r.Workflow)
 	case r.Version < 1:
@@ -422,14 +425,14 @@ func (o InsertRun) statement() (string, []any) {
 		params = map[string]string{}
 	}
 	return `WITH r AS (
-			INSERT INTO runs (id, workflow, version, state, params, idempotency_key, trigger)
-			VALUES ($1, $2, $3, 'PENDING', $4, $5, $6)
+			INSERT INTO runs (id, namespace, workflow, version, state, params, idempotency_key, trigger)
+			VALUES ($1, $8, $2, $3, 'PENDING', $4, $5, $6)
 			ON CONFLICT DO NOTHING
 			RETURNING id)
 		INSERT INTO task_runs (run_id, task_id, state)
 		SELECT r.id, t.task_id, 'PENDING' FROM r, unnest($7::text[]) AS t (task_id)`,
 		[]any{pgUUID(o.Run.ID), o.Run.Workflow, o.Run.Version, params, nullStr(o.Run.IdempotencyKey),
-			string(o.Run.Trigger), o.TaskIDs}
+			string(o.Run.Trigger), o.TaskIDs, o.Run.Namespace}
 }
 
 func (o InsertRun) check(rows int64) error {
@@ -438,7 +441,7 @@ func (o InsertRun) check(rows int64) error {
 		if o.Run.IdempotencyKey != "" {
 			exp += fmt.Sprintf(" or idempotency key %q", o.Run.IdempotencyKey)
 		}
-		return "run of workflow " + o.Run.Workflow, exp
+		return "run of workflow " + o.Run.Namespace + "/" + o.Run.Workflow, exp
 	})
 }
 
@@ -480,10 +483,11 @@ func (o AppendEvent) check(rows int64) error {
 
 // ---------------------------------------------------------------------------------------
 
-// InsertDeadLetter records a dead-lettered task. It conflicts if the task run already has
-// an open (not replayed) dead letter, or the id is taken.
+// InsertDeadLetter records a dead-lettered task, in its run's namespace. It conflicts if the
+// task run already has an open (not replayed) dead letter, the id is taken, or the run does
+// not exist.
 type InsertDeadLetter struct {
-	DeadLetter model.DeadLetter // ID, RunID, TaskID, Workflow, Errors are used
+	DeadLetter model.DeadLetter // ID, RunID, TaskID, Workflow, Errors are used; the namespace is the run's
 }
 
 func (o InsertDeadLetter) validate() error {
@@ -500,7 +504,8 @@ func (o InsertDeadLetter) statement() (string, []any) {
 	if errs == nil {
 		errs = []model.AttemptError{}
 	}
-	return `INSERT INTO dead_letters (id, run_id, task_id, workflow, errors) VALUES ($1, $2, $3, $4, $5)
+	return `INSERT INTO dead_letters (id, namespace, run_id, task_id, workflow, errors)
+		SELECT $1, r.namespace, $2, $3, $4, $5 FROM runs r WHERE r.id = $2
 		ON CONFLICT DO NOTHING`, []any{pgUUID(d.ID), pgUUID(d.RunID), d.TaskID, d.Workflow, errs}
 }
 
@@ -512,21 +517,23 @@ func (o InsertDeadLetter) check(rows int64) error {
 	})
 }
 
-// DeleteDeadLetter purges a dead letter (the operator gives up on it): the row goes, the
-// task stays DEAD_LETTERED. It conflicts if no such dead letter exists.
+// DeleteDeadLetter purges a dead letter of a namespace (the operator gives up on it): the row
+// goes, the task stays DEAD_LETTERED. It conflicts if no such dead letter exists in that
+// namespace.
 type DeleteDeadLetter struct {
-	ID uuid.UUID
+	Namespace string
+	ID        uuid.UUID
 }
 
 func (o DeleteDeadLetter) validate() error {
-	if o.ID == uuid.Nil {
-		return invalidf("delete dead letter: id is required")
+	if o.ID == uuid.Nil || o.Namespace == "" {
+		return invalidf("delete dead letter: namespace and id are required")
 	}
 	return nil
 }
 
 func (o DeleteDeadLetter) statement() (string, []any) {
-	return `DELETE FROM dead_letters WHERE id = $1`, []any{pgUUID(o.ID)}
+	return `DELETE FROM dead_letters WHERE id = $1 AND namespace = $2`, []any{pgUUID(o.ID), o.Namespace}
 }
 
 func (o DeleteDeadLetter) check(rows int64) error {
@@ -577,13 +584,13 @@ func (o MarkReplayed) readActual(ctx context.Context, tx querier) (string, error
 
 // PutSchedule creates or replaces a workflow's schedule (keeping its last fire time).
 type PutSchedule struct {
-	Schedule model.Schedule // Workflow, Cron, Timezone (default UTC), NextFireAt
+	Schedule model.Schedule // Namespace, Workflow, Cron, Timezone (default UTC), NextFireAt
 }
 
 func (o PutSchedule) validate() error {
 	s := o.Schedule
-	if s.Workflow == "" || s.Cron == "" || s.NextFireAt.IsZero() {
-		return invalidf("put schedule: workflow, cron and next fire time are required")
+	if s.Namespace == "" || s.Workflow == "" || s.Cron == "" || s.NextFireAt.IsZero() {
+		return invalidf("put schedule: namespace, workflow, cron and next fire time are required")
 	}
 	return nil
 }
@@ -594,32 +601,33 @@ func (o PutSchedule) statement() (string, []any) {
 	if tz == "" {
 		tz = "UTC"
 	}
-	return `INSERT INTO schedules (workflow, cron, timezone, next_fire_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (workflow) DO UPDATE SET cron = EXCLUDED.cron, timezone = EXCLUDED.timezone,
+	return `INSERT INTO schedules (namespace, workflow, cron, timezone, next_fire_at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (namespace, workflow) DO UPDATE SET cron = EXCLUDED.cron, timezone = EXCLUDED.timezone,
 			next_fire_at = EXCLUDED.next_fire_at, updated_at = now()`,
-		[]any{s.Workflow, s.Cron, tz, s.NextFireAt}
+		[]any{s.Namespace, s.Workflow, s.Cron, tz, s.NextFireAt}
 }
 
 func (o PutSchedule) check(rows int64) error {
 	return conflictIf(rows, 1, func() (string, string) {
-		return "schedule of " + o.Schedule.Workflow, "an upserted row"
+		return "schedule of " + o.Schedule.Namespace + "/" + o.Schedule.Workflow, "an upserted row"
 	})
 }
 
 // DeleteSchedule removes a workflow's schedule; deleting a missing schedule is a no-op.
 type DeleteSchedule struct {
-	Workflow string
+	Namespace string
+	Workflow  string
 }
 
 func (o DeleteSchedule) validate() error {
-	if o.Workflow == "" {
-		return invalidf("delete schedule: workflow is required")
+	if o.Namespace == "" || o.Workflow == "" {
+		return invalidf("delete schedule: namespace and workflow are required")
 	}
 	return nil
 }
 
 func (o DeleteSchedule) statement() (string, []any) {
-	return `DELETE FROM schedules WHERE workflow = $1`, []any{o.Workflow}
+	return `DELETE FROM schedules WHERE namespace = $1 AND workflow = $2`, []any{o.Namespace, o.Workflow}
 }
 
 func (DeleteSchedule) check(int64) error { return nil }
@@ -628,6 +636,7 @@ func (DeleteSchedule) check(int64) error { return nil }
 // to Next, compare-and-set on the next fire time still being ExpectedNext: a fire time is
 // consumed once.
 type AdvanceSchedule struct {
+	Namespace    string
 	Workflow     string
 	ExpectedNext time.Time
 	Next         time.Time
@@ -635,8 +644,8 @@ type AdvanceSchedule struct {
 }
 
 func (o AdvanceSchedule) validate() error {
-	if o.Workflow == "" || o.ExpectedNext.IsZero() || o.FiredAt.IsZero() {
-		return invalidf("advance schedule: workflow, expected next and fired-at times are required")
+	if o.Namespace == "" || o.Workflow == "" || o.ExpectedNext.IsZero() || o.FiredAt.IsZero() {
+		return invalidf("advance schedule: namespace, workflow, expected next and fired-at times are required")
 	}
 	if !o.Next.After(o.ExpectedNext) {
 		return invalidf("advance schedule %s: next fire time %s is not after %s", o.Workflow,
@@ -647,19 +656,21 @@ func (o AdvanceSchedule) validate() error {
 
 func (o AdvanceSchedule) statement() (string, []any) {
 	return `UPDATE schedules SET next_fire_at = $3, last_fire_at = $4, updated_at = now()
-		WHERE workflow = $1 AND next_fire_at = $2`, []any{o.Workflow, o.ExpectedNext, o.Next, o.FiredAt}
+		WHERE workflow = $1 AND next_fire_at = $2 AND namespace = $5`,
+		[]any{o.Workflow, o.ExpectedNext, o.Next, o.FiredAt, o.Namespace}
 }
 
 func (o AdvanceSchedule) check(rows int64) error {
 	return conflictIf(rows, 1, func() (string, string) {
-		return "schedule of " + o.Workflow,
+		return "schedule of " + o.Namespace + "/" + o.Workflow,
 			"next fire time " + o.ExpectedNext.UTC().Format(time.RFC3339Nano)
 	})
 }
 
 func (o AdvanceSchedule) readActual(ctx context.Context, tx querier) (string, error) {
 	var next time.Time
-	err := tx.QueryRow(ctx, `SELECT next_fire_at FROM schedules WHERE workflow = $1`, o.Workflow).Scan(&next)
+	err := tx.QueryRow(ctx, `SELECT next_fire_at FROM schedules WHERE namespace = $1 AND workflow = $2`,
+		o.Namespace, o.Workflow).Scan(&next)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "no schedule", nil
 	}

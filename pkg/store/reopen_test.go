@@ -23,7 +23,7 @@ func TestReopenResetsAttemptBaseAndClosesDeadLetter(t *testing.T) {
 		store.TaskTransition{RunID: r.ID, TaskID: "a", From: model.TaskRunning, Attempt: 1, Token: token, To: model.TaskDeadLettered, Error: "exit 1"},
 		store.InsertDeadLetter{DeadLetter: dl},
 	)
-	open, err := e.s.OpenDeadLetters(e.ctx, r.ID)
+	open, err := e.s.OpenDeadLetters(e.ctx, defNS, r.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func TestReopenResetsAttemptBaseAndClosesDeadLetter(t *testing.T) {
 	if tr.State != model.TaskPending || tr.Attempt != 1 || tr.AttemptBase != 1 || !tr.FinishedAt.IsZero() {
 		t.Fatalf("reopened task = %+v, want PENDING, attempt 1, base 1, not finished", tr)
 	}
-	if open, _ := e.s.OpenDeadLetters(e.ctx, r.ID); len(open) != 0 {
+	if open, _ := e.s.OpenDeadLetters(e.ctx, defNS, r.ID); len(open) != 0 {
 		t.Fatalf("dead letter still open after reopening: %v", open)
 	}
 	// The next attempt is number 2; the base stays.
@@ -65,11 +65,11 @@ func TestDeleteDeadLetter(t *testing.T) {
 	e.mustApply(store.TaskTransition{RunID: r.ID, TaskID: "a", From: model.TaskQueued, Attempt: 0, To: model.TaskFailed, Error: "x"})
 	dl := model.DeadLetter{ID: uuid.New(), RunID: r.ID, TaskID: "a", Workflow: "wf"}
 	e.mustApply(store.InsertDeadLetter{DeadLetter: dl})
-	e.mustApply(store.DeleteDeadLetter{ID: dl.ID})
-	if _, err := e.s.GetDeadLetter(e.ctx, dl.ID); err == nil {
+	e.mustApply(store.DeleteDeadLetter{Namespace: defNS, ID: dl.ID})
+	if _, err := e.s.GetDeadLetter(e.ctx, defNS, dl.ID); err == nil {
 		t.Fatal("dead letter still there after delete")
 	}
-	wantIs(t, e.apply(store.DeleteDeadLetter{ID: dl.ID}), store.ErrConflict)
+	wantIs(t, e.apply(store.DeleteDeadLetter{Namespace: defNS, ID: dl.ID}), store.ErrConflict)
 	if tr := e.task(r.ID, "a"); tr.State != model.TaskFailed {
 		t.Fatalf("task changed by the purge: %s", tr.State)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/model"
 )
 
-const runCols = `id, workflow, version, state, params, COALESCE(idempotency_key, ''), trigger, error,
+const runCols = `id, namespace, workflow, version, state, params, COALESCE(idempotency_key, ''), trigger, error,
 	created_at, started_at, finished_at`
 
 func scanRun(row pgx.Row) (model.Run, error) {
@@ -26,7 +26,7 @@ func scanRun(row pgx.Row) (model.Run, error) {
 // runDest returns the scan destinations of runCols into r, then extra (for columns a query
 // selects after runCols).
 func runDest(r *model.Run, extra ...any) []any {
-	return append([]any{&r.ID, &r.Workflow, &r.Version, &r.State, &r.Params, &r.IdempotencyKey, &r.Trigger,
+	return append([]any{&r.ID, &r.Namespace, &r.Workflow, &r.Version, &r.State, &r.Params, &r.IdempotencyKey, &r.Trigger,
 		&r.Error, &r.CreatedAt, optTime{&r.StartedAt}, optTime{&r.FinishedAt}}, extra...)
 }
 
@@ -121,63 +121,64 @@ type RunDetail struct {
 	Tasks []model.TaskRun // ordered by task id
 }
 
-// CreateRun creates run (state PENDING) with one PENDING task run per id in taskIDs, in one
-// transaction under the leader epoch. If run.IdempotencyKey is set and a run of the same
-// workflow already has it, that run is returned with created = false; this holds under
-// concurrent calls (ON CONFLICT on the unique key).
+// CreateRun creates run (state PENDING) in run.Namespace with one PENDING task run per id in
+// taskIDs, in one transaction under the leader epoch. If run.IdempotencyKey is set and a run
+// of the same namespace and workflow already has it, that run is returned with created =
+// false; this holds under concurrent calls (ON CONFLICT on the unique key).
 func (s *Store) CreateRun(ctx context.Context, epoch int64, run model.Run, taskIDs []string) (r model.Run, created bool, err error) {
 	var b Batch
 	b.Add(InsertRun{Run: run, TaskIDs: taskIDs})
 	res, err := s.Apply(ctx, epoch, &b)
 	if err != nil {
-		return r, false, fmt.Errorf("create run of %s: %w", run.Workflow, err)
+		return r, false, fmt.Errorf("create run of %s/%s: %w", run.Namespace, run.Workflow, err)
 	}
 	if res[0] != nil && (run.IdempotencyKey == "" || !errors.Is(res[0], ErrConflict)) {
-		return r, false, fmt.Errorf("create run of %s: %w", run.Workflow, res[0])
+		return r, false, fmt.Errorf("create run of %s/%s: %w", run.Namespace, run.Workflow, res[0])
 	}
 	if res[0] == nil {
-		r, err = s.GetRunRow(ctx, run.ID)
+		r, err = s.GetRunRow(ctx, run.Namespace, run.ID)
 		if err != nil {
-			return r, false, fmt.Errorf("create run of %s: read back: %w", run.Workflow, err)
+			return r, false, fmt.Errorf("create run of %s/%s: read back: %w", run.Namespace, run.Workflow, err)
 		}
 		return r, true, nil
 	}
-	r, err = s.RunByKey(ctx, run.Workflow, run.IdempotencyKey)
+	r, err = s.RunByKey(ctx, run.Namespace, run.Workflow, run.IdempotencyKey)
 	if errors.Is(err, ErrNotFound) { // the conflict was on the run id, not the key
-		return r, false, fmt.Errorf("create run of %s: %w", run.Workflow, res[0])
+		return r, false, fmt.Errorf("create run of %s/%s: %w", run.Namespace, run.Workflow, res[0])
 	}
 	if err != nil {
-		return r, false, fmt.Errorf("create run of %s: read existing: %w", run.Workflow, err)
+		return r, false, fmt.Errorf("create run of %s/%s: read existing: %w", run.Namespace, run.Workflow, err)
 	}
 	return r, false, nil
 }
 
-// GetRunRow returns a run without its task runs.
-func (s *Store) GetRunRow(ctx context.Context, id uuid.UUID) (model.Run, error) {
-	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1`, pgUUID(id)))
+// GetRunRow returns a run of namespace ns without its task runs.
+func (s *Store) GetRunRow(ctx context.Context, ns string, id uuid.UUID) (model.Run, error) {
+	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE id = $1 AND namespace = $2`, pgUUID(id), ns))
 	if err != nil {
 		return r, fmt.Errorf("get run %s: %w", id, notFound(err))
 	}
 	return r, nil
 }
 
-// RunByKey returns the run of workflow created with an idempotency key.
-func (s *Store) RunByKey(ctx context.Context, workflow, key string) (model.Run, error) {
-	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runCols+` FROM runs WHERE workflow = $1 AND idempotency_key = $2`,
-		workflow, key))
+// RunByKey returns the run of workflow in namespace ns created with an idempotency key.
+func (s *Store) RunByKey(ctx context.Context, ns, workflow, key string) (model.Run, error) {
+	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runCols+` FROM runs
+		WHERE namespace = $1 AND workflow = $2 AND idempotency_key = $3`, ns, workflow, key))
 	if err != nil {
-		return r, fmt.Errorf("run of %s with idempotency key %q: %w", workflow, key, notFound(err))
+		return r, fmt.Errorf("run of %s/%s with idempotency key %q: %w", ns, workflow, key, notFound(err))
 	}
 	return r, nil
 }
 
-// GetRun returns a run with all its task runs.
-func (s *Store) GetRun(ctx context.Context, id uuid.UUID) (RunDetail, error) {
+// GetRun returns a run of namespace ns with all its task runs. A run of another namespace is
+// ErrNotFound.
+func (s *Store) GetRun(ctx context.Context, ns string, id uuid.UUID) (RunDetail, error) {
 	var d RunDetail
 	err := s.readTx(ctx, func(tx pgx.Tx) error {
 		var n int
 		row := tx.QueryRow(ctx, `SELECT `+runCols+`, (SELECT count(*) FROM task_runs WHERE run_id = $1)
-			FROM runs WHERE id = $1`, pgUUID(id))
+			FROM runs WHERE id = $1 AND namespace = $2`, pgUUID(id), ns)
 		if err := row.Scan(runDest(&d.Run, &n)...); err != nil {
 			return notFound(err)
 		}
@@ -215,12 +216,12 @@ type RunFilter struct {
 	State    model.RunState
 }
 
-// ListRuns lists runs newest first (keyset on (created_at, id)).
-func (s *Store) ListRuns(ctx context.Context, f RunFilter, page PageRequest) (runs []model.Run, next string, err error) {
+// ListRuns lists the runs of namespace ns newest first (keyset on (created_at, id)).
+func (s *Store) ListRuns(ctx context.Context, ns string, f RunFilter, page PageRequest) (runs []model.Run, next string, err error) {
 	if f.State != "" && !f.State.Valid() {
 		return nil, "", fmt.Errorf("list runs: %w", invalidf("unknown run state %q (want one of %v)", f.State, model.RunStates))
 	}
-	query := fmt.Sprintf("runs|%q|%q", f.Workflow, f.State)
+	query := fmt.Sprintf("runs|%q|%q|%q", ns, f.Workflow, f.State)
 	limit, err := page.limit()
 	if err != nil {
 		return nil, "", fmt.Errorf("list runs: %w", err)
@@ -229,7 +230,7 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter, page PageRequest) (ru
 	if err != nil {
 		return nil, "", fmt.Errorf("list runs: %w", err)
 	}
-	sql, args := `SELECT `+runCols+` FROM runs WHERE true`, []any{}
+	sql, args := `SELECT `+runCols+` FROM runs WHERE namespace = $1`, []any{ns}
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
 	if f.Workflow != "" {
 		sql += ` AND workflow = ` + arg(f.Workflow)
@@ -273,15 +274,17 @@ func (s *Store) LoadActive(ctx context.Context) ([]RunDetail, error) {
 
 // VersionRef names one workflow version.
 type VersionRef struct {
-	Workflow string
-	Version  int
+	Namespace string
+	Workflow  string
+	Version   int
 }
 
 // ActiveVersions returns the workflow versions that non-terminal (PENDING or RUNNING) runs
-// use, so that a caller of LoadActiveFunc can resolve them before it starts.
+// of every namespace use, so that a caller of LoadActiveFunc can resolve them before it
+// starts.
 func (s *Store) ActiveVersions(ctx context.Context) ([]VersionRef, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT workflow, version FROM runs WHERE state IN ('PENDING', 'RUNNING')
-		ORDER BY workflow, version`)
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT namespace, workflow, version FROM runs
+		WHERE state IN ('PENDING', 'RUNNING') ORDER BY namespace, workflow, version`)
 	if err != nil {
 		return nil, fmt.Errorf("active workflow versions: %w", err)
 	}
@@ -292,8 +295,8 @@ func (s *Store) ActiveVersions(ctx context.Context) ([]VersionRef, error) {
 	return refs, nil
 }
 
-// LoadActiveFunc calls fn with every non-terminal (PENDING or RUNNING) run and its task
-// runs (ordered by task id), from one snapshot, oldest run first, one run at a time: a
+// LoadActiveFunc calls fn with every non-terminal (PENDING or RUNNING) run of every namespace
+// and its task runs (ordered by task id), from one snapshot, oldest run first, one run at a time: a
 // caller that keeps only what it derives from each detail never holds every task row of
 // every active run at once. An error from fn stops the read and is returned. fn runs inside
 // the read transaction, which holds one of the pool's connections: it must not wait for
@@ -370,13 +373,14 @@ func (s *Store) LoadActiveFunc(ctx context.Context, fn func(RunDetail) error) er
 const taskColsT = `t.run_id, t.task_id, t.state, t.attempt, t.fencing_token, t.worker_id, t.next_attempt_at,
 	t.last_error, t.created_at, t.updated_at, t.started_at, t.finished_at, t.attempt_base`
 
-// ListAttempts returns the attempts of one task run in attempt order, or ErrNotFound if the
-// task run does not exist.
-func (s *Store) ListAttempts(ctx context.Context, runID uuid.UUID, taskID string) ([]model.Attempt, error) {
+// ListAttempts returns the attempts of one task run of a run of namespace ns in attempt
+// order, or ErrNotFound if the task run does not exist (or its run is of another namespace).
+func (s *Store) ListAttempts(ctx context.Context, ns string, runID uuid.UUID, taskID string) ([]model.Attempt, error) {
 	var out []model.Attempt
 	err := s.readTx(ctx, func(tx pgx.Tx) error {
 		var one int
-		if err := tx.QueryRow(ctx, `SELECT 1 FROM task_runs WHERE run_id = $1 AND task_id = $2`, runID, taskID).Scan(&one); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM task_runs t JOIN runs r ON r.id = t.run_id
+			WHERE t.run_id = $1 AND t.task_id = $2 AND r.namespace = $3`, runID, taskID, ns).Scan(&one); err != nil {
 			return notFound(err)
 		}
 		rows, err := tx.Query(ctx, `SELECT `+attemptCols+` FROM attempts WHERE run_id = $1 AND task_id = $2
@@ -393,7 +397,8 @@ func (s *Store) ListAttempts(ctx context.Context, runID uuid.UUID, taskID string
 	return out, nil
 }
 
-// GetAttempt returns the attempt with fencing token token.
+// GetAttempt returns the attempt with fencing token token, whatever its namespace (tokens are
+// the leader's; the API reads attempts through ListAttempts).
 func (s *Store) GetAttempt(ctx context.Context, token int64) (model.Attempt, error) {
 	a, err := scanAttempt(s.pool.QueryRow(ctx, `SELECT `+attemptCols+` FROM attempts WHERE fencing_token = $1`, token))
 	if err != nil {
@@ -402,13 +407,17 @@ func (s *Store) GetAttempt(ctx context.Context, token int64) (model.Attempt, err
 	return a, nil
 }
 
-// EventsSince returns up to limit events of a run with seq > afterSeq, in seq order.
-func (s *Store) EventsSince(ctx context.Context, runID uuid.UUID, afterSeq int64, limit int) ([]model.Event, error) {
+// EventsSince returns up to limit events of a run of namespace ns with seq > afterSeq, in seq
+// order; none for a run of another namespace.
+func (s *Store) EventsSince(ctx context.Context, ns string, runID uuid.UUID, afterSeq int64, limit int) ([]model.Event, error) {
 	if limit <= 0 || limit > MaxPageSize {
 		limit = MaxPageSize
 	}
-	rows, err := s.pool.Query(ctx, `SELECT seq, at, run_id, task_id, kind, from_state, to_state, attempt, message
-		FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, runID, afterSeq, limit)
+	rows, err := s.pool.Query(ctx, `SELECT e.seq, e.at, e.run_id, e.task_id, e.kind, e.from_state, e.to_state, e.attempt,
+			e.message
+		FROM events e WHERE e.run_id = $1 AND e.seq > $2
+			AND EXISTS (SELECT 1 FROM runs r WHERE r.id = $1 AND r.namespace = $4)
+		ORDER BY e.seq LIMIT $3`, runID, afterSeq, limit, ns)
 	if err != nil {
 		return nil, fmt.Errorf("events of run %s since %d: %w", runID, afterSeq, err)
 	}
@@ -423,7 +432,7 @@ func (s *Store) EventsSince(ctx context.Context, runID uuid.UUID, afterSeq int64
 	return evs, nil
 }
 
-// Purge deletes up to limit terminal runs that finished before before, with their task
+// Purge deletes up to limit terminal runs of every namespace that finished before before, with their task
 // runs, attempts, events and replayed dead letters. Runs with an open (not replayed) dead
 // letter are kept: purging must not silently empty the DLQ. It returns how many runs it
 // deleted.

@@ -94,7 +94,7 @@ func TestGetRunReadsEveryColumn(t *testing.T) {
 	e := newEnv(t)
 	e.workflow("wf")
 	r := runWithEveryField(e)
-	d, err := e.s.GetRun(e.ctx, r.ID)
+	d, err := e.s.GetRun(e.ctx, defNS, r.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,12 +165,12 @@ func TestNewRunDetailIsWhatGetRunReads(t *testing.T) {
 	e := newEnv(t)
 	e.workflow("wf")
 	ids := []string{"c", "a", "b"}
-	r, created, err := e.s.CreateRun(e.ctx, epoch, model.Run{ID: uuid.New(), Workflow: "wf",
+	r, created, err := e.s.CreateRun(e.ctx, epoch, model.Run{ID: uuid.New(), Namespace: defNS, Workflow: "wf",
 		Version: 1, Trigger: model.TriggerManual}, ids)
 	if err != nil || !created {
 		t.Fatalf("create: %v %v", created, err)
 	}
-	d, err := e.s.GetRun(e.ctx, r.ID)
+	d, err := e.s.GetRun(e.ctx, defNS, r.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func TestUnknownTaskStateIsAnError(t *testing.T) {
 	if _, err := e.pool.Exec(e.ctx, `UPDATE task_runs SET state = 'BOGUS' WHERE run_id = $1 AND task_id = 'b'`, r.ID.String()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.s.GetRun(e.ctx, r.ID); err == nil || !strings.Contains(err.Error(), `"BOGUS"`) || !strings.Contains(err.Error(), "/b") {
+	if _, err := e.s.GetRun(e.ctx, defNS, r.ID); err == nil || !strings.Contains(err.Error(), `"BOGUS"`) || !strings.Contains(err.Error(), "/b") {
 		t.Fatalf("GetRun: %v, want an error naming task b and the state BOGUS", err)
 	}
 	err := e.s.LoadActiveFunc(e.ctx, func(store.RunDetail) error { return nil })

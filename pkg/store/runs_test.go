@@ -18,41 +18,41 @@ import (
 func TestPutVersion(t *testing.T) {
 	e := newEnv(t)
 	y1, y2 := "name: wf\n", "name: wf\ndescription: two\n"
-	v1, created, err := e.s.PutVersion(e.ctx, epoch, "wf", "one", y1, []byte(`{"v":1}`))
+	v1, created, err := e.s.PutVersion(e.ctx, epoch, defNS, "wf", "one", y1, []byte(`{"v":1}`))
 	if err != nil || !created || v1.Version != 1 || v1.Hash != model.HashYAML(y1) || v1.YAML != y1 || string(v1.Compiled) != `{"v":1}` {
 		t.Fatalf("first put: %+v %v %v", v1, created, err)
 	}
-	again, created, err := e.s.PutVersion(e.ctx, epoch, "wf", "one", y1, []byte(`ignored`))
+	again, created, err := e.s.PutVersion(e.ctx, epoch, defNS, "wf", "one", y1, []byte(`ignored`))
 	if err != nil || created || again.Version != 1 || string(again.Compiled) != `{"v":1}` {
 		t.Fatalf("identical put: %+v %v %v", again, created, err)
 	}
-	v2, created, err := e.s.PutVersion(e.ctx, epoch, "wf", "two", y2, nil)
+	v2, created, err := e.s.PutVersion(e.ctx, epoch, defNS, "wf", "two", y2, nil)
 	if err != nil || !created || v2.Version != 2 {
 		t.Fatalf("second put: %+v %v %v", v2, created, err)
 	}
-	if w, _ := e.s.GetWorkflow(e.ctx, "wf"); w.LatestVersion != 2 || w.Description != "two" {
+	if w, _ := e.s.GetWorkflow(e.ctx, defNS, "wf"); w.LatestVersion != 2 || w.Description != "two" {
 		t.Fatalf("workflow after v2: %+v", w)
 	}
 	// Re-applying v1's YAML returns version 1 and makes it the latest again.
-	back, created, err := e.s.PutVersion(e.ctx, epoch, "wf", "one", y1, nil)
+	back, created, err := e.s.PutVersion(e.ctx, epoch, defNS, "wf", "one", y1, nil)
 	if err != nil || created || back.Version != 1 {
 		t.Fatalf("re-apply v1: %+v %v %v", back, created, err)
 	}
-	if latest, _ := e.s.GetVersion(e.ctx, "wf", 0); latest.Version != 1 {
+	if latest, _ := e.s.GetVersion(e.ctx, defNS, "wf", 0); latest.Version != 1 {
 		t.Fatalf("latest after re-apply: %d", latest.Version)
 	}
-	if v, err := e.s.GetVersion(e.ctx, "wf", 2); err != nil || v.YAML != y2 {
+	if v, err := e.s.GetVersion(e.ctx, defNS, "wf", 2); err != nil || v.YAML != y2 {
 		t.Fatalf("get v2: %+v %v", v, err)
 	}
 	for _, err := range []error{
-		func() error { _, err := e.s.GetVersion(e.ctx, "wf", 3); return err }(),
-		func() error { _, err := e.s.GetVersion(e.ctx, "nope", 0); return err }(),
-		func() error { _, err := e.s.GetWorkflow(e.ctx, "nope"); return err }(),
-		func() error { _, _, err := e.s.ListVersions(e.ctx, "nope", store.PageRequest{}); return err }(),
+		func() error { _, err := e.s.GetVersion(e.ctx, defNS, "wf", 3); return err }(),
+		func() error { _, err := e.s.GetVersion(e.ctx, defNS, "nope", 0); return err }(),
+		func() error { _, err := e.s.GetWorkflow(e.ctx, defNS, "nope"); return err }(),
+		func() error { _, _, err := e.s.ListVersions(e.ctx, defNS, "nope", store.PageRequest{}); return err }(),
 	} {
 		wantIs(t, err, store.ErrNotFound)
 	}
-	_, _, err = e.s.PutVersion(e.ctx, epoch, "Bad Name", "", y1, nil)
+	_, _, err = e.s.PutVersion(e.ctx, epoch, defNS, "Bad Name", "", y1, nil)
 	wantIs(t, err, store.ErrInvalidArgument)
 }
 
@@ -69,7 +69,7 @@ func TestPutVersionConcurrent(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			v, created, err := e.s.PutVersion(e.ctx, epoch, "same", "", "name: same\n", nil)
+			v, created, err := e.s.PutVersion(e.ctx, epoch, defNS, "same", "", "name: same\n", nil)
 			if err != nil {
 				errs <- err
 				return
@@ -83,7 +83,7 @@ func TestPutVersionConcurrent(t *testing.T) {
 		}()
 		go func() {
 			defer wg.Done()
-			v, _, err := e.s.PutVersion(e.ctx, epoch, "many", "", fmt.Sprintf("name: many\n# %d\n", i), nil)
+			v, _, err := e.s.PutVersion(e.ctx, epoch, defNS, "many", "", fmt.Sprintf("name: many\n# %d\n", i), nil)
 			if err != nil {
 				errs <- err
 				return
@@ -126,7 +126,7 @@ func TestCreateRunIdempotentUnderConcurrency(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			r, c, err := e.s.CreateRun(e.ctx, epoch, model.Run{ID: uuid.New(), Workflow: "wf", Version: 1,
+			r, c, err := e.s.CreateRun(e.ctx, epoch, model.Run{ID: uuid.New(), Namespace: defNS, Workflow: "wf", Version: 1,
 				Trigger: model.TriggerManual, IdempotencyKey: "key-1"}, []string{"a", "b"})
 			ids[i], created[i], errs[i] = r.ID, c, err
 		}()
@@ -153,13 +153,13 @@ func TestCreateRunIdempotentUnderConcurrency(t *testing.T) {
 	}
 	// The same key on another workflow is another run; no key means always a new run.
 	e.workflow("other")
-	r, c, err := e.s.CreateRun(e.ctx, epoch, model.Run{ID: uuid.New(), Workflow: "other", Version: 1,
+	r, c, err := e.s.CreateRun(e.ctx, epoch, model.Run{ID: uuid.New(), Namespace: defNS, Workflow: "other", Version: 1,
 		Trigger: model.TriggerSchedule, IdempotencyKey: "key-1"}, []string{"a"})
 	if err != nil || !c || r.ID == ids[0] || r.State != model.RunPending || r.Trigger != model.TriggerSchedule {
 		t.Fatalf("same key, other workflow: %+v %v %v", r, c, err)
 	}
 	// Reusing a run id without a key is a conflict, not a silent success.
-	_, _, err = e.s.CreateRun(e.ctx, epoch, model.Run{ID: r.ID, Workflow: "other", Version: 1, Trigger: model.TriggerManual}, []string{"a"})
+	_, _, err = e.s.CreateRun(e.ctx, epoch, model.Run{ID: r.ID, Namespace: defNS, Workflow: "other", Version: 1, Trigger: model.TriggerManual}, []string{"a"})
 	wantIs(t, err, store.ErrConflict)
 }
 
@@ -177,7 +177,7 @@ func TestListRunsPagination(t *testing.T) {
 		for range 3 {
 			id := uuid.New()
 			batch = append(batch, id)
-			b.Add(store.InsertRun{Run: model.Run{ID: id, Workflow: wf, Version: 1, Trigger: model.TriggerManual}, TaskIDs: []string{"t"}})
+			b.Add(store.InsertRun{Run: model.Run{ID: id, Namespace: defNS, Workflow: wf, Version: 1, Trigger: model.TriggerManual}, TaskIDs: []string{"t"}})
 			if i%3 == 0 {
 				b.Add(store.RunTransition{RunID: id, From: model.RunPending, To: model.RunRunning})
 			}
@@ -186,7 +186,7 @@ func TestListRunsPagination(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, id := range batch {
-			d, _ := e.s.GetRun(e.ctx, id)
+			d, _ := e.s.GetRun(e.ctx, defNS, id)
 			all = append(all, d.Run)
 		}
 	}
@@ -206,7 +206,7 @@ func TestListRunsPagination(t *testing.T) {
 		var got []uuid.UUID
 		token, pages := "", 0
 		for {
-			runs, next, err := e.s.ListRuns(e.ctx, f, store.PageRequest{Size: 10, Token: token})
+			runs, next, err := e.s.ListRuns(e.ctx, defNS, f, store.PageRequest{Size: 10, Token: token})
 			if err != nil {
 				t.Fatalf("filter %+v page %d: %v", f, pages, err)
 			}
@@ -227,7 +227,7 @@ func TestListRunsPagination(t *testing.T) {
 		}
 	}
 
-	_, next, err := e.s.ListRuns(e.ctx, store.RunFilter{}, store.PageRequest{Size: 5})
+	_, next, err := e.s.ListRuns(e.ctx, defNS, store.RunFilter{}, store.PageRequest{Size: 5})
 	if err != nil || next == "" {
 		t.Fatal(err)
 	}
@@ -239,25 +239,25 @@ func TestListRunsPagination(t *testing.T) {
 		"not base64":  "!!!",
 		"garbage":     base64.RawURLEncoding.EncodeToString([]byte("hello world, this is not a token")),
 	} {
-		_, _, err := e.s.ListRuns(e.ctx, store.RunFilter{}, store.PageRequest{Token: tok})
+		_, _, err := e.s.ListRuns(e.ctx, defNS, store.RunFilter{}, store.PageRequest{Token: tok})
 		if !errors.Is(err, store.ErrInvalidPageToken) {
 			t.Errorf("%s token: %v", name, err)
 		}
 	}
 	// A token is bound to its listing and filter.
-	if _, _, err := e.s.ListRuns(e.ctx, store.RunFilter{Workflow: "wf-a"}, store.PageRequest{Token: next}); !errors.Is(err, store.ErrInvalidPageToken) {
+	if _, _, err := e.s.ListRuns(e.ctx, defNS, store.RunFilter{Workflow: "wf-a"}, store.PageRequest{Token: next}); !errors.Is(err, store.ErrInvalidPageToken) {
 		t.Errorf("token of another filter: %v", err)
 	}
-	if _, _, err := e.s.ListDeadLetters(e.ctx, store.DeadLetterFilter{}, store.PageRequest{Token: next}); !errors.Is(err, store.ErrInvalidPageToken) {
+	if _, _, err := e.s.ListDeadLetters(e.ctx, defNS, store.DeadLetterFilter{}, store.PageRequest{Token: next}); !errors.Is(err, store.ErrInvalidPageToken) {
 		t.Errorf("token of another listing: %v", err)
 	}
-	if _, _, err := e.s.ListRuns(e.ctx, store.RunFilter{}, store.PageRequest{Size: -1}); !errors.Is(err, store.ErrInvalidArgument) {
+	if _, _, err := e.s.ListRuns(e.ctx, defNS, store.RunFilter{}, store.PageRequest{Size: -1}); !errors.Is(err, store.ErrInvalidArgument) {
 		t.Errorf("negative size: %v", err)
 	}
-	if _, _, err := e.s.ListRuns(e.ctx, store.RunFilter{State: "BOGUS"}, store.PageRequest{}); !errors.Is(err, store.ErrInvalidArgument) {
+	if _, _, err := e.s.ListRuns(e.ctx, defNS, store.RunFilter{State: "BOGUS"}, store.PageRequest{}); !errors.Is(err, store.ErrInvalidArgument) {
 		t.Errorf("bad state filter: %v", err)
 	}
-	runs, _, err := e.s.ListRuns(e.ctx, store.RunFilter{}, store.PageRequest{})
+	runs, _, err := e.s.ListRuns(e.ctx, defNS, store.RunFilter{}, store.PageRequest{})
 	if err != nil || len(runs) != store.DefaultPageSize {
 		t.Errorf("default page: %d %v", len(runs), err)
 	}
@@ -272,13 +272,13 @@ func TestListWorkflowsAndVersionsPagination(t *testing.T) {
 		e.workflow(name)
 	}
 	for i := 2; i <= 12; i++ {
-		if _, _, err := e.s.PutVersion(e.ctx, epoch, "wf-00", "", fmt.Sprintf("name: wf-00\n# %d\n", i), nil); err != nil {
+		if _, _, err := e.s.PutVersion(e.ctx, epoch, defNS, "wf-00", "", fmt.Sprintf("name: wf-00\n# %d\n", i), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var got []string
 	for token := ""; ; {
-		ws, next, err := e.s.ListWorkflows(e.ctx, store.PageRequest{Size: 4, Token: token})
+		ws, next, err := e.s.ListWorkflows(e.ctx, defNS, store.PageRequest{Size: 4, Token: token})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -295,7 +295,7 @@ func TestListWorkflowsAndVersionsPagination(t *testing.T) {
 	}
 	var versions []int
 	for token := ""; ; {
-		vs, next, err := e.s.ListVersions(e.ctx, "wf-00", store.PageRequest{Size: 5, Token: token})
+		vs, next, err := e.s.ListVersions(e.ctx, defNS, "wf-00", store.PageRequest{Size: 5, Token: token})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -363,17 +363,17 @@ func TestDeadLettersAndConcurrentReplay(t *testing.T) {
 	dup.ID = uuid.New()
 	wantIs(t, e.apply(store.InsertDeadLetter{DeadLetter: dup}), store.ErrConflict)
 
-	got, err := e.s.GetDeadLetter(e.ctx, letters[3].ID)
+	got, err := e.s.GetDeadLetter(e.ctx, defNS, letters[3].ID)
 	if err != nil || got.Workflow != "wf-b" || len(got.Errors) != 1 || got.Errors[0].FailureKind != model.FailureTimeout || !got.ReplayedAt.IsZero() {
 		t.Fatalf("get: %+v %v", got, err)
 	}
-	if _, err := e.s.GetDeadLetter(e.ctx, uuid.New()); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.s.GetDeadLetter(e.ctx, defNS, uuid.New()); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing: %v", err)
 	}
 	walk := func(f store.DeadLetterFilter) []uuid.UUID {
 		var ids []uuid.UUID
 		for token := ""; ; {
-			ds, next, err := e.s.ListDeadLetters(e.ctx, f, store.PageRequest{Size: 4, Token: token})
+			ds, next, err := e.s.ListDeadLetters(e.ctx, defNS, f, store.PageRequest{Size: 4, Token: token})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -428,7 +428,7 @@ func TestDeadLettersAndConcurrentReplay(t *testing.T) {
 	if n := count(e, `SELECT count(*) FROM events WHERE kind = 'replayed'`); n != 1 {
 		t.Fatalf("%d replay events", n)
 	}
-	if d, _ := e.s.GetRun(e.ctx, target.RunID); d.Run.State != model.RunRunning || d.Tasks[0].State != model.TaskQueued || d.Run.Error != "" {
+	if d, _ := e.s.GetRun(e.ctx, defNS, target.RunID); d.Run.State != model.RunRunning || d.Tasks[0].State != model.TaskQueued || d.Run.Error != "" {
 		t.Fatalf("replayed run: %+v", d)
 	}
 	err = e.apply(store.MarkReplayed{ID: target.ID})
@@ -457,11 +457,11 @@ func TestEventsAppendOnlyAndPurge(t *testing.T) {
 	}
 	e.mustApply(store.AppendEvent{Event: model.Event{RunID: active.ID, Kind: model.EventNote, Message: "x"}})
 
-	evs, err := e.s.EventsSince(e.ctx, old.ID, 0, 0)
+	evs, err := e.s.EventsSince(e.ctx, defNS, old.ID, 0, 0)
 	if err != nil || len(evs) != 5 {
 		t.Fatalf("events: %v %v", evs, err)
 	}
-	tail, err := e.s.EventsSince(e.ctx, old.ID, evs[2].Seq, 10)
+	tail, err := e.s.EventsSince(e.ctx, defNS, old.ID, evs[2].Seq, 10)
 	if err != nil || len(tail) != 2 || tail[0].Message != "3" || tail[1].Seq <= tail[0].Seq {
 		t.Fatalf("events since: %+v %v", tail, err)
 	}
@@ -488,14 +488,14 @@ func TestEventsAppendOnlyAndPurge(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("purge: %d %v", n, err)
 	}
-	if _, err := e.s.GetRun(e.ctx, old.ID); !errors.Is(err, store.ErrNotFound) {
+	if _, err := e.s.GetRun(e.ctx, defNS, old.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("purged run still there: %v", err)
 	}
 	if c := count(e, `SELECT count(*) FROM events WHERE run_id = $1`, old.ID); c != 0 {
 		t.Fatalf("%d events of the purged run left", c)
 	}
 	for _, id := range []uuid.UUID{keptDLQ.ID, active.ID} {
-		if _, err := e.s.GetRun(e.ctx, id); err != nil {
+		if _, err := e.s.GetRun(e.ctx, defNS, id); err != nil {
 			t.Fatalf("run %s purged: %v", id, err)
 		}
 	}
@@ -512,8 +512,8 @@ func TestSchedules(t *testing.T) {
 	e.workflow("wf")
 	e.workflow("later")
 	t0 := time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC)
-	e.mustApply(store.PutSchedule{Schedule: model.Schedule{Workflow: "wf", Cron: "0 2 * * *", NextFireAt: t0}},
-		store.PutSchedule{Schedule: model.Schedule{Workflow: "later", Cron: "0 3 * * *", Timezone: "Europe/Paris", NextFireAt: t0.Add(time.Hour)}})
+	e.mustApply(store.PutSchedule{Schedule: model.Schedule{Namespace: defNS, Workflow: "wf", Cron: "0 2 * * *", NextFireAt: t0}},
+		store.PutSchedule{Schedule: model.Schedule{Namespace: defNS, Workflow: "later", Cron: "0 3 * * *", Timezone: "Europe/Paris", NextFireAt: t0.Add(time.Hour)}})
 	due, err := e.s.DueSchedules(e.ctx, t0, 10)
 	if err != nil || len(due) != 1 || due[0].Workflow != "wf" || due[0].Timezone != "UTC" || !due[0].LastFireAt.IsZero() {
 		t.Fatalf("due: %+v %v", due, err)
@@ -527,8 +527,8 @@ func TestSchedules(t *testing.T) {
 			defer wg.Done()
 			var b store.Batch
 			b.Add(
-				store.AdvanceSchedule{Workflow: "wf", ExpectedNext: t0, Next: t0.Add(24 * time.Hour), FiredAt: t0},
-				store.InsertRun{Run: model.Run{ID: uuid.New(), Workflow: "wf", Version: 1, Trigger: model.TriggerSchedule,
+				store.AdvanceSchedule{Namespace: defNS, Workflow: "wf", ExpectedNext: t0, Next: t0.Add(24 * time.Hour), FiredAt: t0},
+				store.InsertRun{Run: model.Run{ID: uuid.New(), Namespace: defNS, Workflow: "wf", Version: 1, Trigger: model.TriggerSchedule,
 					IdempotencyKey: "schedule:" + t0.Format(time.RFC3339)}, TaskIDs: []string{"a"}},
 			)
 			res, err := e.s.Apply(e.ctx, epoch, &b)
@@ -550,15 +550,15 @@ func TestSchedules(t *testing.T) {
 	if wins != 1 || count(e, `SELECT count(*) FROM runs WHERE trigger = 'schedule'`) != 1 {
 		t.Fatalf("%d fires applied", wins)
 	}
-	s, err := e.s.GetSchedule(e.ctx, "wf")
+	s, err := e.s.GetSchedule(e.ctx, defNS, "wf")
 	if err != nil || !s.NextFireAt.Equal(t0.Add(24*time.Hour)) || !s.LastFireAt.Equal(t0) {
 		t.Fatalf("advanced schedule: %+v %v", s, err)
 	}
 	if due, _ := e.s.DueSchedules(e.ctx, t0.Add(time.Hour), 10); len(due) != 1 || due[0].Workflow != "later" {
 		t.Fatalf("due later: %+v", due)
 	}
-	e.mustApply(store.DeleteSchedule{Workflow: "later"}, store.DeleteSchedule{Workflow: "never-existed"})
-	if _, err := e.s.GetSchedule(e.ctx, "later"); !errors.Is(err, store.ErrNotFound) {
+	e.mustApply(store.DeleteSchedule{Namespace: defNS, Workflow: "later"}, store.DeleteSchedule{Namespace: defNS, Workflow: "never-existed"})
+	if _, err := e.s.GetSchedule(e.ctx, defNS, "later"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted schedule: %v", err)
 	}
 }

@@ -220,7 +220,7 @@ func taskStates(run *cairnv1.Run) map[string]cairnv1.TaskState {
 
 // tables are the tables of orchestration state a bad request must leave alone
 // (leadership is the leader's own bookkeeping).
-var tables = []string{"workflows", "workflow_versions", "schedules", "runs", "task_runs", "attempts", "dead_letters", "events"}
+var tables = []string{"namespaces", "workflows", "workflow_versions", "schedules", "runs", "task_runs", "attempts", "dead_letters", "events"}
 
 // dbState fingerprints every row of the state tables: per table, the row count and an MD5
 // over all rows' text, so an update is seen as well as an insert or delete.

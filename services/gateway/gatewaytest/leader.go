@@ -55,6 +55,10 @@ func storeErr(err error) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrAlreadyExists):
+		return status.Error(codes.AlreadyExists, err.Error())
+	case errors.Is(err, store.ErrNotEmpty), errors.Is(err, store.ErrInvalidArgument):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrStaleEpoch):
 		return status.Error(codes.Unavailable, err.Error())
 	}
@@ -70,12 +74,12 @@ func (l *leader) ApplyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRe
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	v, created, err := l.st.PutVersion(ctx, epoch, wf.Name, wf.Description, req.GetYaml(), nil)
+	v, created, err := l.st.PutVersion(ctx, epoch, nsOf(req), wf.Name, wf.Description, req.GetYaml(), nil)
 	if err != nil {
 		return nil, storeErr(err)
 	}
 	return &cairnv1.ApplyWorkflowResponse{Created: created, Workflow: &cairnv1.Workflow{
-		Name: v.Workflow, Version: int64(v.Version), ContentHash: v.Hash, Description: wf.Description, Yaml: v.YAML,
+		Namespace: v.Namespace, Name: v.Workflow, Version: int64(v.Version), ContentHash: v.Hash, Description: wf.Description, Yaml: v.YAML,
 	}}, nil
 }
 
@@ -84,7 +88,7 @@ func (l *leader) StartRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 	if err != nil {
 		return nil, err
 	}
-	v, err := l.st.GetVersion(ctx, req.GetWorkflow(), 0)
+	v, err := l.st.GetVersion(ctx, nsOf(req), req.GetWorkflow(), 0)
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -101,7 +105,7 @@ func (l *leader) StartRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 		ids[i] = t.ID
 	}
 	r, created, err := l.st.CreateRun(ctx, epoch, model.Run{
-		ID: uuid.New(), Workflow: v.Workflow, Version: v.Version, Params: params,
+		ID: uuid.New(), Namespace: v.Namespace, Workflow: v.Workflow, Version: v.Version, Params: params,
 		IdempotencyKey: req.GetIdempotencyKey(), Trigger: model.TriggerManual,
 	}, ids)
 	if err != nil {
@@ -119,7 +123,7 @@ func (l *leader) CancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, "run_id: not a UUID")
 	}
-	d, err := l.st.GetRun(ctx, id)
+	d, err := l.st.GetRun(ctx, nsOf(req), id)
 	if err != nil {
 		return nil, storeErr(err)
 	}
@@ -135,16 +139,47 @@ func (l *leader) CancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 		if res[0] != nil {
 			return nil, status.Error(codes.Aborted, res[0].Error())
 		}
-		if d, err = l.st.GetRun(ctx, id); err != nil {
+		if d, err = l.st.GetRun(ctx, nsOf(req), id); err != nil {
 			return nil, storeErr(err)
 		}
 	}
 	return &cairnv1.CancelRunResponse{Run: briefRun(d.Run)}, nil
 }
 
+func (l *leader) CreateNamespace(ctx context.Context, req *cairnv1.CreateNamespaceRequest) (*cairnv1.CreateNamespaceResponse, error) {
+	epoch, err := l.lead()
+	if err != nil {
+		return nil, err
+	}
+	n, err := l.st.CreateNamespace(ctx, epoch, model.Namespace{Name: req.GetNamespace(), Description: req.GetDescription()})
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return &cairnv1.CreateNamespaceResponse{Namespace: &cairnv1.Namespace{Name: n.Name, Description: n.Description}}, nil
+}
+
+func (l *leader) DeleteNamespace(ctx context.Context, req *cairnv1.DeleteNamespaceRequest) (*cairnv1.DeleteNamespaceResponse, error) {
+	epoch, err := l.lead()
+	if err != nil {
+		return nil, err
+	}
+	if err := l.st.DeleteNamespace(ctx, epoch, req.GetNamespace()); err != nil {
+		return nil, storeErr(err)
+	}
+	return &cairnv1.DeleteNamespaceResponse{}, nil
+}
+
+// nsOf is a request's namespace, the default one when it names none.
+func nsOf(req any) string {
+	if r, ok := req.(interface{ GetNamespace() string }); ok && r.GetNamespace() != "" {
+		return r.GetNamespace()
+	}
+	return model.DefaultNamespace
+}
+
 func briefRun(r model.Run) *cairnv1.Run {
 	return &cairnv1.Run{
-		RunId: r.ID.String(), Workflow: r.Workflow, WorkflowVersion: int64(r.Version),
+		RunId: r.ID.String(), Namespace: r.Namespace, Workflow: r.Workflow, WorkflowVersion: int64(r.Version),
 		State:          cairnv1.RunState(cairnv1.RunState_value["RUN_STATE_"+string(r.State)]),
 		Params:         r.Params,
 		IdempotencyKey: r.IdempotencyKey, Reason: r.Error,

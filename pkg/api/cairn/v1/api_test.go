@@ -13,10 +13,31 @@ import (
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 )
 
-// designRoutes is the REST surface of DESIGN.md's "Public API" table (minus
-// /healthz, /readyz, /metrics and /openapi.json, which the gateway serves
-// itself), plus GET/DELETE /v1/deadletters/{id} and the WatchRun stream.
+// designRoutes is the REST surface of docs/api.md's table (minus /healthz,
+// /readyz, /metrics and /openapi.json, which the gateway serves itself): every
+// namespaced resource under /v1/namespaces/{namespace}/..., the same routes
+// without the prefix (the namespace `default`), and NamespaceService.
 var designRoutes = []struct{ method, path string }{
+	{"post", "/v1/namespaces/{namespace}/workflows"},
+	{"post", "/v1/namespaces/{namespace}/workflows:validate"},
+	{"get", "/v1/namespaces/{namespace}/workflows"},
+	{"get", "/v1/namespaces/{namespace}/workflows/{name}"},
+	{"post", "/v1/namespaces/{namespace}/workflows/{workflow}/runs"},
+	{"get", "/v1/namespaces/{namespace}/runs"},
+	{"get", "/v1/namespaces/{namespace}/runs/{run_id}"},
+	{"post", "/v1/namespaces/{namespace}/runs/{run_id}:cancel"},
+	{"post", "/v1/namespaces/{namespace}/runs/{run_id}:retry"},
+	{"get", "/v1/namespaces/{namespace}/runs/{run_id}/tasks/{task_id}/attempts"},
+	{"get", "/v1/namespaces/{namespace}/runs/{run_id}:watch"},
+	{"get", "/v1/namespaces/{namespace}/deadletters"},
+	{"get", "/v1/namespaces/{namespace}/deadletters/{id}"},
+	{"post", "/v1/namespaces/{namespace}/deadletters/{id}:replay"},
+	{"delete", "/v1/namespaces/{namespace}/deadletters/{id}"},
+	{"post", "/v1/namespaces"},
+	{"get", "/v1/namespaces"},
+	{"get", "/v1/namespaces/{namespace}"},
+	{"delete", "/v1/namespaces/{namespace}"},
+
 	{"post", "/v1/workflows"},
 	{"post", "/v1/workflows:validate"},
 	{"get", "/v1/workflows"},
@@ -88,8 +109,8 @@ func TestOpenAPIDocumentListsEveryRoute(t *testing.T) {
 // runServer records which unary method the gateway routed to.
 type runServer struct {
 	cairnv1.UnimplementedRunServiceServer
-	gotRunID    string
-	cancelCalls int
+	gotRunID, gotNamespace string
+	cancelCalls            int
 }
 
 func (s *runServer) CancelRun(_ context.Context, req *cairnv1.CancelRunRequest) (*cairnv1.CancelRunResponse, error) {
@@ -98,32 +119,35 @@ func (s *runServer) CancelRun(_ context.Context, req *cairnv1.CancelRunRequest) 
 }
 
 func (s *runServer) GetRun(_ context.Context, req *cairnv1.GetRunRequest) (*cairnv1.GetRunResponse, error) {
-	s.gotRunID = req.GetRunId()
+	s.gotRunID, s.gotNamespace = req.GetRunId(), req.GetNamespace()
 	return &cairnv1.GetRunResponse{Run: &cairnv1.Run{RunId: req.GetRunId(), State: cairnv1.RunState_RUN_STATE_RUNNING}}, nil
 }
 
 // TestWatchRouteIsNotShadowedByGetRun guards the method order in
-// run_service.proto: GET /v1/runs/{run_id} also matches "x:watch" as a run ID
-// if it is tried first.
+// run_service.proto: GET /v1/runs/{run_id} (and its namespaced form) also
+// matches "x:watch" as a run ID if it is tried first. Both path shapes.
 func TestWatchRouteIsNotShadowedByGetRun(t *testing.T) {
 	srv, mux := newRunMux(t)
+	for _, c := range []struct{ prefix, namespace string }{{"/v1", ""}, {"/v1/namespaces/team-a", "team-a"}} {
+		srv.gotRunID, srv.gotNamespace = "", ""
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, c.prefix+"/runs/r1", nil))
+		if rec.Code != http.StatusOK || srv.gotRunID != "r1" || srv.gotNamespace != c.namespace {
+			t.Fatalf("GET %s/runs/r1: status %d, GetRun saw run %q in namespace %q; want 200, r1 in %q (body %s)",
+				c.prefix, rec.Code, srv.gotRunID, srv.gotNamespace, c.namespace, rec.Body)
+		}
 
-	rec := httptest.NewRecorder()
-	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/runs/r1", nil))
-	if rec.Code != http.StatusOK || srv.gotRunID != "r1" {
-		t.Fatalf("GET /v1/runs/r1: status %d, GetRun saw %q; want 200 and r1 (body %s)", rec.Code, srv.gotRunID, rec.Body)
-	}
-
-	srv.gotRunID = ""
-	rec = httptest.NewRecorder()
-	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/runs/r1:watch", nil))
-	if srv.gotRunID != "" {
-		t.Fatalf("GET /v1/runs/r1:watch was routed to GetRun with run_id %q", srv.gotRunID)
-	}
-	// The in-process handler does not support streams, so reaching WatchRun's
-	// route answers 501 Not Implemented; a 404 would mean no route matched.
-	if rec.Code != http.StatusNotImplemented {
-		t.Errorf("GET /v1/runs/r1:watch: status %d, want 501 from the WatchRun route (body %s)", rec.Code, rec.Body)
+		srv.gotRunID = ""
+		rec = httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, c.prefix+"/runs/r1:watch", nil))
+		if srv.gotRunID != "" {
+			t.Fatalf("GET %s/runs/r1:watch was routed to GetRun with run_id %q", c.prefix, srv.gotRunID)
+		}
+		// The in-process handler does not support streams, so reaching WatchRun's
+		// route answers 501 Not Implemented; a 404 would mean no route matched.
+		if rec.Code != http.StatusNotImplemented {
+			t.Errorf("GET %s/runs/r1:watch: status %d, want 501 from the WatchRun route (body %s)", c.prefix, rec.Code, rec.Body)
+		}
 	}
 }
 

@@ -583,7 +583,9 @@ type Run struct {
 	// Why the run ended as it did: the cancel reason, or the first failed task. Empty otherwise.
 	Reason string `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Every task of the run with its state. Filled by GetRun; empty in ListRuns.
-	Tasks         []*TaskRun `protobuf:"bytes,12,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Tasks []*TaskRun `protobuf:"bytes,12,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	// Namespace of the run (its workflow's).
+	Namespace     string `protobuf:"bytes,13,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -700,6 +702,13 @@ func (x *Run) GetTasks() []*TaskRun {
 		return x.Tasks
 	}
 	return nil
+}
+
+func (x *Run) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
 }
 
 // TaskRun is the state of one task within a run.
@@ -880,7 +889,9 @@ type Attempt struct {
 	// When the worker started it; unset before.
 	StartedAt *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
 	// When it finished; unset before.
-	FinishedAt    *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	FinishedAt *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=finished_at,json=finishedAt,proto3" json:"finished_at,omitempty"`
+	// Namespace of the attempt's run.
+	Namespace     string `protobuf:"bytes,16,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1018,6 +1029,13 @@ func (x *Attempt) GetFinishedAt() *timestamppb.Timestamp {
 		return x.FinishedAt
 	}
 	return nil
+}
+
+func (x *Attempt) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
 }
 
 // TaskSpec is what a worker needs to execute one task, with templates already rendered.
@@ -1349,7 +1367,7 @@ var File_cairn_v1_common_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x15cairn/v1/common.proto\x12\bcairn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc8\x04\n" +
+	"\x15cairn/v1/common.proto\x12\bcairn.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe6\x04\n" +
 	"\x03Run\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1a\n" +
 	"\bworkflow\x18\x02 \x01(\tR\bworkflow\x12)\n" +
@@ -1366,7 +1384,8 @@ const file_cairn_v1_common_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12\x16\n" +
 	"\x06reason\x18\v \x01(\tR\x06reason\x12'\n" +
-	"\x05tasks\x18\f \x03(\v2\x11.cairn.v1.TaskRunR\x05tasks\x1a9\n" +
+	"\x05tasks\x18\f \x03(\v2\x11.cairn.v1.TaskRunR\x05tasks\x12\x1c\n" +
+	"\tnamespace\x18\r \x01(\tR\tnamespace\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa6\x04\n" +
@@ -1386,7 +1405,7 @@ const file_cairn_v1_common_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\rnextAttemptAt\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\v \x01(\tR\tlastError\x12A\n" +
-	"\x11last_failure_kind\x18\f \x01(\x0e2\x15.cairn.v1.FailureKindR\x0flastFailureKind\"\xeb\x04\n" +
+	"\x11last_failure_kind\x18\f \x01(\x0e2\x15.cairn.v1.FailureKindR\x0flastFailureKind\"\x89\x05\n" +
 	"\aAttempt\x12\x1d\n" +
 	"\n" +
 	"attempt_id\x18\x01 \x01(\tR\tattemptId\x12\x15\n" +
@@ -1408,7 +1427,8 @@ const file_cairn_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"started_at\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12;\n" +
 	"\vfinished_at\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"finishedAtB\f\n" +
+	"finishedAt\x12\x1c\n" +
+	"\tnamespace\x18\x10 \x01(\tR\tnamespaceB\f\n" +
 	"\n" +
 	"_exit_codeB\x0e\n" +
 	"\f_http_status\"\x99\x01\n" +

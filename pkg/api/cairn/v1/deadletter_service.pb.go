@@ -45,7 +45,9 @@ type DeadLetter struct {
 	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
 	// Every attempt of the task, oldest first, each with its error. Filled by
 	// GetDeadLetter; empty in ListDeadLetters.
-	Attempts      []*Attempt `protobuf:"bytes,10,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	Attempts []*Attempt `protobuf:"bytes,10,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	// Namespace of the dead letter (its run's).
+	Namespace     string `protobuf:"bytes,11,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -150,6 +152,13 @@ func (x *DeadLetter) GetAttempts() []*Attempt {
 	return nil
 }
 
+func (x *DeadLetter) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
+}
+
 // ListDeadLettersRequest asks for a page of dead letters.
 type ListDeadLettersRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -160,7 +169,9 @@ type ListDeadLettersRequest struct {
 	// Maximum number of entries to return; 0 means the server default.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Token from a previous response's next_page_token; empty for the first page.
-	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Namespace of the dead letters to list; empty means `default`.
+	Namespace     string `protobuf:"bytes,5,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -219,6 +230,13 @@ func (x *ListDeadLettersRequest) GetPageSize() int32 {
 func (x *ListDeadLettersRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListDeadLettersRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
 	}
 	return ""
 }
@@ -282,7 +300,9 @@ func (x *ListDeadLettersResponse) GetNextPageToken() string {
 type GetDeadLetterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ID of the entry. Required.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Namespace of the dead letter; empty means `default`.
+	Namespace     string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -320,6 +340,13 @@ func (*GetDeadLetterRequest) Descriptor() ([]byte, []int) {
 func (x *GetDeadLetterRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *GetDeadLetterRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
 	}
 	return ""
 }
@@ -374,7 +401,9 @@ func (x *GetDeadLetterResponse) GetDeadLetter() *DeadLetter {
 type ReplayDeadLetterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ID of the entry. Required.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Namespace of the dead letter; empty means `default`.
+	Namespace     string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -412,6 +441,13 @@ func (*ReplayDeadLetterRequest) Descriptor() ([]byte, []int) {
 func (x *ReplayDeadLetterRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *ReplayDeadLetterRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
 	}
 	return ""
 }
@@ -466,7 +502,9 @@ func (x *ReplayDeadLetterResponse) GetRun() *Run {
 type PurgeDeadLetterRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ID of the entry. Required.
-	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Namespace of the dead letter; empty means `default`.
+	Namespace     string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -504,6 +542,13 @@ func (*PurgeDeadLetterRequest) Descriptor() ([]byte, []int) {
 func (x *PurgeDeadLetterRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *PurgeDeadLetterRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
 	}
 	return ""
 }
@@ -549,7 +594,7 @@ var File_cairn_v1_deadletter_service_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_deadletter_service_proto_rawDesc = "" +
 	"\n" +
-	"!cairn/v1/deadletter_service.proto\x12\bcairn.v1\x1a\x15cairn/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x84\x03\n" +
+	"!cairn/v1/deadletter_service.proto\x12\bcairn.v1\x1a\x15cairn/v1/common.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa2\x03\n" +
 	"\n" +
 	"DeadLetter\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x15\n" +
@@ -564,27 +609,32 @@ const file_cairn_v1_deadletter_service_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12-\n" +
 	"\battempts\x18\n" +
-	" \x03(\v2\x11.cairn.v1.AttemptR\battempts\"\x87\x01\n" +
+	" \x03(\v2\x11.cairn.v1.AttemptR\battempts\x12\x1c\n" +
+	"\tnamespace\x18\v \x01(\tR\tnamespace\"\xa5\x01\n" +
 	"\x16ListDeadLettersRequest\x12\x1a\n" +
 	"\bworkflow\x18\x01 \x01(\tR\bworkflow\x12\x15\n" +
 	"\x06run_id\x18\x02 \x01(\tR\x05runId\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tR\tpageToken\"z\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x1c\n" +
+	"\tnamespace\x18\x05 \x01(\tR\tnamespace\"z\n" +
 	"\x17ListDeadLettersResponse\x127\n" +
 	"\fdead_letters\x18\x01 \x03(\v2\x14.cairn.v1.DeadLetterR\vdeadLetters\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"D\n" +
 	"\x14GetDeadLetterRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"N\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\"N\n" +
 	"\x15GetDeadLetterResponse\x125\n" +
 	"\vdead_letter\x18\x01 \x01(\v2\x14.cairn.v1.DeadLetterR\n" +
-	"deadLetter\")\n" +
+	"deadLetter\"G\n" +
 	"\x17ReplayDeadLetterRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\";\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\";\n" +
 	"\x18ReplayDeadLetterResponse\x12\x1f\n" +
-	"\x03run\x18\x01 \x01(\v2\r.cairn.v1.RunR\x03run\"(\n" +
+	"\x03run\x18\x01 \x01(\v2\r.cairn.v1.RunR\x03run\"F\n" +
 	"\x16PurgeDeadLetterRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x19\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\"\x19\n" +
 	"\x17PurgeDeadLetterResponse2\xf0\x02\n" +
 	"\x11DeadLetterService\x12V\n" +
 	"\x0fListDeadLetters\x12 .cairn.v1.ListDeadLettersRequest\x1a!.cairn.v1.ListDeadLettersResponse\x12P\n" +

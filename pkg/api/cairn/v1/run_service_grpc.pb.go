@@ -35,8 +35,8 @@ const (
 // RunService starts, inspects, cancels and retries workflow runs.
 type RunServiceClient interface {
 	// Starts a run of the latest version of a workflow. With an idempotency
-	// key, a second call with the same workflow and key returns the first run
-	// with existing=true instead of starting another. NOT_FOUND if the
+	// key, a second call with the same namespace, workflow and key returns the
+	// first run with existing=true instead of starting another. NOT_FOUND if the
 	// workflow does not exist; INVALID_ARGUMENT for an unknown param.
 	StartRun(ctx context.Context, in *StartRunRequest, opts ...grpc.CallOption) (*StartRunResponse, error)
 	// Lists runs, newest first, optionally filtered by workflow and state.
@@ -57,7 +57,8 @@ type RunServiceClient interface {
 	// Streams the events of a run: first the history after after_seq, then
 	// live events; the stream ends after the event that makes the run terminal.
 	// (Keep this method after GetRun: the REST routes are matched in reverse
-	// order of declaration, and /v1/runs/{run_id}:watch must be tried first.)
+	// order of declaration, and /v1/runs/{run_id}:watch, like
+	// /v1/namespaces/{namespace}/runs/{run_id}:watch, must be tried first.)
 	WatchRun(ctx context.Context, in *WatchRunRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchRunResponse], error)
 }
 
@@ -155,8 +156,8 @@ type RunService_WatchRunClient = grpc.ServerStreamingClient[WatchRunResponse]
 // RunService starts, inspects, cancels and retries workflow runs.
 type RunServiceServer interface {
 	// Starts a run of the latest version of a workflow. With an idempotency
-	// key, a second call with the same workflow and key returns the first run
-	// with existing=true instead of starting another. NOT_FOUND if the
+	// key, a second call with the same namespace, workflow and key returns the
+	// first run with existing=true instead of starting another. NOT_FOUND if the
 	// workflow does not exist; INVALID_ARGUMENT for an unknown param.
 	StartRun(context.Context, *StartRunRequest) (*StartRunResponse, error)
 	// Lists runs, newest first, optionally filtered by workflow and state.
@@ -177,7 +178,8 @@ type RunServiceServer interface {
 	// Streams the events of a run: first the history after after_seq, then
 	// live events; the stream ends after the event that makes the run terminal.
 	// (Keep this method after GetRun: the REST routes are matched in reverse
-	// order of declaration, and /v1/runs/{run_id}:watch must be tried first.)
+	// order of declaration, and /v1/runs/{run_id}:watch, like
+	// /v1/namespaces/{namespace}/runs/{run_id}:watch, must be tried first.)
 	WatchRun(*WatchRunRequest, grpc.ServerStreamingServer[WatchRunResponse]) error
 	mustEmbedUnimplementedRunServiceServer()
 }

@@ -24,14 +24,16 @@ var File_cairn_v1_scheduler_service_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_scheduler_service_proto_rawDesc = "" +
 	"\n" +
-	" cairn/v1/scheduler_service.proto\x12\bcairn.v1\x1a\x1ecairn/v1/cluster_service.proto\x1a!cairn/v1/deadletter_service.proto\x1a\x1acairn/v1/run_service.proto\x1a\x1fcairn/v1/workflow_service.proto2\xaf\x04\n" +
+	" cairn/v1/scheduler_service.proto\x12\bcairn.v1\x1a\x1ecairn/v1/cluster_service.proto\x1a!cairn/v1/deadletter_service.proto\x1a cairn/v1/namespace_service.proto\x1a\x1acairn/v1/run_service.proto\x1a\x1fcairn/v1/workflow_service.proto2\xdf\x05\n" +
 	"\x10SchedulerService\x12P\n" +
 	"\rApplyWorkflow\x12\x1e.cairn.v1.ApplyWorkflowRequest\x1a\x1f.cairn.v1.ApplyWorkflowResponse\x12A\n" +
 	"\bStartRun\x12\x19.cairn.v1.StartRunRequest\x1a\x1a.cairn.v1.StartRunResponse\x12D\n" +
 	"\tCancelRun\x12\x1a.cairn.v1.CancelRunRequest\x1a\x1b.cairn.v1.CancelRunResponse\x12A\n" +
 	"\bRetryRun\x12\x19.cairn.v1.RetryRunRequest\x1a\x1a.cairn.v1.RetryRunResponse\x12Y\n" +
 	"\x10ReplayDeadLetter\x12!.cairn.v1.ReplayDeadLetterRequest\x1a\".cairn.v1.ReplayDeadLetterResponse\x12V\n" +
-	"\x0fPurgeDeadLetter\x12 .cairn.v1.PurgeDeadLetterRequest\x1a!.cairn.v1.PurgeDeadLetterResponse\x12J\n" +
+	"\x0fPurgeDeadLetter\x12 .cairn.v1.PurgeDeadLetterRequest\x1a!.cairn.v1.PurgeDeadLetterResponse\x12V\n" +
+	"\x0fCreateNamespace\x12 .cairn.v1.CreateNamespaceRequest\x1a!.cairn.v1.CreateNamespaceResponse\x12V\n" +
+	"\x0fDeleteNamespace\x12 .cairn.v1.DeleteNamespaceRequest\x1a!.cairn.v1.DeleteNamespaceResponse\x12J\n" +
 	"\vListWorkers\x12\x1c.cairn.v1.ListWorkersRequest\x1a\x1d.cairn.v1.ListWorkersResponseB4Z2github.com/cairn-io/cairn/pkg/api/cairn/v1;cairnv1b\x06proto3"
 
 var file_cairn_v1_scheduler_service_proto_goTypes = []any{
@@ -41,14 +43,18 @@ var file_cairn_v1_scheduler_service_proto_goTypes = []any{
 	(*RetryRunRequest)(nil),          // 3: cairn.v1.RetryRunRequest
 	(*ReplayDeadLetterRequest)(nil),  // 4: cairn.v1.ReplayDeadLetterRequest
 	(*PurgeDeadLetterRequest)(nil),   // 5: cairn.v1.PurgeDeadLetterRequest
-	(*ListWorkersRequest)(nil),       // 6: cairn.v1.ListWorkersRequest
-	(*ApplyWorkflowResponse)(nil),    // 7: cairn.v1.ApplyWorkflowResponse
-	(*StartRunResponse)(nil),         // 8: cairn.v1.StartRunResponse
-	(*CancelRunResponse)(nil),        // 9: cairn.v1.CancelRunResponse
-	(*RetryRunResponse)(nil),         // 10: cairn.v1.RetryRunResponse
-	(*ReplayDeadLetterResponse)(nil), // 11: cairn.v1.ReplayDeadLetterResponse
-	(*PurgeDeadLetterResponse)(nil),  // 12: cairn.v1.PurgeDeadLetterResponse
-	(*ListWorkersResponse)(nil),      // 13: cairn.v1.ListWorkersResponse
+	(*CreateNamespaceRequest)(nil),   // 6: cairn.v1.CreateNamespaceRequest
+	(*DeleteNamespaceRequest)(nil),   // 7: cairn.v1.DeleteNamespaceRequest
+	(*ListWorkersRequest)(nil),       // 8: cairn.v1.ListWorkersRequest
+	(*ApplyWorkflowResponse)(nil),    // 9: cairn.v1.ApplyWorkflowResponse
+	(*StartRunResponse)(nil),         // 10: cairn.v1.StartRunResponse
+	(*CancelRunResponse)(nil),        // 11: cairn.v1.CancelRunResponse
+	(*RetryRunResponse)(nil),         // 12: cairn.v1.RetryRunResponse
+	(*ReplayDeadLetterResponse)(nil), // 13: cairn.v1.ReplayDeadLetterResponse
+	(*PurgeDeadLetterResponse)(nil),  // 14: cairn.v1.PurgeDeadLetterResponse
+	(*CreateNamespaceResponse)(nil),  // 15: cairn.v1.CreateNamespaceResponse
+	(*DeleteNamespaceResponse)(nil),  // 16: cairn.v1.DeleteNamespaceResponse
+	(*ListWorkersResponse)(nil),      // 17: cairn.v1.ListWorkersResponse
 }
 var file_cairn_v1_scheduler_service_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.SchedulerService.ApplyWorkflow:input_type -> cairn.v1.ApplyWorkflowRequest
@@ -57,16 +63,20 @@ var file_cairn_v1_scheduler_service_proto_depIdxs = []int32{
 	3,  // 3: cairn.v1.SchedulerService.RetryRun:input_type -> cairn.v1.RetryRunRequest
 	4,  // 4: cairn.v1.SchedulerService.ReplayDeadLetter:input_type -> cairn.v1.ReplayDeadLetterRequest
 	5,  // 5: cairn.v1.SchedulerService.PurgeDeadLetter:input_type -> cairn.v1.PurgeDeadLetterRequest
-	6,  // 6: cairn.v1.SchedulerService.ListWorkers:input_type -> cairn.v1.ListWorkersRequest
-	7,  // 7: cairn.v1.SchedulerService.ApplyWorkflow:output_type -> cairn.v1.ApplyWorkflowResponse
-	8,  // 8: cairn.v1.SchedulerService.StartRun:output_type -> cairn.v1.StartRunResponse
-	9,  // 9: cairn.v1.SchedulerService.CancelRun:output_type -> cairn.v1.CancelRunResponse
-	10, // 10: cairn.v1.SchedulerService.RetryRun:output_type -> cairn.v1.RetryRunResponse
-	11, // 11: cairn.v1.SchedulerService.ReplayDeadLetter:output_type -> cairn.v1.ReplayDeadLetterResponse
-	12, // 12: cairn.v1.SchedulerService.PurgeDeadLetter:output_type -> cairn.v1.PurgeDeadLetterResponse
-	13, // 13: cairn.v1.SchedulerService.ListWorkers:output_type -> cairn.v1.ListWorkersResponse
-	7,  // [7:14] is the sub-list for method output_type
-	0,  // [0:7] is the sub-list for method input_type
+	6,  // 6: cairn.v1.SchedulerService.CreateNamespace:input_type -> cairn.v1.CreateNamespaceRequest
+	7,  // 7: cairn.v1.SchedulerService.DeleteNamespace:input_type -> cairn.v1.DeleteNamespaceRequest
+	8,  // 8: cairn.v1.SchedulerService.ListWorkers:input_type -> cairn.v1.ListWorkersRequest
+	9,  // 9: cairn.v1.SchedulerService.ApplyWorkflow:output_type -> cairn.v1.ApplyWorkflowResponse
+	10, // 10: cairn.v1.SchedulerService.StartRun:output_type -> cairn.v1.StartRunResponse
+	11, // 11: cairn.v1.SchedulerService.CancelRun:output_type -> cairn.v1.CancelRunResponse
+	12, // 12: cairn.v1.SchedulerService.RetryRun:output_type -> cairn.v1.RetryRunResponse
+	13, // 13: cairn.v1.SchedulerService.ReplayDeadLetter:output_type -> cairn.v1.ReplayDeadLetterResponse
+	14, // 14: cairn.v1.SchedulerService.PurgeDeadLetter:output_type -> cairn.v1.PurgeDeadLetterResponse
+	15, // 15: cairn.v1.SchedulerService.CreateNamespace:output_type -> cairn.v1.CreateNamespaceResponse
+	16, // 16: cairn.v1.SchedulerService.DeleteNamespace:output_type -> cairn.v1.DeleteNamespaceResponse
+	17, // 17: cairn.v1.SchedulerService.ListWorkers:output_type -> cairn.v1.ListWorkersResponse
+	9,  // [9:18] is the sub-list for method output_type
+	0,  // [0:9] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name
@@ -79,6 +89,7 @@ func file_cairn_v1_scheduler_service_proto_init() {
 	}
 	file_cairn_v1_cluster_service_proto_init()
 	file_cairn_v1_deadletter_service_proto_init()
+	file_cairn_v1_namespace_service_proto_init()
 	file_cairn_v1_run_service_proto_init()
 	file_cairn_v1_workflow_service_proto_init()
 	type x struct{}

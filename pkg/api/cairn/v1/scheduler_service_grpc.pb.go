@@ -25,6 +25,8 @@ const (
 	SchedulerService_RetryRun_FullMethodName         = "/cairn.v1.SchedulerService/RetryRun"
 	SchedulerService_ReplayDeadLetter_FullMethodName = "/cairn.v1.SchedulerService/ReplayDeadLetter"
 	SchedulerService_PurgeDeadLetter_FullMethodName  = "/cairn.v1.SchedulerService/PurgeDeadLetter"
+	SchedulerService_CreateNamespace_FullMethodName  = "/cairn.v1.SchedulerService/CreateNamespace"
+	SchedulerService_DeleteNamespace_FullMethodName  = "/cairn.v1.SchedulerService/DeleteNamespace"
 	SchedulerService_ListWorkers_FullMethodName      = "/cairn.v1.SchedulerService/ListWorkers"
 )
 
@@ -53,6 +55,10 @@ type SchedulerServiceClient interface {
 	ReplayDeadLetter(ctx context.Context, in *ReplayDeadLetterRequest, opts ...grpc.CallOption) (*ReplayDeadLetterResponse, error)
 	// Removes a dead letter; see DeadLetterService.PurgeDeadLetter.
 	PurgeDeadLetter(ctx context.Context, in *PurgeDeadLetterRequest, opts ...grpc.CallOption) (*PurgeDeadLetterResponse, error)
+	// Creates a namespace; see NamespaceService.CreateNamespace.
+	CreateNamespace(ctx context.Context, in *CreateNamespaceRequest, opts ...grpc.CallOption) (*CreateNamespaceResponse, error)
+	// Deletes an empty namespace; see NamespaceService.DeleteNamespace.
+	DeleteNamespace(ctx context.Context, in *DeleteNamespaceRequest, opts ...grpc.CallOption) (*DeleteNamespaceResponse, error)
 	// The workers whose stream is attached to this leader, with their load
 	// (running, queued, draining, last_seen_at; connected is true), ordered by
 	// ID and filtered by the request's pool. page_size and page_token are
@@ -129,6 +135,26 @@ func (c *schedulerServiceClient) PurgeDeadLetter(ctx context.Context, in *PurgeD
 	return out, nil
 }
 
+func (c *schedulerServiceClient) CreateNamespace(ctx context.Context, in *CreateNamespaceRequest, opts ...grpc.CallOption) (*CreateNamespaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateNamespaceResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_CreateNamespace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) DeleteNamespace(ctx context.Context, in *DeleteNamespaceRequest, opts ...grpc.CallOption) (*DeleteNamespaceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteNamespaceResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_DeleteNamespace_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *schedulerServiceClient) ListWorkers(ctx context.Context, in *ListWorkersRequest, opts ...grpc.CallOption) (*ListWorkersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListWorkersResponse)
@@ -164,6 +190,10 @@ type SchedulerServiceServer interface {
 	ReplayDeadLetter(context.Context, *ReplayDeadLetterRequest) (*ReplayDeadLetterResponse, error)
 	// Removes a dead letter; see DeadLetterService.PurgeDeadLetter.
 	PurgeDeadLetter(context.Context, *PurgeDeadLetterRequest) (*PurgeDeadLetterResponse, error)
+	// Creates a namespace; see NamespaceService.CreateNamespace.
+	CreateNamespace(context.Context, *CreateNamespaceRequest) (*CreateNamespaceResponse, error)
+	// Deletes an empty namespace; see NamespaceService.DeleteNamespace.
+	DeleteNamespace(context.Context, *DeleteNamespaceRequest) (*DeleteNamespaceResponse, error)
 	// The workers whose stream is attached to this leader, with their load
 	// (running, queued, draining, last_seen_at; connected is true), ordered by
 	// ID and filtered by the request's pool. page_size and page_token are
@@ -197,6 +227,12 @@ func (UnimplementedSchedulerServiceServer) ReplayDeadLetter(context.Context, *Re
 }
 func (UnimplementedSchedulerServiceServer) PurgeDeadLetter(context.Context, *PurgeDeadLetterRequest) (*PurgeDeadLetterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PurgeDeadLetter not implemented")
+}
+func (UnimplementedSchedulerServiceServer) CreateNamespace(context.Context, *CreateNamespaceRequest) (*CreateNamespaceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateNamespace not implemented")
+}
+func (UnimplementedSchedulerServiceServer) DeleteNamespace(context.Context, *DeleteNamespaceRequest) (*DeleteNamespaceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteNamespace not implemented")
 }
 func (UnimplementedSchedulerServiceServer) ListWorkers(context.Context, *ListWorkersRequest) (*ListWorkersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListWorkers not implemented")
@@ -330,6 +366,42 @@ func _SchedulerService_PurgeDeadLetter_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SchedulerService_CreateNamespace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateNamespaceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).CreateNamespace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_CreateNamespace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).CreateNamespace(ctx, req.(*CreateNamespaceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_DeleteNamespace_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteNamespaceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).DeleteNamespace(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_DeleteNamespace_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).DeleteNamespace(ctx, req.(*DeleteNamespaceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SchedulerService_ListWorkers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListWorkersRequest)
 	if err := dec(in); err != nil {
@@ -378,6 +450,14 @@ var SchedulerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PurgeDeadLetter",
 			Handler:    _SchedulerService_PurgeDeadLetter_Handler,
+		},
+		{
+			MethodName: "CreateNamespace",
+			Handler:    _SchedulerService_CreateNamespace_Handler,
+		},
+		{
+			MethodName: "DeleteNamespace",
+			Handler:    _SchedulerService_DeleteNamespace_Handler,
 		},
 		{
 			MethodName: "ListWorkers",

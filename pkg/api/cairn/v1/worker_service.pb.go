@@ -1087,7 +1087,9 @@ type Assignment struct {
 	// What to execute, with templates rendered.
 	Spec *TaskSpec `protobuf:"bytes,8,opt,name=spec,proto3" json:"spec,omitempty"`
 	// Name of the workflow, for logs.
-	Workflow      string `protobuf:"bytes,9,opt,name=workflow,proto3" json:"workflow,omitempty"`
+	Workflow string `protobuf:"bytes,9,opt,name=workflow,proto3" json:"workflow,omitempty"`
+	// Namespace of the run, for logs.
+	Namespace     string `protobuf:"bytes,10,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1181,6 +1183,13 @@ func (x *Assignment) GetSpec() *TaskSpec {
 func (x *Assignment) GetWorkflow() string {
 	if x != nil {
 		return x.Workflow
+	}
+	return ""
+}
+
+func (x *Assignment) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
 	}
 	return ""
 }
@@ -1464,7 +1473,7 @@ const file_cairn_v1_worker_service_proto_rawDesc = "" +
 	"\aadopted\x18\x03 \x03(\v2\x14.cairn.v1.AttemptRefR\aadopted\x120\n" +
 	"\brejected\x18\x04 \x03(\v2\x14.cairn.v1.AttemptRefR\brejected\x12H\n" +
 	"\x12heartbeat_interval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12(\n" +
-	"\x10max_output_bytes\x18\x06 \x01(\x03R\x0emaxOutputBytes\"\xbc\x02\n" +
+	"\x10max_output_bytes\x18\x06 \x01(\x03R\x0emaxOutputBytes\"\xda\x02\n" +
 	"\n" +
 	"Assignment\x12\x1d\n" +
 	"\n" +
@@ -1476,7 +1485,9 @@ const file_cairn_v1_worker_service_proto_rawDesc = "" +
 	"\x0fidempotency_key\x18\x06 \x01(\tR\x0eidempotencyKey\x123\n" +
 	"\atimeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12&\n" +
 	"\x04spec\x18\b \x01(\v2\x12.cairn.v1.TaskSpecR\x04spec\x12\x1a\n" +
-	"\bworkflow\x18\t \x01(\tR\bworkflow\"{\n" +
+	"\bworkflow\x18\t \x01(\tR\bworkflow\x12\x1c\n" +
+	"\tnamespace\x18\n" +
+	" \x01(\tR\tnamespace\"{\n" +
 	"\tResultAck\x12\x1d\n" +
 	"\n" +
 	"attempt_id\x18\x01 \x01(\tR\tattemptId\x12\x1b\n" +

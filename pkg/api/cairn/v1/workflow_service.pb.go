@@ -47,7 +47,9 @@ type Workflow struct {
 	// YAML source of this version, as applied. Filled by GetWorkflow; empty in ListWorkflows.
 	Yaml string `protobuf:"bytes,10,opt,name=yaml,proto3" json:"yaml,omitempty"`
 	// When this version was stored.
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	CreatedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	// Namespace the workflow belongs to. One name in two namespaces is two workflows.
+	Namespace     string `protobuf:"bytes,12,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -157,6 +159,13 @@ func (x *Workflow) GetCreatedAt() *timestamppb.Timestamp {
 		return x.CreatedAt
 	}
 	return nil
+}
+
+func (x *Workflow) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
 }
 
 // Task is one node of a workflow's DAG, with the defaults already applied.
@@ -363,7 +372,9 @@ func (x *ValidationError) GetMessage() string {
 type ApplyWorkflowRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The workflow definition in YAML. Required.
-	Yaml          string `protobuf:"bytes,1,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	Yaml string `protobuf:"bytes,1,opt,name=yaml,proto3" json:"yaml,omitempty"`
+	// Namespace of the workflow; empty means `default`.
+	Namespace     string `protobuf:"bytes,2,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -401,6 +412,13 @@ func (*ApplyWorkflowRequest) Descriptor() ([]byte, []int) {
 func (x *ApplyWorkflowRequest) GetYaml() string {
 	if x != nil {
 		return x.Yaml
+	}
+	return ""
+}
+
+func (x *ApplyWorkflowRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
 	}
 	return ""
 }
@@ -466,7 +484,9 @@ type ValidateWorkflowRequest struct {
 	// The workflow definition in YAML. Required.
 	Yaml string `protobuf:"bytes,1,opt,name=yaml,proto3" json:"yaml,omitempty"`
 	// File name used in the errors; optional.
-	File          string `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
+	File string `protobuf:"bytes,2,opt,name=file,proto3" json:"file,omitempty"`
+	// Namespace of the workflow (not needed to validate it, accepted so that every request names one); empty means `default`.
+	Namespace     string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -511,6 +531,13 @@ func (x *ValidateWorkflowRequest) GetYaml() string {
 func (x *ValidateWorkflowRequest) GetFile() string {
 	if x != nil {
 		return x.File
+	}
+	return ""
+}
+
+func (x *ValidateWorkflowRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
 	}
 	return ""
 }
@@ -594,7 +621,9 @@ type ListWorkflowsRequest struct {
 	// Maximum number of workflows to return; 0 means the server default.
 	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Token from a previous response's next_page_token; empty for the first page.
-	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Namespace of the workflows to list; empty means `default`.
+	Namespace     string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -639,6 +668,13 @@ func (x *ListWorkflowsRequest) GetPageSize() int32 {
 func (x *ListWorkflowsRequest) GetPageToken() string {
 	if x != nil {
 		return x.PageToken
+	}
+	return ""
+}
+
+func (x *ListWorkflowsRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
 	}
 	return ""
 }
@@ -704,7 +740,9 @@ type GetWorkflowRequest struct {
 	// Name of the workflow. Required.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Version to get; unset means the latest.
-	Version       *int64 `protobuf:"varint,2,opt,name=version,proto3,oneof" json:"version,omitempty"`
+	Version *int64 `protobuf:"varint,2,opt,name=version,proto3,oneof" json:"version,omitempty"`
+	// Namespace of the workflow; empty means `default`.
+	Namespace     string `protobuf:"bytes,3,opt,name=namespace,proto3" json:"namespace,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -751,6 +789,13 @@ func (x *GetWorkflowRequest) GetVersion() int64 {
 		return *x.Version
 	}
 	return 0
+}
+
+func (x *GetWorkflowRequest) GetNamespace() string {
+	if x != nil {
+		return x.Namespace
+	}
+	return ""
 }
 
 // GetWorkflowResponse holds the requested workflow version.
@@ -803,7 +848,7 @@ var File_cairn_v1_workflow_service_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_workflow_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1fcairn/v1/workflow_service.proto\x12\bcairn.v1\x1a\x15cairn/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x03\n" +
+	"\x1fcairn/v1/workflow_service.proto\x12\bcairn.v1\x1a\x15cairn/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe5\x03\n" +
 	"\bWorkflow\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x03R\aversion\x12!\n" +
@@ -817,7 +862,8 @@ const file_cairn_v1_workflow_service_proto_rawDesc = "" +
 	"\x04yaml\x18\n" +
 	" \x01(\tR\x04yaml\x129\n" +
 	"\n" +
-	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x1a9\n" +
+	"created_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12\x1c\n" +
+	"\tnamespace\x18\f \x01(\tR\tnamespace\x1a9\n" +
 	"\vParamsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xa7\x02\n" +
@@ -837,30 +883,34 @@ const file_cairn_v1_workflow_service_proto_rawDesc = "" +
 	"\x06column\x18\x03 \x01(\x05R\x06column\x12\x17\n" +
 	"\atask_id\x18\x04 \x01(\tR\x06taskId\x12\x14\n" +
 	"\x05field\x18\x05 \x01(\tR\x05field\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessage\"*\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"H\n" +
 	"\x14ApplyWorkflowRequest\x12\x12\n" +
-	"\x04yaml\x18\x01 \x01(\tR\x04yaml\"a\n" +
+	"\x04yaml\x18\x01 \x01(\tR\x04yaml\x12\x1c\n" +
+	"\tnamespace\x18\x02 \x01(\tR\tnamespace\"a\n" +
 	"\x15ApplyWorkflowResponse\x12.\n" +
 	"\bworkflow\x18\x01 \x01(\v2\x12.cairn.v1.WorkflowR\bworkflow\x12\x18\n" +
-	"\acreated\x18\x02 \x01(\bR\acreated\"A\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\"_\n" +
 	"\x17ValidateWorkflowRequest\x12\x12\n" +
 	"\x04yaml\x18\x01 \x01(\tR\x04yaml\x12\x12\n" +
-	"\x04file\x18\x02 \x01(\tR\x04file\"\xa4\x01\n" +
+	"\x04file\x18\x02 \x01(\tR\x04file\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\"\xa4\x01\n" +
 	"\x18ValidateWorkflowResponse\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x121\n" +
 	"\x06errors\x18\x02 \x03(\v2\x19.cairn.v1.ValidationErrorR\x06errors\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12+\n" +
-	"\x11topological_order\x18\x04 \x03(\tR\x10topologicalOrder\"R\n" +
+	"\x11topological_order\x18\x04 \x03(\tR\x10topologicalOrder\"p\n" +
 	"\x14ListWorkflowsRequest\x12\x1b\n" +
 	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x02 \x01(\tR\tpageToken\"q\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespace\"q\n" +
 	"\x15ListWorkflowsResponse\x120\n" +
 	"\tworkflows\x18\x01 \x03(\v2\x12.cairn.v1.WorkflowR\tworkflows\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"S\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"q\n" +
 	"\x12GetWorkflowRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
-	"\aversion\x18\x02 \x01(\x03H\x00R\aversion\x88\x01\x01B\n" +
+	"\aversion\x18\x02 \x01(\x03H\x00R\aversion\x88\x01\x01\x12\x1c\n" +
+	"\tnamespace\x18\x03 \x01(\tR\tnamespaceB\n" +
 	"\n" +
 	"\b_version\"E\n" +
 	"\x13GetWorkflowResponse\x12.\n" +

@@ -25,6 +25,9 @@ type env struct {
 	ctx    context.Context
 	stdout io.Writer
 	stderr io.Writer
+	// namespace is a --namespace/-n given before the command (cairnctl -n team-a runs list);
+	// empty if none. A flag after the command overrides it.
+	namespace string
 }
 
 type command struct {
@@ -40,16 +43,17 @@ func init() {
 		"validate": {"check workflow files; report every problem with its position", "validate [--json] FILE...", cmdValidate},
 		"graph":    {"print a workflow's DAG as Graphviz DOT or Mermaid", "graph [--format dot|mermaid] FILE", cmdGraph},
 		"run": {"run a workflow on the cluster (or --local: a file, in this process)",
-			"run WORKFLOW [-p key=value]... [--idempotency-key K] [--wait] [--json] [--addr ADDR]\n       cairnctl run --local [-p key=value]... [--parallel N] [--egress-allow CIDR,...] [--secrets-file F] [--json] FILE", cmdRun},
-		"apply":     {"create or update workflows on the cluster from YAML files", "apply [--json] [--addr ADDR] FILE...", cmdApply},
-		"workflows": {"list workflows, or get one with its DAG", "workflows list|get NAME [--version N] [--json] [--addr ADDR]", cmdWorkflows},
-		"runs":      {"list, get, watch, cancel or retry runs", "runs list [--workflow W] [--state S] | get RUN | watch RUN | cancel RUN [--reason R] | retry RUN  [--json] [--addr ADDR]", cmdRuns},
-		"attempts":  {"show the attempts of a task of a run, with output and errors", "attempts [--json] [--addr ADDR] RUN TASK", cmdAttempts},
-		"dlq":       {"list, inspect or replay dead-lettered tasks", "dlq list [--workflow W] [--run RUN] | get ID | replay ID  [--json] [--addr ADDR]", cmdDLQ},
-		"workers":   {"list live workers with their load", "workers [--pool P] [--json] [--addr ADDR]", cmdWorkers},
-		"cluster":   {"show the scheduler leader, its epoch and the replicas", "cluster [--json] [--addr ADDR]", cmdCluster},
-		"dev":       {"run all of Cairn locally: embedded etcd, a local PostgreSQL under .cairn/, scheduler, gateway, workers", "dev [--dir DIR] [--workers N] [--concurrency N] [--grpc-addr A] [--http-addr A]", cmdDev},
-		"version":   {"print cairnctl's version", "version", cmdVersion},
+			"run WORKFLOW [-p key=value]... [--idempotency-key K] [--wait] [--json] [--addr ADDR] [-n NS]\n       cairnctl run --local [-p key=value]... [--parallel N] [--egress-allow CIDR,...] [--secrets-file F] [--json] FILE", cmdRun},
+		"apply":      {"create or update workflows on the cluster from YAML files", "apply [--json] [--addr ADDR] [-n NS] FILE...", cmdApply},
+		"workflows":  {"list workflows, or get one with its DAG", "workflows list|get NAME [--version N] [--json] [--addr ADDR] [-n NS]", cmdWorkflows},
+		"runs":       {"list, get, watch, cancel or retry runs", "runs list [--workflow W] [--state S] | get RUN | watch RUN | cancel RUN [--reason R] | retry RUN  [--json] [--addr ADDR] [-n NS]", cmdRuns},
+		"attempts":   {"show the attempts of a task of a run, with output and errors", "attempts [--json] [--addr ADDR] [-n NS] RUN TASK", cmdAttempts},
+		"dlq":        {"list, inspect or replay dead-lettered tasks", "dlq list [--workflow W] [--run RUN] | get ID | replay ID  [--json] [--addr ADDR] [-n NS]", cmdDLQ},
+		"namespaces": {"create, list, get or delete namespaces", "namespaces create NAME [--description D] | list | get NAME | delete NAME  [--json] [--addr ADDR]", cmdNamespaces},
+		"workers":    {"list live workers with their load", "workers [--pool P] [--json] [--addr ADDR]", cmdWorkers},
+		"cluster":    {"show the scheduler leader, its epoch and the replicas", "cluster [--json] [--addr ADDR]", cmdCluster},
+		"dev":        {"run all of Cairn locally: embedded etcd, a local PostgreSQL under .cairn/, scheduler, gateway, workers", "dev [--dir DIR] [--workers N] [--concurrency N] [--grpc-addr A] [--http-addr A]", cmdDev},
+		"version":    {"print cairnctl's version", "version", cmdVersion},
 	}
 }
 
@@ -59,6 +63,10 @@ var Version = "dev"
 // Main runs cairnctl with args (without the program name) and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	e := &env{ctx: ctx, stdout: stdout, stderr: stderr}
+	args, code, ok := leadingNamespace(e, args)
+	if !ok {
+		return code
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		if len(args) > 1 {
 			if c, ok := commands[args[1]]; ok {

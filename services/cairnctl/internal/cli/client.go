@@ -37,24 +37,28 @@ var workflowNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,127}$`)
 
 // remote is a cluster command's connection and output settings.
 type remote struct {
-	e      *env
-	name   string // command name, for messages
-	addr   *string
-	asJSON *bool
-	conn   *grpc.ClientConn
+	e         *env
+	name      string // command name, for messages
+	addr      *string
+	asJSON    *bool
+	namespace *string // see ns()
+	conn      *grpc.ClientConn
 }
 
-// remoteFlags adds --addr and --json to fs.
+// remoteFlags adds --addr, --json and --namespace (-n) to fs.
 func remoteFlags(e *env, name string, fs *flag.FlagSet) *remote {
 	def := os.Getenv("CAIRN_ADDR")
 	if def == "" {
 		def = DefaultAddr
 	}
-	return &remote{
+	r := &remote{
 		e: e, name: name,
 		addr:   fs.String("addr", def, "gateway gRPC address (env CAIRN_ADDR)"),
 		asJSON: fs.Bool("json", false, "print the API's JSON instead of a table"),
 	}
+	r.namespace = fs.String("namespace", defaultNamespace(e), "namespace of the workflows, runs and dead letters (env CAIRN_NAMESPACE)")
+	fs.StringVar(r.namespace, "n", defaultNamespace(e), "shorthand for --namespace")
+	return r
 }
 
 func (r *remote) dial() error {

@@ -144,7 +144,7 @@ func TestRunWait(t *testing.T) {
 			defer close(done)
 			deadline := time.Now().Add(10 * time.Second)
 			for time.Now().Before(deadline) {
-				runs, _, err := c.Store.ListRuns(context.Background(), store.RunFilter{Workflow: "w", State: model.RunPending}, store.PageRequest{})
+				runs, _, err := c.Store.ListRuns(context.Background(), model.DefaultNamespace, store.RunFilter{Workflow: "w", State: model.RunPending}, store.PageRequest{})
 				if err == nil && len(runs) == 1 {
 					id := runs[0].ID.String()
 					c.Progress(id, map[string]model.TaskState{"a": model.TaskSucceeded})

@@ -33,7 +33,7 @@ func cmdApply(e *env, args []string) int {
 			continue
 		}
 		ctx, cancel := r.ctx()
-		resp, err := client.ApplyWorkflow(ctx, &cairnv1.ApplyWorkflowRequest{Yaml: string(data)})
+		resp, err := client.ApplyWorkflow(ctx, &cairnv1.ApplyWorkflowRequest{Namespace: r.ns(), Yaml: string(data)})
 		cancel()
 		if err != nil {
 			code = r.failFile(f, err)
@@ -47,7 +47,8 @@ func cmdApply(e *env, args []string) int {
 		if resp.GetCreated() {
 			what = "stored"
 		}
-		fmt.Fprintf(e.stdout, "%s: workflow %s version %d %s\n", f, resp.GetWorkflow().GetName(), resp.GetWorkflow().GetVersion(), what)
+		fmt.Fprintf(e.stdout, "%s: workflow %s version %d %s\n", f, inNS(resp.GetWorkflow().GetNamespace(), resp.GetWorkflow().GetName()),
+			resp.GetWorkflow().GetVersion(), what)
 	}
 	return code
 }
@@ -79,7 +80,7 @@ func cmdWorkflows(e *env, args []string) int {
 	switch verb {
 	case "list":
 		var all []*cairnv1.Workflow
-		req := &cairnv1.ListWorkflowsRequest{}
+		req := &cairnv1.ListWorkflowsRequest{Namespace: r.ns()}
 		for {
 			resp, err := client.ListWorkflows(ctx, req)
 			if err != nil {
@@ -103,7 +104,7 @@ func cmdWorkflows(e *env, args []string) int {
 		if len(pos) != 1 {
 			return usageError(e, "workflows", "get wants one workflow name")
 		}
-		req := &cairnv1.GetWorkflowRequest{Name: pos[0]}
+		req := &cairnv1.GetWorkflowRequest{Namespace: r.ns(), Name: pos[0]}
 		if *version != 0 {
 			req.Version = version
 		}
@@ -116,7 +117,7 @@ func cmdWorkflows(e *env, args []string) int {
 			return ExitOK
 		}
 		w := resp.GetWorkflow()
-		fmt.Fprintf(e.stdout, "workflow %s version %d (%s)\n", w.GetName(), w.GetVersion(), when(w.GetCreatedAt()))
+		fmt.Fprintf(e.stdout, "workflow %s version %d (%s)\n", inNS(w.GetNamespace(), w.GetName()), w.GetVersion(), when(w.GetCreatedAt()))
 		if w.GetDescription() != "" {
 			fmt.Fprintf(e.stdout, "%s\n", w.GetDescription())
 		}
@@ -159,7 +160,7 @@ func runRemote(e *env, args []string) int {
 	defer r.close()
 	client := cairnv1.NewRunServiceClient(r.conn)
 	ctx, cancel := r.ctx()
-	resp, err := client.StartRun(ctx, &cairnv1.StartRunRequest{Workflow: pos[0], Params: params, IdempotencyKey: *key})
+	resp, err := client.StartRun(ctx, &cairnv1.StartRunRequest{Namespace: r.ns(), Workflow: pos[0], Params: params, IdempotencyKey: *key})
 	cancel()
 	if err != nil {
 		return r.fail(err)
@@ -174,7 +175,8 @@ func runRemote(e *env, args []string) int {
 		if resp.GetExisting() {
 			note = "already exists for this idempotency key"
 		}
-		fmt.Fprintf(e.stdout, "run %s of %s version %d %s\n", run.GetRunId(), run.GetWorkflow(), run.GetWorkflowVersion(), note)
+		fmt.Fprintf(e.stdout, "run %s of %s version %d %s\n", run.GetRunId(), inNS(run.GetNamespace(), run.GetWorkflow()),
+			run.GetWorkflowVersion(), note)
 		return ExitOK
 	}
 	return r.follow(client, run.GetRunId())
@@ -197,7 +199,7 @@ func (r *remote) follow(client cairnv1.RunServiceClient, runID string) int {
 	}
 	var after int64
 	for attempt := 0; ; attempt++ {
-		stream, err := client.WatchRun(e.ctx, &cairnv1.WatchRunRequest{RunId: runID, AfterSeq: after})
+		stream, err := client.WatchRun(e.ctx, &cairnv1.WatchRunRequest{Namespace: r.ns(), RunId: runID, AfterSeq: after})
 		if err != nil {
 			return r.fail(err)
 		}
@@ -249,7 +251,7 @@ func printRunEvent(w io.Writer, ev *cairnv1.RunEvent) {
 func (r *remote) summary(client cairnv1.RunServiceClient, runID string) int {
 	ctx, cancel := r.ctx()
 	defer cancel()
-	resp, err := client.GetRun(ctx, &cairnv1.GetRunRequest{RunId: runID})
+	resp, err := client.GetRun(ctx, &cairnv1.GetRunRequest{Namespace: r.ns(), RunId: runID})
 	if err != nil {
 		return r.fail(err)
 	}
@@ -266,7 +268,8 @@ func (r *remote) summary(client cairnv1.RunServiceClient, runID string) int {
 }
 
 func printRun(w io.Writer, run *cairnv1.Run) {
-	fmt.Fprintf(w, "run %s of %s version %d: %s\n", run.GetRunId(), run.GetWorkflow(), run.GetWorkflowVersion(), enumName(run.GetState(), "RUN_STATE_"))
+	fmt.Fprintf(w, "run %s of %s version %d: %s\n", run.GetRunId(), inNS(run.GetNamespace(), run.GetWorkflow()), run.GetWorkflowVersion(),
+		enumName(run.GetState(), "RUN_STATE_"))
 	fmt.Fprintf(w, "created %s, started %s, finished %s\n", when(run.GetCreatedAt()), when(run.GetStartedAt()), when(run.GetFinishedAt()))
 	if run.GetReason() != "" {
 		fmt.Fprintf(w, "reason: %s\n", run.GetReason())
@@ -318,7 +321,7 @@ func cmdRuns(e *env, args []string) int {
 	defer cancel()
 	switch verb {
 	case "list":
-		req := &cairnv1.ListRunsRequest{Workflow: *workflow}
+		req := &cairnv1.ListRunsRequest{Namespace: r.ns(), Workflow: *workflow}
 		if *state != "" {
 			v, ok := cairnv1.RunState_value["RUN_STATE_"+strings.ToUpper(*state)]
 			if !ok {
@@ -357,17 +360,17 @@ func cmdRuns(e *env, args []string) int {
 	switch verb {
 	case "get":
 		var resp *cairnv1.GetRunResponse
-		if resp, err = client.GetRun(ctx, &cairnv1.GetRunRequest{RunId: pos[0]}); err == nil {
+		if resp, err = client.GetRun(ctx, &cairnv1.GetRunRequest{Namespace: r.ns(), RunId: pos[0]}); err == nil {
 			run = resp.GetRun()
 		}
 	case "cancel":
 		var resp *cairnv1.CancelRunResponse
-		if resp, err = client.CancelRun(ctx, &cairnv1.CancelRunRequest{RunId: pos[0], Reason: *reason}); err == nil {
+		if resp, err = client.CancelRun(ctx, &cairnv1.CancelRunRequest{Namespace: r.ns(), RunId: pos[0], Reason: *reason}); err == nil {
 			run = resp.GetRun()
 		}
 	case "retry":
 		var resp *cairnv1.RetryRunResponse
-		if resp, err = client.RetryRun(ctx, &cairnv1.RetryRunRequest{RunId: pos[0]}); err == nil {
+		if resp, err = client.RetryRun(ctx, &cairnv1.RetryRunRequest{Namespace: r.ns(), RunId: pos[0]}); err == nil {
 			run = resp.GetRun()
 		}
 	}
@@ -395,7 +398,7 @@ func cmdAttempts(e *env, args []string) int {
 	ctx, cancel := r.ctx()
 	defer cancel()
 	var all []*cairnv1.Attempt
-	req := &cairnv1.ListAttemptsRequest{RunId: pos[0], TaskId: pos[1]}
+	req := &cairnv1.ListAttemptsRequest{Namespace: r.ns(), RunId: pos[0], TaskId: pos[1]}
 	for {
 		resp, err := client.ListAttempts(ctx, req)
 		if err != nil {
@@ -467,7 +470,7 @@ func cmdDLQ(e *env, args []string) int {
 	switch verb {
 	case "list":
 		var all []*cairnv1.DeadLetter
-		req := &cairnv1.ListDeadLettersRequest{Workflow: *workflow, RunId: *runID}
+		req := &cairnv1.ListDeadLettersRequest{Namespace: r.ns(), Workflow: *workflow, RunId: *runID}
 		for {
 			resp, err := client.ListDeadLetters(ctx, req)
 			if err != nil {
@@ -488,7 +491,7 @@ func cmdDLQ(e *env, args []string) int {
 		}
 		table(e.stdout, "ID\tWORKFLOW\tRUN\tTASK\tATTEMPTS\tCREATED\tLAST ERROR", rows)
 	case "get":
-		resp, err := client.GetDeadLetter(ctx, &cairnv1.GetDeadLetterRequest{Id: pos[0]})
+		resp, err := client.GetDeadLetter(ctx, &cairnv1.GetDeadLetterRequest{Namespace: r.ns(), Id: pos[0]})
 		if err != nil {
 			return r.fail(err)
 		}
@@ -498,7 +501,7 @@ func cmdDLQ(e *env, args []string) int {
 		}
 		d := resp.GetDeadLetter()
 		fmt.Fprintf(e.stdout, "dead letter %s: task %s of run %s (%s version %d), %d attempts, since %s\n",
-			d.GetId(), d.GetTaskId(), d.GetRunId(), d.GetWorkflow(), d.GetWorkflowVersion(), d.GetAttemptsMade(), when(d.GetCreatedAt()))
+			d.GetId(), d.GetTaskId(), d.GetRunId(), inNS(d.GetNamespace(), d.GetWorkflow()), d.GetWorkflowVersion(), d.GetAttemptsMade(), when(d.GetCreatedAt()))
 		rows := make([][]string, 0, len(d.GetAttempts()))
 		for _, a := range d.GetAttempts() {
 			rows = append(rows, []string{fmt.Sprint(a.GetAttempt()), dash(a.GetWorkerId()), strings.ToLower(enumName(a.GetFailureKind(), "FAILURE_KIND_")), dash(oneLine(a.GetError()))})
@@ -506,7 +509,7 @@ func cmdDLQ(e *env, args []string) int {
 		fmt.Fprintln(e.stdout)
 		table(e.stdout, "ATTEMPT\tWORKER\tFAILURE\tERROR", rows)
 	case "replay":
-		resp, err := client.ReplayDeadLetter(ctx, &cairnv1.ReplayDeadLetterRequest{Id: pos[0]})
+		resp, err := client.ReplayDeadLetter(ctx, &cairnv1.ReplayDeadLetterRequest{Namespace: r.ns(), Id: pos[0]})
 		if err != nil {
 			return r.fail(err)
 		}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"strings"
@@ -20,7 +21,7 @@ func init() {
 		"tokens create NAME --scopes S,... --namespaces N,...|* [--ttl D] | list [--all] | revoke ID | whoami | generate | bootstrap --database-url URL [--name N] [--ttl D]  [--json] [--addr ADDR]",
 		cmdTokens}
 	commands["audit"] = command{"list the audit trail: who changed what, with the outcome (needs admin)",
-		"audit [--namespace N] [--token NAME] [--limit N] [--json] [--addr ADDR]", cmdAudit}
+		"audit [-n NAMESPACE] [--token NAME] [--limit N] [--json] [--addr ADDR]", cmdAudit}
 }
 
 func cmdTokens(e *env, args []string) int {
@@ -220,7 +221,6 @@ func untilTime(t time.Time) string {
 
 func cmdAudit(e *env, args []string) int {
 	fs := newFlags(e, "audit")
-	ns := fs.String("namespace", "", "only events of this namespace")
 	tok := fs.String("token", "", "only events of this token name")
 	limit := fs.Int("limit", 50, "at most this many events, newest first")
 	r, pos, code, ok := parseRemote(e, "audit", fs, args)
@@ -234,11 +234,22 @@ func cmdAudit(e *env, args []string) int {
 	if *limit < 1 {
 		return usageError(e, "audit", "--limit must be at least 1")
 	}
+	// Every namespace's events unless a namespace is asked for (-n, --namespace or
+	// CAIRN_NAMESPACE): token operations belong to none.
+	ns := ""
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "n" || f.Name == "namespace" {
+			ns = *r.namespace
+		}
+	})
+	if os.Getenv("CAIRN_NAMESPACE") != "" {
+		ns = *r.namespace
+	}
 	client := cairnv1.NewAuthServiceClient(r.conn)
 	ctx, cancel := r.ctx()
 	defer cancel()
 	var out []*cairnv1.AuditEvent
-	req := &cairnv1.ListAuditEventsRequest{Namespace: *ns, TokenName: *tok, PageSize: int32(min(*limit, 500))}
+	req := &cairnv1.ListAuditEventsRequest{Namespace: ns, TokenName: *tok, PageSize: int32(min(*limit, 500))}
 	for len(out) < *limit {
 		resp, err := client.ListAuditEvents(ctx, req)
 		if err != nil {

@@ -17,6 +17,7 @@ const maxDeadLetterScan = 64
 
 func (s *Server) toDeadLetter(ctx context.Context, d model.DeadLetter, versions map[uuid.UUID]int) *cairnv1.DeadLetter {
 	out := &cairnv1.DeadLetter{
+		Namespace:    d.Namespace,
 		Id:           d.ID.String(),
 		RunId:        d.RunID.String(),
 		Workflow:     d.Workflow,
@@ -32,8 +33,8 @@ func (s *Server) toDeadLetter(ctx context.Context, d model.DeadLetter, versions 
 	}
 	v, ok := versions[d.RunID]
 	if !ok {
-		if r, err := s.store.GetRun(ctx, d.RunID); err == nil {
-			v = r.Run.Version
+		if r, err := s.store.GetRunRow(ctx, d.Namespace, d.RunID); err == nil {
+			v = r.Version
 		}
 		versions[d.RunID] = v
 	}
@@ -45,6 +46,10 @@ func (s *Server) toDeadLetter(ctx context.Context, d model.DeadLetter, versions 
 // a run filter is applied here, reading store pages sized to what the page still needs so the
 // next token always points right after the last entry returned.
 func (s *Server) ListDeadLetters(ctx context.Context, req *cairnv1.ListDeadLettersRequest) (*cairnv1.ListDeadLettersResponse, error) {
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	f := store.DeadLetterFilter{Open: true}
 	if req.GetWorkflow() != "" {
 		if err := checkName("workflow", req.GetWorkflow()); err != nil {
@@ -67,7 +72,7 @@ func (s *Server) ListDeadLetters(ctx context.Context, req *cairnv1.ListDeadLette
 	var found []model.DeadLetter
 	token := req.GetPageToken()
 	for scans := 0; ; scans++ {
-		ds, next, err := s.store.ListDeadLetters(ctx, f, store.PageRequest{Size: size - len(found), Token: token})
+		ds, next, err := s.store.ListDeadLetters(ctx, ns, f, store.PageRequest{Size: size - len(found), Token: token})
 		if err != nil {
 			return nil, toStatus(err, "dead letters")
 		}
@@ -81,6 +86,11 @@ func (s *Server) ListDeadLetters(ctx context.Context, req *cairnv1.ListDeadLette
 			break
 		}
 	}
+	if len(found) == 0 {
+		if err := s.checkNamespace(ctx, ns); err != nil {
+			return nil, err
+		}
+	}
 	resp := &cairnv1.ListDeadLettersResponse{DeadLetters: make([]*cairnv1.DeadLetter, 0, len(found)), NextPageToken: token}
 	versions := map[uuid.UUID]int{}
 	for _, d := range found {
@@ -92,31 +102,38 @@ func (s *Server) ListDeadLetters(ctx context.Context, req *cairnv1.ListDeadLette
 // GetDeadLetter returns an open dead letter with every attempt of its task. A replayed entry
 // has left the queue and is NOT_FOUND.
 func (s *Server) GetDeadLetter(ctx context.Context, req *cairnv1.GetDeadLetterRequest) (*cairnv1.GetDeadLetterResponse, error) {
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	id, err := parseID("id", req.GetId())
 	if err != nil {
 		return nil, err
 	}
 	what := "dead letter " + id.String()
-	d, err := s.store.GetDeadLetter(ctx, id)
+	d, err := s.store.GetDeadLetter(ctx, ns, id)
 	if err != nil {
-		return nil, toStatus(err, what)
+		return nil, s.notFound(ctx, ns, err, what)
 	}
 	if !d.ReplayedAt.IsZero() {
 		return nil, toStatus(fmt.Errorf("%s: %w (replayed)", what, store.ErrNotFound), what)
 	}
 	out := s.toDeadLetter(ctx, d, map[uuid.UUID]int{})
-	as, err := s.store.ListAttempts(ctx, d.RunID, d.TaskID)
+	as, err := s.store.ListAttempts(ctx, ns, d.RunID, d.TaskID)
 	if err != nil {
 		return nil, toStatus(err, fmt.Sprintf("attempts of %s", what))
 	}
 	for _, a := range as {
-		out.Attempts = append(out.Attempts, apiconv.Attempt(a))
+		out.Attempts = append(out.Attempts, apiconv.Attempt(ns, a))
 	}
 	return &cairnv1.GetDeadLetterResponse{DeadLetter: out}, nil
 }
 
 // ReplayDeadLetter forwards a replay.
 func (s *Server) ReplayDeadLetter(ctx context.Context, req *cairnv1.ReplayDeadLetterRequest) (*cairnv1.ReplayDeadLetterResponse, error) {
+	if _, err := namespaceOf(req); err != nil {
+		return nil, err
+	}
 	if _, err := parseID("id", req.GetId()); err != nil {
 		return nil, err
 	}
@@ -131,6 +148,9 @@ func (s *Server) ReplayDeadLetter(ctx context.Context, req *cairnv1.ReplayDeadLe
 
 // PurgeDeadLetter forwards a purge.
 func (s *Server) PurgeDeadLetter(ctx context.Context, req *cairnv1.PurgeDeadLetterRequest) (*cairnv1.PurgeDeadLetterResponse, error) {
+	if _, err := namespaceOf(req); err != nil {
+		return nil, err
+	}
 	if _, err := parseID("id", req.GetId()); err != nil {
 		return nil, err
 	}

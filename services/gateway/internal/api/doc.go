@@ -1,5 +1,5 @@
 // Package api implements Cairn's public gRPC services (WorkflowService, RunService,
-// DeadLetterService, ClusterService) for the gateway.
+// DeadLetterService, NamespaceService, ClusterService) for the gateway.
 //
 // Reads come from PostgreSQL through pkg/store and from etcd through the Cluster interface;
 // mutations are validated here and forwarded unchanged to the scheduler leader through the
@@ -20,5 +20,13 @@
 //     listings paged here (workers, attempts) use checksummed tokens bound to their query.
 //   - WatchRun ends only after the event that makes the run terminal has been sent (the state
 //     is read before the events of each round), or when the client goes away.
-//   - Parsed workflow versions are cached by (name, version): versions are immutable.
+//   - Parsed workflow versions are cached by (namespace, name, version): versions are
+//     immutable, and one name in two namespaces is two workflows.
+//   - Every request about a workflow, run, attempt or dead letter acts in the namespace it
+//     names (empty: default; a malformed one is INVALID_ARGUMENT naming the field
+//     "namespace"). A resource of another namespace is NOT_FOUND exactly like a missing one,
+//     never PERMISSION_DENIED; when a lookup finds nothing and the namespace itself does not
+//     exist, NOT_FOUND names the namespace. That extra read happens only on a miss.
+//   - Namespace creation and deletion are forwarded to the leader like every mutation;
+//     reads of namespaces come from PostgreSQL.
 package api

@@ -48,6 +48,8 @@ func toStatus(err error, what string) error {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return status.Errorf(codes.NotFound, "%s not found", what)
+	case errors.Is(err, store.ErrAlreadyExists):
+		return status.Errorf(codes.AlreadyExists, "%s already exists", what)
 	case errors.Is(err, store.ErrInvalidPageToken):
 		return fieldError("page_token", "%v", err)
 	case errors.Is(err, store.ErrInvalidArgument):

@@ -20,10 +20,14 @@ import (
 // StartRun checks the workflow and params against the latest version, then forwards. The
 // leader makes the idempotency key safe under concurrent calls (a unique key in PostgreSQL).
 func (s *Server) StartRun(ctx context.Context, req *cairnv1.StartRunRequest) (*cairnv1.StartRunResponse, error) {
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	if n := utf8.RuneCountInString(req.GetIdempotencyKey()); n > maxIdempotencyKey {
 		return nil, fieldError("idempotency_key", "is %d characters long, at most %d allowed", n, maxIdempotencyKey)
 	}
-	wf, err := s.latest(ctx, "workflow", req.GetWorkflow())
+	wf, err := s.latest(ctx, ns, "workflow", req.GetWorkflow())
 	if err != nil {
 		return nil, err
 	}
@@ -39,8 +43,12 @@ func (s *Server) StartRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 	return resp, err
 }
 
-// ListRuns lists runs newest first.
+// ListRuns lists the runs of a namespace newest first.
 func (s *Server) ListRuns(ctx context.Context, req *cairnv1.ListRunsRequest) (*cairnv1.ListRunsResponse, error) {
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	var f store.RunFilter
 	if req.GetWorkflow() != "" {
 		if err := checkName("workflow", req.GetWorkflow()); err != nil {
@@ -59,9 +67,14 @@ func (s *Server) ListRuns(ctx context.Context, req *cairnv1.ListRunsRequest) (*c
 	if err != nil {
 		return nil, err
 	}
-	runs, next, err := s.store.ListRuns(ctx, f, store.PageRequest{Size: size, Token: req.GetPageToken()})
+	runs, next, err := s.store.ListRuns(ctx, ns, f, store.PageRequest{Size: size, Token: req.GetPageToken()})
 	if err != nil {
 		return nil, toStatus(err, "runs")
+	}
+	if len(runs) == 0 {
+		if err := s.checkNamespace(ctx, ns); err != nil {
+			return nil, err
+		}
 	}
 	resp := &cairnv1.ListRunsResponse{Runs: make([]*cairnv1.Run, 0, len(runs)), NextPageToken: next}
 	for _, r := range runs {
@@ -70,21 +83,25 @@ func (s *Server) ListRuns(ctx context.Context, req *cairnv1.ListRunsRequest) (*c
 	return resp, nil
 }
 
-func (s *Server) getRun(ctx context.Context, id uuid.UUID) (*cairnv1.Run, error) {
-	d, err := s.store.GetRun(ctx, id)
+func (s *Server) getRun(ctx context.Context, ns string, id uuid.UUID) (*cairnv1.Run, error) {
+	d, err := s.store.GetRun(ctx, ns, id)
 	if err != nil {
-		return nil, toStatus(err, "run "+id.String())
+		return nil, s.notFound(ctx, ns, err, "run "+id.String())
 	}
-	return apiconv.RunDetail(d, s.runWorkflow(ctx, d.Run.Workflow, d.Run.Version)), nil
+	return apiconv.RunDetail(d, s.runWorkflow(ctx, d.Run)), nil
 }
 
 // GetRun returns a run with every task.
 func (s *Server) GetRun(ctx context.Context, req *cairnv1.GetRunRequest) (*cairnv1.GetRunResponse, error) {
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	id, err := parseID("run_id", req.GetRunId())
 	if err != nil {
 		return nil, err
 	}
-	run, err := s.getRun(ctx, id)
+	run, err := s.getRun(ctx, ns, id)
 	if err != nil {
 		return nil, err
 	}
@@ -93,6 +110,9 @@ func (s *Server) GetRun(ctx context.Context, req *cairnv1.GetRunRequest) (*cairn
 
 // CancelRun forwards a cancellation.
 func (s *Server) CancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (*cairnv1.CancelRunResponse, error) {
+	if _, err := namespaceOf(req); err != nil {
+		return nil, err
+	}
 	if _, err := parseID("run_id", req.GetRunId()); err != nil {
 		return nil, err
 	}
@@ -110,6 +130,9 @@ func (s *Server) CancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 
 // RetryRun forwards a retry.
 func (s *Server) RetryRun(ctx context.Context, req *cairnv1.RetryRunRequest) (*cairnv1.RetryRunResponse, error) {
+	if _, err := namespaceOf(req); err != nil {
+		return nil, err
+	}
 	if _, err := parseID("run_id", req.GetRunId()); err != nil {
 		return nil, err
 	}
@@ -124,6 +147,10 @@ func (s *Server) RetryRun(ctx context.Context, req *cairnv1.RetryRunRequest) (*c
 
 // ListAttempts lists one task's attempts, oldest first.
 func (s *Server) ListAttempts(ctx context.Context, req *cairnv1.ListAttemptsRequest) (*cairnv1.ListAttemptsResponse, error) {
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	id, err := parseID("run_id", req.GetRunId())
 	if err != nil {
 		return nil, err
@@ -135,19 +162,19 @@ func (s *Server) ListAttempts(ctx context.Context, req *cairnv1.ListAttemptsRequ
 	if err != nil {
 		return nil, err
 	}
-	query := fmt.Sprintf("attempts|%s|%q", id, req.GetTaskId())
+	query := fmt.Sprintf("attempts|%q|%s|%q", ns, id, req.GetTaskId())
 	after, err := decodePageToken(req.GetPageToken(), query)
 	if err != nil {
 		return nil, err
 	}
-	as, err := s.store.ListAttempts(ctx, id, req.GetTaskId())
+	as, err := s.store.ListAttempts(ctx, ns, id, req.GetTaskId())
 	if err != nil {
-		return nil, toStatus(err, fmt.Sprintf("task %q of run %s", req.GetTaskId(), id))
+		return nil, s.notFound(ctx, ns, err, fmt.Sprintf("task %q of run %s", req.GetTaskId(), id))
 	}
 	page, next := pageOf(as, func(a model.Attempt) string { return fmt.Sprintf("%010d", a.Number) }, after, size, query)
 	resp := &cairnv1.ListAttemptsResponse{Attempts: make([]*cairnv1.Attempt, 0, len(page)), NextPageToken: next}
 	for _, a := range page {
-		resp.Attempts = append(resp.Attempts, apiconv.Attempt(a))
+		resp.Attempts = append(resp.Attempts, apiconv.Attempt(ns, a))
 	}
 	return resp, nil
 }
@@ -160,6 +187,10 @@ func (s *Server) ListAttempts(ctx context.Context, req *cairnv1.ListAttemptsRequ
 // read afterwards include everything up to it, and the stream can end.
 func (s *Server) WatchRun(req *cairnv1.WatchRunRequest, stream grpc.ServerStreamingServer[cairnv1.WatchRunResponse]) error {
 	ctx := stream.Context()
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return err
+	}
 	id, err := parseID("run_id", req.GetRunId())
 	if err != nil {
 		return err
@@ -171,13 +202,13 @@ func (s *Server) WatchRun(req *cairnv1.WatchRunRequest, stream grpc.ServerStream
 	ticker := time.NewTicker(s.watch)
 	defer ticker.Stop()
 	for {
-		d, err := s.store.GetRun(ctx, id)
+		d, err := s.store.GetRun(ctx, ns, id)
 		if err != nil {
-			return toStatus(err, "run "+id.String())
+			return s.notFound(ctx, ns, err, "run "+id.String())
 		}
 		terminal := d.Run.State.Terminal()
 		for {
-			evs, err := s.store.EventsSince(ctx, id, after, store.MaxPageSize)
+			evs, err := s.store.EventsSince(ctx, ns, id, after, store.MaxPageSize)
 			if err != nil {
 				return toStatus(err, "events of run "+id.String())
 			}

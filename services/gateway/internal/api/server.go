@@ -14,6 +14,7 @@ import (
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/dag"
 	"github.com/cairn-io/cairn/pkg/membership"
+	"github.com/cairn-io/cairn/pkg/model"
 	"github.com/cairn-io/cairn/pkg/store"
 )
 
@@ -58,7 +59,7 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Server implements the four public services. Reads come from PostgreSQL; mutations are
+// Server implements the five public services. Reads come from PostgreSQL; mutations are
 // validated here and forwarded to the leader.
 type Server struct {
 	cairnv1.UnimplementedWorkflowServiceServer
@@ -66,6 +67,7 @@ type Server struct {
 	cairnv1.UnimplementedDeadLetterServiceServer
 	cairnv1.UnimplementedClusterServiceServer
 	cairnv1.UnimplementedAuthServiceServer
+	cairnv1.UnimplementedNamespaceServiceServer
 
 	store   *store.Store
 	fwd     Forwarder
@@ -79,6 +81,7 @@ type Server struct {
 }
 
 type versionKey struct {
+	ns      string
 	name    string
 	version int
 }
@@ -124,8 +127,9 @@ func New(cfg Config) (*Server, error) {
 // parse returns the parsed DAG of a stored version, from the cache when possible. A stored
 // version that no longer parses (the format got stricter) yields nil: reads still work, with
 // the DAG fields left empty.
-func (s *Server) parse(name string, version int, yaml string) *dag.Workflow {
-	k := versionKey{name, version}
+func (s *Server) parse(v model.WorkflowVersion) *dag.Workflow {
+	ns, name, version, yaml := v.Namespace, v.Workflow, v.Version, v.YAML
+	k := versionKey{ns, name, version}
 	s.mu.Lock()
 	wf, ok := s.parsed[k]
 	s.mu.Unlock()
@@ -134,7 +138,7 @@ func (s *Server) parse(name string, version int, yaml string) *dag.Workflow {
 	}
 	wf, err := dag.Parse(name+".yaml", []byte(yaml), dag.DefaultLimits())
 	if err != nil {
-		s.log.Warn("stored workflow version does not parse", slog.String("workflow", name),
+		s.log.Warn("stored workflow version does not parse", slog.String("namespace", ns), slog.String("workflow", name),
 			slog.Int("version", version), slog.Any("error", err))
 		wf = nil
 	}
@@ -148,19 +152,58 @@ func (s *Server) parse(name string, version int, yaml string) *dag.Workflow {
 }
 
 // runWorkflow returns the parsed DAG of a run's workflow version, nil if it cannot be read.
-func (s *Server) runWorkflow(ctx context.Context, name string, version int) *dag.Workflow {
-	k := versionKey{name, version}
+func (s *Server) runWorkflow(ctx context.Context, r model.Run) *dag.Workflow {
+	k := versionKey{r.Namespace, r.Workflow, r.Version}
 	s.mu.Lock()
 	wf, ok := s.parsed[k]
 	s.mu.Unlock()
 	if ok {
 		return wf
 	}
-	v, err := s.store.GetVersion(ctx, name, version)
+	v, err := s.store.GetVersion(ctx, r.Namespace, r.Workflow, r.Version)
 	if err != nil {
 		return nil
 	}
-	return s.parse(name, version, v.YAML)
+	return s.parse(v)
+}
+
+// namespaced is a request naming a namespace (every public request does).
+type namespaced interface{ GetNamespace() string }
+
+// namespaceOf returns the namespace a request names: its namespace field, or
+// model.DefaultNamespace when that is empty. A malformed name is INVALID_ARGUMENT naming the
+// field. Whether the namespace exists is checked only when a call finds nothing (notFound):
+// the rows of a namespace that does not exist cannot exist either.
+func namespaceOf(req any) (string, error) {
+	r, ok := req.(namespaced)
+	if !ok || r.GetNamespace() == "" {
+		return model.DefaultNamespace, nil
+	}
+	ns := r.GetNamespace()
+	if !workflowName.MatchString(ns) {
+		return "", fieldError("namespace", "%q is not a namespace name (want %s)", ns, workflowName)
+	}
+	return ns, nil
+}
+
+// notFound translates a store error about what (in namespace ns) into a status; when it is
+// ErrNotFound and the namespace itself does not exist, NOT_FOUND names the namespace instead.
+// A resource of another namespace is NOT_FOUND like a missing one, never PERMISSION_DENIED.
+func (s *Server) notFound(ctx context.Context, ns string, err error, what string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		if nerr := s.checkNamespace(ctx, ns); nerr != nil {
+			return nerr
+		}
+	}
+	return toStatus(err, what)
+}
+
+// checkNamespace is NOT_FOUND naming the namespace if it does not exist, nil if it does.
+func (s *Server) checkNamespace(ctx context.Context, ns string) error {
+	if _, err := s.store.GetNamespace(ctx, ns); err != nil {
+		return toStatus(err, "namespace "+ns)
+	}
+	return nil
 }
 
 func checkName(field, name string) error {

@@ -47,6 +47,9 @@ func validationStatus(verrs []*cairnv1.ValidationError) error {
 
 // ApplyWorkflow validates the YAML here (so a bad file never needs the leader) and forwards it.
 func (s *Server) ApplyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRequest) (*cairnv1.ApplyWorkflowResponse, error) {
+	if _, err := namespaceOf(req); err != nil {
+		return nil, err
+	}
 	_, verrs, err := parseYAML("", req.GetYaml())
 	if err != nil {
 		return nil, err
@@ -65,6 +68,9 @@ func (s *Server) ApplyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRe
 
 // ValidateWorkflow checks YAML locally; it needs neither the database nor the leader.
 func (s *Server) ValidateWorkflow(_ context.Context, req *cairnv1.ValidateWorkflowRequest) (*cairnv1.ValidateWorkflowResponse, error) {
+	if _, err := namespaceOf(req); err != nil {
+		return nil, err
+	}
 	wf, verrs, err := parseYAML(req.GetFile(), req.GetYaml())
 	if err != nil {
 		return nil, err
@@ -79,23 +85,32 @@ func (s *Server) ValidateWorkflow(_ context.Context, req *cairnv1.ValidateWorkfl
 	return resp, nil
 }
 
-// ListWorkflows lists workflows by name at their latest version.
+// ListWorkflows lists the workflows of a namespace by name at their latest version.
 func (s *Server) ListWorkflows(ctx context.Context, req *cairnv1.ListWorkflowsRequest) (*cairnv1.ListWorkflowsResponse, error) {
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	size, err := s.pageSize(req.GetPageSize())
 	if err != nil {
 		return nil, err
 	}
-	ws, next, err := s.store.ListWorkflows(ctx, store.PageRequest{Size: size, Token: req.GetPageToken()})
+	ws, next, err := s.store.ListWorkflows(ctx, ns, store.PageRequest{Size: size, Token: req.GetPageToken()})
 	if err != nil {
 		return nil, toStatus(err, "workflows")
 	}
+	if len(ws) == 0 {
+		if err := s.checkNamespace(ctx, ns); err != nil {
+			return nil, err
+		}
+	}
 	resp := &cairnv1.ListWorkflowsResponse{Workflows: []*cairnv1.Workflow{}, NextPageToken: next}
 	for _, w := range ws {
-		v, err := s.store.GetVersion(ctx, w.Name, w.LatestVersion)
+		v, err := s.store.GetVersion(ctx, ns, w.Name, w.LatestVersion)
 		if err != nil {
 			return nil, toStatus(err, fmt.Sprintf("version %d of workflow %s", w.LatestVersion, w.Name))
 		}
-		out := apiconv.Workflow(v, s.parse(v.Workflow, v.Version, v.YAML), false)
+		out := apiconv.Workflow(v, s.parse(v), false)
 		out.Description = w.Description
 		resp.Workflows = append(resp.Workflows, out)
 	}
@@ -104,6 +119,10 @@ func (s *Server) ListWorkflows(ctx context.Context, req *cairnv1.ListWorkflowsRe
 
 // GetWorkflow returns one version (the latest by default) with its tasks and YAML.
 func (s *Server) GetWorkflow(ctx context.Context, req *cairnv1.GetWorkflowRequest) (*cairnv1.GetWorkflowResponse, error) {
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	if err := checkName("name", req.GetName()); err != nil {
 		return nil, err
 	}
@@ -116,23 +135,24 @@ func (s *Server) GetWorkflow(ctx context.Context, req *cairnv1.GetWorkflowReques
 		version = int(req.GetVersion())
 		what = fmt.Sprintf("version %d of workflow %s", version, req.GetName())
 	}
-	v, err := s.store.GetVersion(ctx, req.GetName(), version)
+	v, err := s.store.GetVersion(ctx, ns, req.GetName(), version)
 	if err != nil {
-		return nil, toStatus(err, what)
+		return nil, s.notFound(ctx, ns, err, what)
 	}
-	return &cairnv1.GetWorkflowResponse{Workflow: apiconv.Workflow(v, s.parse(v.Workflow, v.Version, v.YAML), true)}, nil
+	return &cairnv1.GetWorkflowResponse{Workflow: apiconv.Workflow(v, s.parse(v), true)}, nil
 }
 
-// latest returns the parsed latest version of a workflow, NOT_FOUND if there is none.
-func (s *Server) latest(ctx context.Context, field, name string) (*dag.Workflow, error) {
+// latest returns the parsed latest version of a workflow of namespace ns, NOT_FOUND if there
+// is none.
+func (s *Server) latest(ctx context.Context, ns, field, name string) (*dag.Workflow, error) {
 	if err := checkName(field, name); err != nil {
 		return nil, err
 	}
-	v, err := s.store.GetVersion(ctx, name, 0)
+	v, err := s.store.GetVersion(ctx, ns, name, 0)
 	if err != nil {
-		return nil, toStatus(err, "workflow "+name)
+		return nil, s.notFound(ctx, ns, err, "workflow "+name)
 	}
-	wf := s.parse(v.Workflow, v.Version, v.YAML)
+	wf := s.parse(v)
 	if wf == nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "workflow %s: version %d no longer parses; apply it again", name, v.Version)
 	}

@@ -219,6 +219,9 @@ func checkRequest(rule Rule, p Principal, req any) error {
 	if rule.Scope != "" && !p.Grants.Allows(rule.Scope) {
 		return status.Errorf(codes.PermissionDenied, "token %q lacks the scope %s that this call needs", p.Name, rule.Scope)
 	}
+	if rule.EveryNamespace && !p.Grants.AllNamespaces() {
+		return status.Errorf(codes.PermissionDenied, "token %q is limited to some namespaces; this call needs a token for every namespace (*)", p.Name)
+	}
 	return nil
 }
 

@@ -16,6 +16,8 @@ type Rule struct {
 	Mutation bool
 	// NoToken: the call needs no token (the login-code exchange, whose code is the credential).
 	NoToken bool
+	// EveryNamespace: the token must cover every namespace (`*`), as creating one does.
+	EveryNamespace bool
 }
 
 // Rules maps every public gRPC method (full name) to what it requires. A method missing here
@@ -42,6 +44,11 @@ var Rules = map[string]Rule{
 
 	cairnv1.ClusterService_ListWorkers_FullMethodName: {Scope: apitoken.ClusterRead},
 	cairnv1.ClusterService_GetCluster_FullMethodName:  {Scope: apitoken.ClusterRead},
+
+	cairnv1.NamespaceService_CreateNamespace_FullMethodName: {Scope: apitoken.Admin, EveryNamespace: true, Mutation: true},
+	cairnv1.NamespaceService_DeleteNamespace_FullMethodName: {Scope: apitoken.Admin, Namespaced: true, Mutation: true},
+	cairnv1.NamespaceService_GetNamespace_FullMethodName:    {Namespaced: true},
+	cairnv1.NamespaceService_ListNamespaces_FullMethodName:  {}, // lists only the token's own namespaces
 
 	cairnv1.AuthService_CreateToken_FullMethodName:       {Scope: apitoken.TokensWrite, Mutation: true},
 	cairnv1.AuthService_ListTokens_FullMethodName:        {Scope: apitoken.TokensWrite},

@@ -18,7 +18,8 @@
 //   - Retrying on UNAVAILABLE can repeat a mutation whose request reached a leader that died
 //     before answering. Every forwarded mutation is idempotent or compare-and-set on the leader
 //     except StartRun without an idempotency key; clients that need exactly-once run creation
-//     pass an idempotency_key.
+//     pass an idempotency_key. (A repeated CreateNamespace or DeleteNamespace applies once; its
+//     repetition answers ALREADY_EXISTS or NOT_FOUND.)
 //   - Connections belong to the Forwarder: the one to a former leader is closed when the leader
 //     changes, and Stop closes the current one.
 package forward

@@ -140,8 +140,9 @@ func TestRoutesReachTheServer(t *testing.T) {
 		t.Fatalf("/openapi.json: %d, body equal to cairnv1.OpenAPI: %v", served.code, bytes.Equal(served.body, cairnv1.OpenAPI))
 	}
 	param := regexp.MustCompile(`\{[a-z_]+\}`)
-	bad := map[string]string{"{name}": "Not_A_Name", "{workflow}": "Not_A_Name", "{run_id}": "not-a-uuid", "{id}": "not-a-uuid", "{task_id}": "extract"}
-	field := map[string]string{"{name}": "name", "{workflow}": "workflow", "{run_id}": "run_id", "{id}": "id"}
+	bad := map[string]string{"{name}": "Not_A_Name", "{workflow}": "Not_A_Name", "{run_id}": "not-a-uuid", "{id}": "not-a-uuid",
+		"{task_id}": "extract", "{namespace}": "Not_A_Name"}
+	field := map[string]string{"{name}": "name", "{workflow}": "workflow", "{run_id}": "run_id", "{id}": "id", "{namespace}": "namespace"}
 	routes := 0
 	for path, ops := range doc.Paths {
 		for method := range ops {
@@ -172,8 +173,8 @@ func TestRoutesReachTheServer(t *testing.T) {
 			}
 		}
 	}
-	if routes < 17 {
-		t.Fatalf("the OpenAPI document lists %d routes, want at least 17", routes)
+	if routes < 36 {
+		t.Fatalf("the OpenAPI document lists %d routes, want at least 36", routes)
 	}
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 		if r := do(t, "GET", c.HTTPURL+p, nil); r.code != 200 {

@@ -40,6 +40,7 @@ func newRESTMux(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, 
 		"RunService":        cairnv1.RegisterRunServiceHandler,
 		"DeadLetterService": cairnv1.RegisterDeadLetterServiceHandler,
 		"ClusterService":    cairnv1.RegisterClusterServiceHandler,
+		"NamespaceService":  cairnv1.RegisterNamespaceServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			return nil, fmt.Errorf("register %s REST handlers: %w", name, err)

@@ -280,7 +280,7 @@ func TestClusterEndToEnd(t *testing.T) {
 	st2 := store.New(pool)
 	runID := uuid.MustParse(started.GetRun().GetRunId())
 	waitFor(t, 10*time.Second, "the run to succeed in PostgreSQL", func() bool {
-		d, err := st2.GetRun(ctx, runID)
+		d, err := st2.GetRun(ctx, model.DefaultNamespace, runID)
 		return err == nil && d.Run.State == model.RunSucceeded
 	})
 
@@ -289,14 +289,14 @@ func TestClusterEndToEnd(t *testing.T) {
 	if _, err := sched.ApplyWorkflow(ctx, &cairnv1.ApplyWorkflowRequest{Yaml: nightly}); err != nil {
 		t.Fatal(err)
 	}
-	sc, err := st2.GetSchedule(ctx, "nightly")
+	sc, err := st2.GetSchedule(ctx, model.DefaultNamespace, "nightly")
 	if err != nil || sc.Cron != "0 2 * * *" || sc.NextFireAt.Hour() != 2 || !sc.NextFireAt.After(time.Now()) {
 		t.Fatalf("schedule after apply: %+v, %v", sc, err)
 	}
 	if _, err := sched.ApplyWorkflow(ctx, &cairnv1.ApplyWorkflowRequest{Yaml: strings.Replace(nightly, "schedule: \"0 2 * * *\"\n", "", 1)}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st2.GetSchedule(ctx, "nightly"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := st2.GetSchedule(ctx, model.DefaultNamespace, "nightly"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("schedule after removing it from the YAML: %v, want not found", err)
 	}
 

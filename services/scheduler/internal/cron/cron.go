@@ -106,7 +106,7 @@ func (c *Cron) Tick(ctx context.Context) (int, error) {
 			if errors.Is(err, store.ErrStaleEpoch) || ctx.Err() != nil {
 				return fired, err
 			}
-			errs = append(errs, fmt.Errorf("schedule of %s: %w", sc.Workflow, err))
+			errs = append(errs, fmt.Errorf("schedule of %s/%s: %w", sc.Namespace, sc.Workflow, err))
 			continue
 		}
 		if ok {
@@ -122,18 +122,18 @@ func FireKey(at time.Time) string { return "schedule:" + at.UTC().Format(time.RF
 // fire fires one due schedule; false when another writer got there first or the schedule
 // was dropped.
 func (c *Cron) fire(ctx context.Context, sc model.Schedule) (bool, error) {
-	log := c.log.With("workflow", sc.Workflow)
-	v, err := c.cfg.Store.GetVersion(ctx, sc.Workflow, 0)
+	log := c.log.With("namespace", sc.Namespace, "workflow", sc.Workflow)
+	v, err := c.cfg.Store.GetVersion(ctx, sc.Namespace, sc.Workflow, 0)
 	if err != nil {
 		return false, err
 	}
-	wf, err := c.cfg.Workflows.Get(ctx, v.Workflow, v.Version)
+	wf, err := c.cfg.Workflows.Get(ctx, v.Namespace, v.Workflow, v.Version)
 	if err != nil {
 		return false, err
 	}
 	if wf.Schedule == nil {
 		log.Info("dropping the schedule row: the workflow's latest version has no schedule", "version", v.Version)
-		return false, c.apply(ctx, store.DeleteSchedule{Workflow: sc.Workflow})
+		return false, c.apply(ctx, store.DeleteSchedule{Namespace: sc.Namespace, Workflow: sc.Workflow})
 	}
 
 	// The most recent fire time at or before now, counting the ones passed over.
@@ -154,7 +154,7 @@ func (c *Cron) fire(ctx context.Context, sc model.Schedule) (bool, error) {
 	for i, t := range wf.Tasks {
 		taskIDs[i] = t.ID
 	}
-	run := model.Run{ID: uuid.New(), Workflow: v.Workflow, Version: v.Version, State: model.RunPending, Params: params,
+	run := model.Run{ID: uuid.New(), Namespace: v.Namespace, Workflow: v.Workflow, Version: v.Version, State: model.RunPending, Params: params,
 		IdempotencyKey: FireKey(fire), Trigger: model.TriggerSchedule}
 	note := fmt.Sprintf("started by schedule %q for fire time %s", wf.Schedule.Expr, fire.UTC().Format(time.RFC3339))
 	if skipped > 0 {
@@ -164,9 +164,9 @@ func (c *Cron) fire(ctx context.Context, sc model.Schedule) (bool, error) {
 	ops := []store.Op{store.InsertRun{Run: run, TaskIDs: taskIDs}}
 	if next.IsZero() {
 		log.Warn("the schedule never fires again after this; removing it", "cron", wf.Schedule.Expr)
-		ops = append(ops, store.DeleteSchedule{Workflow: sc.Workflow})
+		ops = append(ops, store.DeleteSchedule{Namespace: sc.Namespace, Workflow: sc.Workflow})
 	} else {
-		ops = append(ops, store.AdvanceSchedule{Workflow: sc.Workflow, ExpectedNext: sc.NextFireAt, Next: next, FiredAt: fire})
+		ops = append(ops, store.AdvanceSchedule{Namespace: sc.Namespace, Workflow: sc.Workflow, ExpectedNext: sc.NextFireAt, Next: next, FiredAt: fire})
 	}
 	if err := c.apply(ctx, ops...); err != nil {
 		if !errors.Is(err, store.ErrConflict) {

@@ -66,7 +66,7 @@ func (f *fixture) tick(c *cron.Cron, want int) {
 
 func (f *fixture) runs() []model.Run {
 	f.t.Helper()
-	rs, _, err := f.st.ListRuns(f.ctx, store.RunFilter{Workflow: "minutely"}, store.PageRequest{})
+	rs, _, err := f.st.ListRuns(f.ctx, model.DefaultNamespace, store.RunFilter{Workflow: "minutely"}, store.PageRequest{})
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func (f *fixture) runs() []model.Run {
 
 func (f *fixture) schedule() model.Schedule {
 	f.t.Helper()
-	s, err := f.st.GetSchedule(f.ctx, "minutely")
+	s, err := f.st.GetSchedule(f.ctx, model.DefaultNamespace, "minutely")
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -84,14 +84,14 @@ func (f *fixture) schedule() model.Schedule {
 
 func (f *fixture) put(epoch int64, yaml string, next time.Time) {
 	f.t.Helper()
-	if _, _, err := f.st.PutVersion(f.ctx, epoch, "minutely", "", yaml, []byte("{}")); err != nil {
+	if _, _, err := f.st.PutVersion(f.ctx, epoch, model.DefaultNamespace, "minutely", "", yaml, []byte("{}")); err != nil {
 		f.t.Fatal(err)
 	}
 	if next.IsZero() {
 		return
 	}
 	var b store.Batch
-	b.Add(store.PutSchedule{Schedule: model.Schedule{Workflow: "minutely", Cron: "* * * * *", NextFireAt: next}})
+	b.Add(store.PutSchedule{Schedule: model.Schedule{Namespace: model.DefaultNamespace, Workflow: "minutely", Cron: "* * * * *", NextFireAt: next}})
 	if res, err := f.st.Apply(f.ctx, epoch, &b); err != nil || res[0] != nil {
 		f.t.Fatalf("put schedule: %v %v", err, res)
 	}
@@ -150,7 +150,7 @@ func TestCronFiresOnceAndSkipsMissedFireTimes(t *testing.T) {
 	if s := f.schedule(); !s.NextFireAt.Equal(t0.Add(6 * time.Minute)) {
 		t.Fatalf("schedule after the outage: %+v", s)
 	}
-	evs, err := f.st.EventsSince(f.ctx, rs[0].ID, 0, 100)
+	evs, err := f.st.EventsSince(f.ctx, model.DefaultNamespace, rs[0].ID, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,50 @@ func TestCronFiresOnceAndSkipsMissedFireTimes(t *testing.T) {
 	f.put(2, strings.Replace(everyMinute, "schedule: \"* * * * *\"\n", "", 1), time.Time{})
 	f.now = t0.Add(7 * time.Minute)
 	f.tick(c2, 0)
-	if _, err := f.st.GetSchedule(f.ctx, "minutely"); err == nil {
+	if _, err := f.st.GetSchedule(f.ctx, model.DefaultNamespace, "minutely"); err == nil {
 		t.Fatal("the schedule row of a workflow without schedule was kept")
+	}
+}
+
+// Schedules are per namespace: one workflow name scheduled in two namespaces fires one run in
+// each, with each namespace's own DAG, and the fire time's idempotency key does not collide.
+func TestCronFiresEachNamespacesSchedule(t *testing.T) {
+	st := store.New(pgtest.NewPool(t))
+	f := &fixture{t: t, ctx: context.Background(), st: st, cache: engine.NewWorkflowCache(st),
+		now: time.Date(2026, 3, 1, 10, 0, 30, 0, time.UTC)}
+	c := f.cron(1)
+	if _, err := st.CreateNamespace(f.ctx, 1, model.Namespace{Name: "team-a"}); err != nil {
+		t.Fatal(err)
+	}
+	teamYAML := strings.Replace(everyMinute, "id: a", "id: team-task", 1)
+	for ns, yaml := range map[string]string{model.DefaultNamespace: everyMinute, "team-a": teamYAML} {
+		if _, _, err := st.PutVersion(f.ctx, 1, ns, "minutely", "", yaml, nil); err != nil {
+			t.Fatal(err)
+		}
+		var b store.Batch
+		b.Add(store.PutSchedule{Schedule: model.Schedule{Namespace: ns, Workflow: "minutely", Cron: "* * * * *",
+			NextFireAt: f.now.Truncate(time.Minute)}})
+		if res, err := st.Apply(f.ctx, 1, &b); err != nil || res[0] != nil {
+			t.Fatalf("put schedule in %s: %v %v", ns, err, res)
+		}
+	}
+	f.tick(c, 2)
+	for ns, task := range map[string]string{model.DefaultNamespace: "a", "team-a": "team-task"} {
+		rs, _, err := st.ListRuns(f.ctx, ns, store.RunFilter{Workflow: "minutely"}, store.PageRequest{})
+		if err != nil || len(rs) != 1 || rs[0].Namespace != ns || rs[0].Trigger != model.TriggerSchedule {
+			t.Fatalf("runs of %s: %+v %v; want one scheduled run", ns, rs, err)
+		}
+		d, err := st.GetRun(f.ctx, ns, rs[0].ID)
+		if err != nil || len(d.Tasks) != 1 || d.Tasks[0].TaskID != task {
+			t.Fatalf("run of %s: %+v %v; want its own task %s", ns, d.Tasks, err, task)
+		}
+		if sc, err := st.GetSchedule(f.ctx, ns, "minutely"); err != nil || !sc.NextFireAt.After(f.now) {
+			t.Fatalf("schedule of %s not advanced: %+v %v", ns, sc, err)
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.planned) != 2 || f.planned[0].Namespace == f.planned[1].Namespace {
+		t.Fatalf("planned %+v, want one run per namespace handed to the engine", f.planned)
 	}
 }

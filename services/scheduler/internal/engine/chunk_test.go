@@ -51,7 +51,7 @@ func runEachOnce(t *testing.T, h *harness, id uuid.UUID, tasks int) {
 // countStates returns how many of the run's tasks are in each state.
 func (h *harness) countStates(id uuid.UUID) map[model.TaskState]int {
 	h.t.Helper()
-	d, err := h.st.GetRun(context.Background(), id)
+	d, err := h.st.GetRun(context.Background(), model.DefaultNamespace, id)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestWideRunIsPlannedInChunks(t *testing.T) {
 	if want := (tasks + chunk - 1) / chunk; txs < want {
 		t.Errorf("tasks queued in %d transactions, want at least %d", txs, want)
 	}
-	if d, err := h.st.GetRun(context.Background(), id); err != nil || d.Run.State != model.RunRunning {
+	if d, err := h.st.GetRun(context.Background(), model.DefaultNamespace, id); err != nil || d.Run.State != model.RunRunning {
 		t.Fatalf("run is %s (%v) while its tasks are queued, want RUNNING", d.Run.State, err)
 	}
 
@@ -268,7 +268,7 @@ func TestCancelDuringChunkedStart(t *testing.T) {
 		t.Fatalf("after the first chunk: %v, want some tasks still PENDING", c)
 	}
 	done := make(chan error, 1)
-	go func() { done <- h.eng.CancelRun(context.Background(), id, "test") }()
+	go func() { done <- h.eng.CancelRun(context.Background(), model.DefaultNamespace, id, "test") }()
 	h.waitQueuedInput() // the call is on the engine's input channel while the engine is paused
 	p.release()
 	if err := <-done; err != nil {
@@ -290,7 +290,7 @@ func TestCancelDuringChunkedStart(t *testing.T) {
 	if c := h.countStates(id); c[model.TaskCancelled] != tasks {
 		t.Fatalf("after cancel, later: %v", c)
 	}
-	d, err := h.st.GetRun(context.Background(), id)
+	d, err := h.st.GetRun(context.Background(), model.DefaultNamespace, id)
 	if err != nil || d.Run.State != model.RunCancelled {
 		t.Fatalf("run %s (%v), want CANCELLED", d.Run.State, err)
 	}
@@ -370,13 +370,13 @@ func TestReplayWhileDecisionsAreDeferred(t *testing.T) {
 	if c := h.countStates(id); c[model.TaskUpstreamFailed] != chunk || c[model.TaskPending] != fan-chunk {
 		t.Fatalf("after the result's batch: %v, want %d UPSTREAM_FAILED and %d PENDING", c, chunk, fan-chunk)
 	}
-	open, err := h.st.OpenDeadLetters(context.Background(), id)
+	open, err := h.st.OpenDeadLetters(context.Background(), model.DefaultNamespace, id)
 	if err != nil || len(open) != 1 {
 		t.Fatalf("open dead letters %v, %v", open, err)
 	}
 	done := make(chan error, 1)
 	go func() {
-		_, err := h.eng.ReplayDeadLetter(context.Background(), open["head"])
+		_, err := h.eng.ReplayDeadLetter(context.Background(), model.DefaultNamespace, open["head"])
 		done <- err
 	}()
 	h.waitQueuedInput() // the call is on the engine's input channel while the engine is paused
@@ -417,7 +417,7 @@ func TestRebuildLeavesRunsOfAnUnreadableVersion(t *testing.T) {
 		t.Fatalf("run %s: %s %v", good, d.Run.State, taskStates(d))
 	}
 	for _, id := range left {
-		d, err := h.st.GetRun(context.Background(), id)
+		d, err := h.st.GetRun(context.Background(), model.DefaultNamespace, id)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -57,6 +57,7 @@ type Assignment struct {
 	AttemptID      uuid.UUID
 	RunID          uuid.UUID
 	TaskID         string
+	Namespace      string
 	Workflow       string
 	Number         int
 	Token          int64
@@ -257,7 +258,7 @@ func (e *Engine) assign(w *worker, ref taskRef) {
 	w.inflight++
 	// The leader's own deadline: a worker that goes silent does not hold the task forever.
 	e.timers.push(timer{at: e.cfg.Now().Add(def.Timeout + e.cfg.AttemptGrace), kind: timerDeadline, ref: ref, token: token})
-	a := &Assignment{AttemptID: id, RunID: rs.run.ID, TaskID: tid, Workflow: rs.run.Workflow, Number: number, Token: token,
+	a := &Assignment{AttemptID: id, RunID: rs.run.ID, TaskID: tid, Namespace: rs.run.Namespace, Workflow: rs.run.Workflow, Number: number, Token: token,
 		IdempotencyKey: rs.run.ID.String() + "/" + tid, Timeout: def.Timeout, Spec: taskspec.FromDAG(def, rendered)}
 	sess := w.sess
 	g.then(func() {
@@ -533,9 +534,7 @@ func (in result) handle(e *Engine) {
 		// The store diagnoses the stale result when the group fails; should it apply (memory
 		// out of date), the run is reloaded and the result acknowledged as accepted.
 		g.then(func() {
-			if runID != uuid.Nil {
-				e.dirty[runID] = true
-			}
+			e.markDirty(runID)
 			e.deliver(sess, Outbound{Ack: &Ack{AttemptID: res.AttemptID, ResultID: res.ResultID, Accepted: true}})
 		})
 	}

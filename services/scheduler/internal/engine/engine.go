@@ -102,9 +102,9 @@ type Engine struct {
 	pools    map[string]*pool
 	timers   timerHeap
 	tx       *txn
-	starts   []startRef         // starts reported in this batch, written at its end (StartDelay ≤ 0)
-	dirty    map[uuid.UUID]bool // runs to reload after a conflict
-	planQ    []*runState        // runs with deferred decisions, oldest first (see decide)
+	starts   []startRef           // starts reported in this batch, written at its end (StartDelay ≤ 0)
+	dirty    map[uuid.UUID]string // runs to reload after a conflict, with their namespace
+	planQ    []*runState          // runs with deferred decisions, oldest first (see decide)
 	// afterCommit, when set (tests only), runs on the loop after each non-empty commit.
 	afterCommit func()
 	ctx         context.Context // Run's context, for the rare reads inside the loop
@@ -152,7 +152,7 @@ func New(cfg Config) *Engine {
 		tokens:  map[int64]taskRef{},
 		workers: map[string]*worker{},
 		pools:   map[string]*pool{},
-		dirty:   map[uuid.UUID]bool{},
+		dirty:   map[uuid.UUID]string{},
 	}
 }
 
@@ -368,9 +368,7 @@ func (e *Engine) commit(ctx context.Context) error {
 				continue // expected: a zombie's result, recorded stale by the store
 			}
 			for _, id := range t.runs[i] {
-				if id != uuid.Nil {
-					e.dirty[id] = true
-				}
+				e.markDirty(id)
 			}
 			e.log.Warn("group not applied; reloading its run", "err", res)
 		}
@@ -415,13 +413,21 @@ func (e *Engine) apply(ctx context.Context, b *store.Batch) ([]error, error) {
 	}
 }
 
+// markDirty schedules a run the engine holds for a reload from PostgreSQL (a run it does not
+// hold has nothing in memory to correct).
+func (e *Engine) markDirty(id uuid.UUID) {
+	if rs, ok := e.runs[id]; ok && id != uuid.Nil {
+		e.dirty[id] = rs.run.Namespace
+	}
+}
+
 // reloadDirty reloads runs whose in-memory state proved wrong. Their attempts may have been
 // counted off a worker's load (a result applied in memory whose group then failed) and be
 // active again, so the loads are recounted once the runs are back.
 func (e *Engine) reloadDirty(ctx context.Context) error {
-	for id := range e.dirty {
+	for id, ns := range e.dirty {
 		delete(e.dirty, id)
-		if err := e.reloadRun(ctx, id); err != nil {
+		if err := e.reloadRun(ctx, ns, id); err != nil {
 			return err
 		}
 	}
@@ -435,7 +441,8 @@ func (e *Engine) nextToken() int64 {
 	return e.cfg.Epoch<<32 | e.tokenSeq
 }
 
-// WorkflowCache resolves workflow versions to parsed DAGs. Versions are immutable, so entries
+// WorkflowCache resolves workflow versions to parsed DAGs, keyed by (namespace, name,
+// version): one name in two namespaces is two workflows. Versions are immutable, so entries
 // never go stale. Safe for concurrent use.
 type WorkflowCache struct {
 	store *store.Store
@@ -444,6 +451,7 @@ type WorkflowCache struct {
 }
 
 type versionKey struct {
+	ns      string
 	name    string
 	version int
 }
@@ -453,39 +461,39 @@ func NewWorkflowCache(st *store.Store) *WorkflowCache {
 	return &WorkflowCache{store: st, m: map[versionKey]*dag.Workflow{}}
 }
 
-// Get returns the parsed DAG of a workflow version.
-func (c *WorkflowCache) Get(ctx context.Context, name string, version int) (*dag.Workflow, error) {
-	k := versionKey{name, version}
+// Get returns the parsed DAG of a version of workflow name in namespace ns.
+func (c *WorkflowCache) Get(ctx context.Context, ns, name string, version int) (*dag.Workflow, error) {
+	k := versionKey{ns, name, version}
 	c.mu.Lock()
 	wf, ok := c.m[k]
 	c.mu.Unlock()
 	if ok {
 		return wf, nil
 	}
-	v, err := c.store.GetVersion(ctx, name, version)
+	v, err := c.store.GetVersion(ctx, ns, name, version)
 	if err != nil {
 		return nil, err
 	}
 	wf, err = dag.Parse(fmt.Sprintf("%s@v%d", name, version), []byte(v.YAML), dag.Limits{MaxFileBytes: len(v.YAML) + 1})
 	if err != nil {
-		return nil, fmt.Errorf("stored workflow %s version %d no longer parses: %w", name, version, err)
+		return nil, fmt.Errorf("stored workflow %s/%s version %d no longer parses: %w", ns, name, version, err)
 	}
-	c.Put(name, version, wf)
+	c.Put(ns, name, version, wf)
 	return wf, nil
 }
 
 // cached returns a version only if it is parsed already (no database read).
-func (c *WorkflowCache) cached(name string, version int) (*dag.Workflow, bool) {
+func (c *WorkflowCache) cached(ns, name string, version int) (*dag.Workflow, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	wf, ok := c.m[versionKey{name, version}]
+	wf, ok := c.m[versionKey{ns, name, version}]
 	return wf, ok
 }
 
-// Put records an already parsed version.
-func (c *WorkflowCache) Put(name string, version int, wf *dag.Workflow) {
+// Put records an already parsed version of workflow name in namespace ns.
+func (c *WorkflowCache) Put(ns, name string, version int, wf *dag.Workflow) {
 	c.mu.Lock()
-	c.m[versionKey{name, version}] = wf
+	c.m[versionKey{ns, name, version}] = wf
 	c.mu.Unlock()
 }
 

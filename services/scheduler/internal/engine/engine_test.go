@@ -139,7 +139,7 @@ func (h *harness) apply(yaml string) *dag.Workflow {
 	if err != nil {
 		h.t.Fatalf("parse: %v", err)
 	}
-	v, _, err := h.st.PutVersion(context.Background(), h.epoch, wf.Name, wf.Description, yaml, nil)
+	v, _, err := h.st.PutVersion(context.Background(), h.epoch, model.DefaultNamespace, wf.Name, wf.Description, yaml, nil)
 	if err != nil {
 		h.t.Fatalf("put version: %v", err)
 	}
@@ -157,7 +157,7 @@ func (h *harness) startRun(wf *dag.Workflow, params map[string]string) uuid.UUID
 	for i, t := range wf.Tasks {
 		ids[i] = t.ID
 	}
-	run, _, err := h.st.CreateRun(context.Background(), h.epoch, model.Run{ID: uuid.New(), Workflow: wf.Name,
+	run, _, err := h.st.CreateRun(context.Background(), h.epoch, model.Run{ID: uuid.New(), Namespace: model.DefaultNamespace, Workflow: wf.Name,
 		Version: h.version[wf.Name], Params: resolved, Trigger: model.TriggerManual}, ids)
 	if err != nil {
 		h.t.Fatalf("create run: %v", err)
@@ -168,12 +168,18 @@ func (h *harness) startRun(wf *dag.Workflow, params map[string]string) uuid.UUID
 	return run.ID
 }
 
-// waitRun polls PostgreSQL until the run is terminal.
+// waitRun polls PostgreSQL until the run (of the default namespace) is terminal.
 func (h *harness) waitRun(id uuid.UUID) store.RunDetail {
+	h.t.Helper()
+	return h.waitRunIn(model.DefaultNamespace, id)
+}
+
+// waitRunIn is waitRun for a run of namespace ns.
+func (h *harness) waitRunIn(ns string, id uuid.UUID) store.RunDetail {
 	h.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		d, err := h.st.GetRun(context.Background(), id)
+		d, err := h.st.GetRun(context.Background(), ns, id)
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -309,8 +315,15 @@ func (w *fakeWorker) ack(resultID string) *engine.Ack {
 	}
 }
 
-// runAll plays a worker that succeeds every assignment until the run ends.
+// runAll plays a worker that succeeds every assignment until the run (of the default
+// namespace) ends.
 func (w *fakeWorker) runAll(id uuid.UUID, fail map[string]int) store.RunDetail {
+	w.h.t.Helper()
+	return w.runAllIn(model.DefaultNamespace, id, fail)
+}
+
+// runAllIn is runAll for a run of namespace ns.
+func (w *fakeWorker) runAllIn(ns string, id uuid.UUID, fail map[string]int) store.RunDetail {
 	w.h.t.Helper()
 	failures := map[string]int{}
 	for {
@@ -326,7 +339,7 @@ func (w *fakeWorker) runAll(id uuid.UUID, fail map[string]int) store.RunDetail {
 			}
 			w.credits(1)
 		case <-time.After(20 * time.Millisecond):
-			d, err := w.h.st.GetRun(context.Background(), id)
+			d, err := w.h.st.GetRun(context.Background(), ns, id)
 			if err != nil {
 				w.h.t.Fatal(err)
 			}
@@ -394,14 +407,14 @@ func TestRetriesDeadLetterAndPropagation(t *testing.T) {
 	if d.Run.State != model.RunFailed {
 		t.Fatalf("run state %s, want FAILED", d.Run.State)
 	}
-	dls, _, err := h.st.ListDeadLetters(context.Background(), store.DeadLetterFilter{}, store.PageRequest{})
+	dls, _, err := h.st.ListDeadLetters(context.Background(), model.DefaultNamespace, store.DeadLetterFilter{}, store.PageRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(dls) != 1 || dls[0].TaskID != "broken" || len(dls[0].Errors) != 3 {
 		t.Fatalf("dead letters = %+v, want one for broken with 3 attempt errors", dls)
 	}
-	as, err := h.st.ListAttempts(context.Background(), id, "flaky")
+	as, err := h.st.ListAttempts(context.Background(), model.DefaultNamespace, id, "flaky")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,7 +522,7 @@ tasks:
 	if d.Run.State != model.RunSucceeded {
 		t.Fatalf("run %s", d.Run.State)
 	}
-	as, err := h.st.ListAttempts(context.Background(), id, "only")
+	as, err := h.st.ListAttempts(context.Background(), model.DefaultNamespace, id, "only")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -544,7 +557,7 @@ func TestFailoverReadoptsRunningAttempts(t *testing.T) {
 	if d.Run.State != model.RunSucceeded {
 		t.Fatalf("run %s: %v", d.Run.State, taskStates(d))
 	}
-	as, _ := h.st.ListAttempts(context.Background(), id, "a")
+	as, _ := h.st.ListAttempts(context.Background(), model.DefaultNamespace, id, "a")
 	if len(as) != 1 {
 		t.Fatalf("task a ran %d attempts, want 1 (re-adopted)", len(as))
 	}
@@ -589,7 +602,7 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 	if _, err := h.st.TakeLeadership(context.Background(), 2, "newer"); err != nil {
 		t.Fatal(err)
 	}
-	before, _ := h.st.GetRun(context.Background(), id)
+	before, _ := h.st.GetRun(context.Background(), model.DefaultNamespace, id)
 	r := engine.Result{ResultID: "r1", AttemptID: a.AttemptID.String(), Token: a.Token, Succeeded: true}
 	if err := h.eng.Result(context.Background(), w.sess, r); err != nil {
 		t.Fatal(err)
@@ -607,7 +620,7 @@ func TestDeposedLeaderWritesNothing(t *testing.T) {
 		t.Fatalf("deposed engine acknowledged a result: %+v", ack)
 	default:
 	}
-	after, _ := h.st.GetRun(context.Background(), id)
+	after, _ := h.st.GetRun(context.Background(), model.DefaultNamespace, id)
 	if fmt.Sprint(taskStates(before)) != fmt.Sprint(taskStates(after)) {
 		t.Fatalf("deposed engine changed task states: %v → %v", taskStates(before), taskStates(after))
 	}
@@ -673,7 +686,7 @@ func TestCancelRunStopsRunningAttempts(t *testing.T) {
 	id := h.startRun(wf, nil)
 	a := w.next()
 	w.started(a)
-	if err := h.eng.CancelRun(context.Background(), id, "test"); err != nil {
+	if err := h.eng.CancelRun(context.Background(), model.DefaultNamespace, id, "test"); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -693,7 +706,7 @@ func TestCancelRunStopsRunningAttempts(t *testing.T) {
 			t.Errorf("task %s = %s", tr.TaskID, tr.State)
 		}
 	}
-	if err := h.eng.CancelRun(context.Background(), id, "again"); !errors.Is(err, engine.ErrTerminal) {
+	if err := h.eng.CancelRun(context.Background(), model.DefaultNamespace, id, "again"); !errors.Is(err, engine.ErrTerminal) {
 		t.Fatalf("second cancel: %v, want ErrTerminal", err)
 	}
 	// The worker's late result is stale.
@@ -757,7 +770,7 @@ func TestPoisonGroupIsIsolated(t *testing.T) {
 	if got := taskStates(d); d.Run.State != model.RunFailed || got["a"] != model.TaskDeadLettered || got["d"] != model.TaskUpstreamFailed {
 		t.Fatalf("run %s, tasks %v; want FAILED with a dead-lettered", d.Run.State, got)
 	}
-	as, err := h.st.ListAttempts(context.Background(), id, "a")
+	as, err := h.st.ListAttempts(context.Background(), model.DefaultNamespace, id, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -822,7 +835,7 @@ tasks:
 
 func attemptsOf(t *testing.T, h *harness, id uuid.UUID, task string) []model.Attempt {
 	t.Helper()
-	as, err := h.st.ListAttempts(context.Background(), id, task)
+	as, err := h.st.ListAttempts(context.Background(), model.DefaultNamespace, id, task)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -846,10 +859,10 @@ func TestRetryRunRerunsFailedAndDownstream(t *testing.T) {
 	w := h.worker("w1", "default", 4, nil, nil)
 	w.credits(4)
 	id := failedRun(t, h, w)
-	if err := h.eng.RetryRun(context.Background(), id); err != nil {
+	if err := h.eng.RetryRun(context.Background(), model.DefaultNamespace, id); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
-	if err := h.eng.RetryRun(context.Background(), id); !errors.Is(err, engine.ErrRunActive) {
+	if err := h.eng.RetryRun(context.Background(), model.DefaultNamespace, id); !errors.Is(err, engine.ErrRunActive) {
 		t.Fatalf("retry of a running run: %v, want ErrRunActive", err)
 	}
 	d := w.runAll(id, nil) // everything succeeds now
@@ -862,10 +875,10 @@ func TestRetryRunRerunsFailedAndDownstream(t *testing.T) {
 			t.Errorf("%s: %d attempts, want %d (kept if succeeded and not downstream of a re-run task)", task, got, n)
 		}
 	}
-	if open, _ := h.st.OpenDeadLetters(context.Background(), id); len(open) != 0 {
+	if open, _ := h.st.OpenDeadLetters(context.Background(), model.DefaultNamespace, id); len(open) != 0 {
 		t.Errorf("dead letter still open after the retry: %v", open)
 	}
-	if err := h.eng.RetryRun(context.Background(), id); !errors.Is(err, engine.ErrNothingToRetry) {
+	if err := h.eng.RetryRun(context.Background(), model.DefaultNamespace, id); !errors.Is(err, engine.ErrNothingToRetry) {
 		t.Fatalf("retry of a succeeded run: %v, want ErrNothingToRetry", err)
 	}
 	assertInvariants(t, h.st, id)
@@ -876,7 +889,7 @@ func TestReplayDeadLetterOnceWithFreshRetries(t *testing.T) {
 	w := h.worker("w1", "default", 4, nil, nil)
 	w.credits(4)
 	id := failedRun(t, h, w)
-	open, err := h.st.OpenDeadLetters(context.Background(), id)
+	open, err := h.st.OpenDeadLetters(context.Background(), model.DefaultNamespace, id)
 	if err != nil || len(open) != 1 {
 		t.Fatalf("open dead letters %v, %v", open, err)
 	}
@@ -888,7 +901,7 @@ func TestReplayDeadLetterOnceWithFreshRetries(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			run, err := h.eng.ReplayDeadLetter(context.Background(), dl)
+			run, err := h.eng.ReplayDeadLetter(context.Background(), model.DefaultNamespace, dl)
 			switch {
 			case err == nil && run == id:
 				wins.Add(1)
@@ -911,21 +924,21 @@ func TestReplayDeadLetterOnceWithFreshRetries(t *testing.T) {
 	if n := len(attemptsOf(t, h, id, "broken")); n != 4 {
 		t.Fatalf("broken has %d attempts, want 2 + 2 after the replay", n)
 	}
-	open, _ = h.st.OpenDeadLetters(context.Background(), id)
+	open, _ = h.st.OpenDeadLetters(context.Background(), model.DefaultNamespace, id)
 	if len(open) != 1 || open["broken"] == dl {
 		t.Fatalf("open dead letters after the second failure: %v (first was %s)", open, dl)
 	}
 	// Replay again, and this time it works.
-	if _, err := h.eng.ReplayDeadLetter(context.Background(), open["broken"]); err != nil {
+	if _, err := h.eng.ReplayDeadLetter(context.Background(), model.DefaultNamespace, open["broken"]); err != nil {
 		t.Fatal(err)
 	}
 	if d := w.runAll(id, nil); d.Run.State != model.RunSucceeded {
 		t.Fatalf("run after the second replay: %s %v", d.Run.State, taskStates(d))
 	}
-	if _, err := h.eng.ReplayDeadLetter(context.Background(), open["broken"]); !errors.Is(err, engine.ErrAlreadyReplayed) {
+	if _, err := h.eng.ReplayDeadLetter(context.Background(), model.DefaultNamespace, open["broken"]); !errors.Is(err, engine.ErrAlreadyReplayed) {
 		t.Fatalf("replaying a replayed entry: %v", err)
 	}
-	if _, err := h.eng.ReplayDeadLetter(context.Background(), uuid.New()); !errors.Is(err, engine.ErrNotFound) {
+	if _, err := h.eng.ReplayDeadLetter(context.Background(), model.DefaultNamespace, uuid.New()); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("replaying an unknown entry: %v", err)
 	}
 	assertInvariants(t, h.st, id)
@@ -936,14 +949,14 @@ func TestPurgeDeadLetter(t *testing.T) {
 	w := h.worker("w1", "default", 4, nil, nil)
 	w.credits(4)
 	id := failedRun(t, h, w)
-	open, _ := h.st.OpenDeadLetters(context.Background(), id)
-	if err := h.eng.PurgeDeadLetter(context.Background(), open["broken"]); err != nil {
+	open, _ := h.st.OpenDeadLetters(context.Background(), model.DefaultNamespace, id)
+	if err := h.eng.PurgeDeadLetter(context.Background(), model.DefaultNamespace, open["broken"]); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.eng.PurgeDeadLetter(context.Background(), open["broken"]); !errors.Is(err, engine.ErrNotFound) {
+	if err := h.eng.PurgeDeadLetter(context.Background(), model.DefaultNamespace, open["broken"]); !errors.Is(err, engine.ErrNotFound) {
 		t.Fatalf("second purge: %v, want ErrNotFound", err)
 	}
-	d, _ := h.st.GetRun(context.Background(), id)
+	d, _ := h.st.GetRun(context.Background(), model.DefaultNamespace, id)
 	if taskStates(d)["broken"] != model.TaskDeadLettered {
 		t.Fatal("purge changed the task")
 	}
@@ -976,7 +989,7 @@ func TestQuickResultCarriesTheStart(t *testing.T) {
 	if d.Run.State != model.RunSucceeded || d.Tasks[0].StartedAt.IsZero() {
 		t.Fatalf("run %s, task %+v", d.Run.State, d.Tasks[0])
 	}
-	as, err := h.st.ListAttempts(context.Background(), id, "only")
+	as, err := h.st.ListAttempts(context.Background(), model.DefaultNamespace, id, "only")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -984,7 +997,7 @@ func TestQuickResultCarriesTheStart(t *testing.T) {
 		as[0].StartedAt.After(as[0].FinishedAt) || as[0].DeadlineAt.IsZero() {
 		t.Fatalf("attempt (want started, then finished, with a deadline): %+v", as)
 	}
-	evs, err := h.st.EventsSince(context.Background(), id, 0, 100)
+	evs, err := h.st.EventsSince(context.Background(), model.DefaultNamespace, id, 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1025,7 +1038,7 @@ func testStartWrittenOnItsOwn(t *testing.T, delay time.Duration) {
 	w.started(a)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		as, err := h.st.ListAttempts(context.Background(), id, "only")
+		as, err := h.st.ListAttempts(context.Background(), model.DefaultNamespace, id, "only")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1061,10 +1074,10 @@ func TestCancelWritesAPendingStart(t *testing.T) {
 	id := h.startRun(wf, nil)
 	a := w.next()
 	w.started(a)
-	if err := h.eng.CancelRun(context.Background(), id, "test"); err != nil {
+	if err := h.eng.CancelRun(context.Background(), model.DefaultNamespace, id, "test"); err != nil {
 		t.Fatal(err)
 	}
-	as, err := h.st.ListAttempts(context.Background(), id, "only")
+	as, err := h.st.ListAttempts(context.Background(), model.DefaultNamespace, id, "only")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -249,6 +249,7 @@ func (e *Engine) StartRun(ctx context.Context, run model.Run, taskIDs []string, 
 }
 
 type cancelRun struct {
+	ns     string
 	id     uuid.UUID
 	reason string
 	reply  chan error
@@ -259,7 +260,7 @@ var ErrTerminal = errors.New("engine: run already ended")
 
 func (in cancelRun) handle(e *Engine) {
 	rs, ok := e.runs[in.id]
-	if !ok {
+	if !ok || rs.run.Namespace != in.ns { // a run of another namespace is not one the caller can see
 		e.tx.after = append(e.tx.after, func() { in.reply <- ErrTerminal })
 		return
 	}
@@ -308,11 +309,12 @@ func (in cancelRun) handle(e *Engine) {
 	g.close()
 }
 
-// CancelRun cancels an active run: unfinished tasks become CANCELLED and running attempts
-// are told to stop. It returns once that is durable, or ErrTerminal if the run is not active.
-func (e *Engine) CancelRun(ctx context.Context, id uuid.UUID, reason string) error {
+// CancelRun cancels an active run of namespace ns: unfinished tasks become CANCELLED and
+// running attempts are told to stop. It returns once that is durable, or ErrTerminal if the
+// engine holds no such active run (it ended, does not exist or is of another namespace).
+func (e *Engine) CancelRun(ctx context.Context, ns string, id uuid.UUID, reason string) error {
 	reply := make(chan error, 1)
-	err, callErr := call(ctx, e, cancelRun{id: id, reason: reason, reply: reply}, reply)
+	err, callErr := call(ctx, e, cancelRun{ns: ns, id: id, reason: reason, reply: reply}, reply)
 	if callErr != nil {
 		return callErr
 	}
@@ -445,7 +447,8 @@ func (e *Engine) failAttempt(g *grp, ref taskRef, kind model.FailureKind, msg st
 		e.release(g, rs)
 		return
 	}
-	dl := model.DeadLetter{ID: uuid.New(), RunID: rs.run.ID, TaskID: id, Workflow: rs.run.Workflow, Errors: e.attemptErrors(ref)}
+	dl := model.DeadLetter{ID: uuid.New(), Namespace: rs.run.Namespace, RunID: rs.run.ID, TaskID: id, Workflow: rs.run.Workflow,
+		Errors: e.attemptErrors(ref)}
 	g.add(store.InsertDeadLetter{DeadLetter: dl},
 		store.AppendEvent{Event: model.Event{RunID: rs.run.ID, TaskID: id, Kind: model.EventDeadLettered, Attempt: t.attempt,
 			Message: fmt.Sprintf("retries exhausted after %d attempt(s)", t.attempt)}})
@@ -463,7 +466,7 @@ func (e *Engine) attemptErrors(ref taskRef) []model.AttemptError {
 	ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
 	defer cancel()
 	id := ref.id()
-	as, err := e.cfg.Store.ListAttempts(ctx, rs.run.ID, id)
+	as, err := e.cfg.Store.ListAttempts(ctx, rs.run.Namespace, rs.run.ID, id)
 	if err != nil {
 		e.log.Warn("cannot read earlier attempts for the dead letter", "run_id", rs.run.ID, "task_id", id, "err", err)
 		return slices.Clone(errs)

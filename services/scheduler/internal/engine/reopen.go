@@ -21,13 +21,17 @@ var (
 	ErrAlreadyReplayed = errors.New("engine: the dead letter was replayed already")
 )
 
-// openRun returns the run's in-memory state, loading it from PostgreSQL if the engine does
-// not hold it (a run that ended). The state is not installed.
-func (e *Engine) openRun(id uuid.UUID) (*runState, error) {
+// openRun returns the state of a run of namespace ns, loading it from PostgreSQL if the
+// engine does not hold it (a run that ended). The state is not installed. A run of another
+// namespace is ErrNotFound.
+func (e *Engine) openRun(ns string, id uuid.UUID) (*runState, error) {
 	if rs, ok := e.runs[id]; ok {
+		if rs.run.Namespace != ns {
+			return nil, fmt.Errorf("run %s: %w", id, ErrNotFound)
+		}
 		return rs, nil
 	}
-	d, err := e.cfg.Store.GetRun(e.ctx, id)
+	d, err := e.cfg.Store.GetRun(e.ctx, ns, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("run %s: %w", id, ErrNotFound)
 	}
@@ -87,13 +91,14 @@ func (e *Engine) reopen(g *grp, rs *runState, roots []int, why string) {
 }
 
 type retryRun struct {
+	ns    string
 	id    uuid.UUID
 	reply chan error
 }
 
 func (in retryRun) handle(e *Engine) {
 	fail := func(err error) { e.tx.after = append(e.tx.after, func() { in.reply <- err }) }
-	rs, err := e.openRun(in.id)
+	rs, err := e.openRun(in.ns, in.id)
 	if err != nil {
 		fail(err)
 		return
@@ -113,7 +118,7 @@ func (in retryRun) handle(e *Engine) {
 		fail(ErrNothingToRetry)
 		return
 	}
-	open, err := e.cfg.Store.OpenDeadLetters(e.ctx, rs.run.ID)
+	open, err := e.cfg.Store.OpenDeadLetters(e.ctx, rs.run.Namespace, rs.run.ID)
 	if err != nil {
 		fail(err)
 		return
@@ -132,10 +137,10 @@ func (in retryRun) handle(e *Engine) {
 
 // RetryRun re-runs a FAILED or CANCELLED run's failed, dead-lettered, upstream-failed and
 // cancelled tasks, and whatever finished downstream of them; succeeded tasks elsewhere are
-// kept. It returns once that is durable.
-func (e *Engine) RetryRun(ctx context.Context, id uuid.UUID) error {
+// kept. It returns once that is durable; ErrNotFound for a run not in namespace ns.
+func (e *Engine) RetryRun(ctx context.Context, ns string, id uuid.UUID) error {
 	reply := make(chan error, 1)
-	err, callErr := call(ctx, e, retryRun{id: id, reply: reply}, reply)
+	err, callErr := call(ctx, e, retryRun{ns: ns, id: id, reply: reply}, reply)
 	if callErr != nil {
 		return callErr
 	}
@@ -143,6 +148,7 @@ func (e *Engine) RetryRun(ctx context.Context, id uuid.UUID) error {
 }
 
 type replay struct {
+	ns    string
 	id    uuid.UUID
 	reply chan replayReply
 }
@@ -154,7 +160,7 @@ type replayReply struct {
 
 func (in replay) handle(e *Engine) {
 	fail := func(err error) { e.tx.after = append(e.tx.after, func() { in.reply <- replayReply{err: err} }) }
-	dl, err := e.cfg.Store.GetDeadLetter(e.ctx, in.id)
+	dl, err := e.cfg.Store.GetDeadLetter(e.ctx, in.ns, in.id)
 	if errors.Is(err, store.ErrNotFound) {
 		fail(fmt.Errorf("dead letter %s: %w", in.id, ErrNotFound))
 		return
@@ -167,7 +173,7 @@ func (in replay) handle(e *Engine) {
 		fail(ErrAlreadyReplayed)
 		return
 	}
-	rs, err := e.openRun(dl.RunID)
+	rs, err := e.openRun(in.ns, dl.RunID)
 	if err != nil {
 		fail(err)
 		return
@@ -198,12 +204,13 @@ func (in replay) handle(e *Engine) {
 	g.close()
 }
 
-// ReplayDeadLetter puts a dead-lettered task back into its run with a fresh retry budget;
-// the run resumes (downstream tasks run again after it). Of concurrent replays of one dead
-// letter exactly one succeeds; the others get ErrAlreadyReplayed. It returns the run's id.
-func (e *Engine) ReplayDeadLetter(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+// ReplayDeadLetter puts a dead-lettered task of namespace ns back into its run with a fresh
+// retry budget; the run resumes (downstream tasks run again after it). Of concurrent replays
+// of one dead letter exactly one succeeds; the others get ErrAlreadyReplayed. It returns the
+// run's id; ErrNotFound for a dead letter not in ns.
+func (e *Engine) ReplayDeadLetter(ctx context.Context, ns string, id uuid.UUID) (uuid.UUID, error) {
 	reply := make(chan replayReply, 1)
-	r, err := call(ctx, e, replay{id: id, reply: reply}, reply)
+	r, err := call(ctx, e, replay{ns: ns, id: id, reply: reply}, reply)
 	if err != nil {
 		return uuid.Nil, err
 	}
@@ -211,12 +218,13 @@ func (e *Engine) ReplayDeadLetter(ctx context.Context, id uuid.UUID) (uuid.UUID,
 }
 
 type purge struct {
+	ns    string
 	id    uuid.UUID
 	reply chan error
 }
 
 func (in purge) handle(e *Engine) {
-	g := e.tx.group(uuid.Nil, store.DeleteDeadLetter{ID: in.id})
+	g := e.tx.group(uuid.Nil, store.DeleteDeadLetter{Namespace: in.ns, ID: in.id})
 	g.then(func() { in.reply <- nil })
 	g.failed(func(err error) {
 		if errors.Is(err, store.ErrConflict) {
@@ -227,10 +235,11 @@ func (in purge) handle(e *Engine) {
 	g.close()
 }
 
-// PurgeDeadLetter deletes a dead letter without replaying it; its task stays DEAD_LETTERED.
-func (e *Engine) PurgeDeadLetter(ctx context.Context, id uuid.UUID) error {
+// PurgeDeadLetter deletes a dead letter of namespace ns without replaying it; its task stays
+// DEAD_LETTERED. ErrNotFound for a dead letter not in ns.
+func (e *Engine) PurgeDeadLetter(ctx context.Context, ns string, id uuid.UUID) error {
 	reply := make(chan error, 1)
-	err, callErr := call(ctx, e, purge{id: id, reply: reply}, reply)
+	err, callErr := call(ctx, e, purge{ns: ns, id: id, reply: reply}, reply)
 	if callErr != nil {
 		return callErr
 	}

@@ -24,7 +24,7 @@ func (h *harness) engineStart(wf *dag.Workflow, key string) (uuid.UUID, error) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	run := model.Run{ID: uuid.New(), Workflow: wf.Name, Version: h.version[wf.Name], Params: params,
+	run := model.Run{ID: uuid.New(), Namespace: model.DefaultNamespace, Workflow: wf.Name, Version: h.version[wf.Name], Params: params,
 		IdempotencyKey: key, Trigger: model.TriggerManual}
 	return run.ID, h.eng.StartRun(context.Background(), run, ids, wf)
 }
@@ -39,7 +39,7 @@ func TestStartRunThroughTheGroupCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.st.GetRun(context.Background(), id); err != nil {
+	if _, err := h.st.GetRun(context.Background(), model.DefaultNamespace, id); err != nil {
 		t.Fatalf("run not durable when StartRun returned: %v", err)
 	}
 	if d := w.runAll(id, nil); d.Run.State != model.RunSucceeded {
@@ -76,7 +76,7 @@ func TestStartRunSameKeyOnceAndCreditsKept(t *testing.T) {
 		case !errors.Is(err, store.ErrConflict):
 			t.Fatalf("start %d: %v, want a conflict", i, err)
 		default:
-			if _, err := h.st.GetRun(context.Background(), ids[i]); !errors.Is(err, store.ErrNotFound) {
+			if _, err := h.st.GetRun(context.Background(), model.DefaultNamespace, ids[i]); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("losing start %d left run %s behind: %v", i, ids[i], err)
 			}
 		}

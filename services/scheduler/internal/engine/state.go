@@ -144,7 +144,7 @@ func newRunState(run model.Run, wf *dag.Workflow) *runState {
 
 // load builds a run's state from its stored rows.
 func (e *Engine) load(ctx context.Context, d store.RunDetail) (*runState, error) {
-	wf, err := e.cfg.Workflows.Get(ctx, d.Run.Workflow, d.Run.Version)
+	wf, err := e.cfg.Workflows.Get(ctx, d.Run.Namespace, d.Run.Workflow, d.Run.Version)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", d.Run.ID, err)
 	}
@@ -158,7 +158,8 @@ func loadWith(d store.RunDetail, wf *dag.Workflow) (*runState, error) {
 	for _, tr := range d.Tasks {
 		i, ok := wf.Graph.Index(tr.TaskID)
 		if !ok {
-			return nil, fmt.Errorf("run %s: stored task %q is not in workflow %s v%d", d.Run.ID, tr.TaskID, d.Run.Workflow, d.Run.Version)
+			return nil, fmt.Errorf("run %s: stored task %q is not in workflow %s/%s v%d", d.Run.ID, tr.TaskID,
+				d.Run.Namespace, d.Run.Workflow, d.Run.Version)
 		}
 		t := &rs.tasks[i]
 		t.state, t.attempt, t.token, t.worker, t.nextAt = tr.State, tr.Attempt, tr.FencingToken, tr.WorkerID, unixNano(tr.NextAttemptAt)
@@ -183,19 +184,20 @@ func (e *Engine) rebuild(ctx context.Context) error {
 	}
 	failed := map[store.VersionRef]error{} // versions that cannot be read: their runs are left
 	for _, r := range refs {
-		if _, err := e.cfg.Workflows.Get(ctx, r.Workflow, r.Version); err != nil {
-			e.log.Error("cannot read a workflow version of active runs", "workflow", r.Workflow, "version", r.Version, "err", err)
+		if _, err := e.cfg.Workflows.Get(ctx, r.Namespace, r.Workflow, r.Version); err != nil {
+			e.log.Error("cannot read a workflow version of active runs", "namespace", r.Namespace, "workflow", r.Workflow,
+				"version", r.Version, "err", err)
 			failed[r] = err
 		}
 	}
 	e.tx = &txn{}
 	var later []store.RunDetail // runs of a version not resolved above (started since)
 	err = e.cfg.Store.LoadActiveFunc(ctx, func(d store.RunDetail) error {
-		if err := failed[store.VersionRef{Workflow: d.Run.Workflow, Version: d.Run.Version}]; err != nil {
+		if err := failed[store.VersionRef{Namespace: d.Run.Namespace, Workflow: d.Run.Workflow, Version: d.Run.Version}]; err != nil {
 			e.rebuildRun(d, nil, err) // neither held nor read again
 			return nil
 		}
-		wf, ok := e.cfg.Workflows.cached(d.Run.Workflow, d.Run.Version)
+		wf, ok := e.cfg.Workflows.cached(d.Run.Namespace, d.Run.Workflow, d.Run.Version)
 		if !ok {
 			later = append(later, d)
 			return nil
@@ -207,7 +209,7 @@ func (e *Engine) rebuild(ctx context.Context) error {
 		return err
 	}
 	for _, d := range later {
-		wf, err := e.cfg.Workflows.Get(ctx, d.Run.Workflow, d.Run.Version)
+		wf, err := e.cfg.Workflows.Get(ctx, d.Run.Namespace, d.Run.Workflow, d.Run.Version)
 		e.rebuildRun(d, wf, err)
 	}
 	return e.commit(ctx)
@@ -286,11 +288,11 @@ func (e *Engine) adoptWith(rs *runState, setup func(*grp), first ...store.Op) {
 }
 
 // reloadRun replaces a run's in-memory state with what PostgreSQL holds.
-func (e *Engine) reloadRun(ctx context.Context, id uuid.UUID) error {
+func (e *Engine) reloadRun(ctx context.Context, ns string, id uuid.UUID) error {
 	if old, ok := e.runs[id]; ok {
 		e.forget(old)
 	}
-	d, err := e.cfg.Store.GetRun(ctx, id)
+	d, err := e.cfg.Store.GetRun(ctx, ns, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}

@@ -58,7 +58,7 @@ func TestWorkersReportsLoad(t *testing.T) {
 	if loads, err := h.eng.Workers(context.Background(), "gpu"); err != nil || len(loads) != 0 {
 		t.Errorf("gpu workers after w2 detached: %+v (%v), want none", loads, err)
 	}
-	if d, err := h.st.GetRun(context.Background(), id); err != nil || d.Run.State != model.RunRunning {
+	if d, err := h.st.GetRun(context.Background(), model.DefaultNamespace, id); err != nil || d.Run.State != model.RunRunning {
 		t.Errorf("run %s (%v), want RUNNING (five tasks left)", d.Run.State, err)
 	}
 }
@@ -96,7 +96,7 @@ func TestReattachKeepsTheLoadExact(t *testing.T) {
 	w2.next()
 	w2.next()
 	w2.none(200 * time.Millisecond)
-	d, err := h.st.GetRun(context.Background(), id)
+	d, err := h.st.GetRun(context.Background(), model.DefaultNamespace, id)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,6 @@
 // Package schedapi serves cairn.v1.SchedulerService on the scheduler: the mutations the gateway
-// forwards to the leader (apply a workflow, start and cancel runs).
+// forwards to the leader (apply a workflow, start, cancel and retry runs, replay and purge
+// dead letters, create and delete namespaces).
 //
 // Only the leader serves it: any other replica answers UNAVAILABLE with the leader's address.
 // Each call returns after its effect is durable in PostgreSQL, written under the leader's
@@ -12,12 +13,18 @@
 //   - StartRun creates the run at the workflow's latest version through the engine
 //     (Engine.StartRun): the run's rows, its move to RUNNING and its first decisions are one
 //     group of the leader's group commit, durable before the call answers. Idempotent per
-//     workflow on idempotency_key: a start whose key is taken writes nothing and returns the
+//     namespace and workflow on idempotency_key: a start whose key is taken writes nothing and returns the
 //     existing run with existing=true.
 //   - CancelRun cancels through the engine (NOT_FOUND for an unknown run, FAILED_PRECONDITION
 //     for one that already ended).
-//   - RetryRun, ReplayDeadLetter and PurgeDeadLetter are UNIMPLEMENTED until the gateway issue
-//     (#5) extends the engine for them.
+//   - RetryRun, ReplayDeadLetter and PurgeDeadLetter go through the engine as well.
+//   - Every call acts in the namespace its request names (empty: default). A run or dead
+//     letter of another namespace is NOT_FOUND like a missing one; an unknown namespace is
+//     NOT_FOUND naming it (checked only when a call finds nothing). Idempotency keys and
+//     workflow names are per namespace.
+//   - CreateNamespace and DeleteNamespace write under the leader's epoch like the rest, so
+//     the leader stays the single writer. DeleteNamespace is FAILED_PRECONDITION while the
+//     namespace holds a workflow or a run (the message says how many), and for default.
 //
 // Errors of the store, the engine and the parser are translated to gRPC codes once, in
 // toStatus; nothing below it returns a status.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -101,15 +102,19 @@ func (s *Server) applyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRe
 	if err != nil {
 		return nil, fmt.Errorf("encode compiled form: %w", err)
 	}
-	v, created, err := s.cfg.Store.PutVersion(ctx, term.Epoch, wf.Name, wf.Description, req.GetYaml(), compiled)
+	ns, err := namespaceOf(req)
 	if err != nil {
 		return nil, err
 	}
-	s.cfg.Workflows.Put(v.Workflow, v.Version, wf)
-	if err := s.syncSchedule(ctx, term.Epoch, wf); err != nil {
-		return nil, fmt.Errorf("workflow %s version %d stored, but its schedule was not updated (apply again): %w", wf.Name, v.Version, err)
+	v, created, err := s.cfg.Store.PutVersion(ctx, term.Epoch, ns, wf.Name, wf.Description, req.GetYaml(), compiled)
+	if err != nil {
+		return nil, err
 	}
-	s.log.Info("workflow applied", "workflow", v.Workflow, "version", v.Version, "created", created)
+	s.cfg.Workflows.Put(v.Namespace, v.Workflow, v.Version, wf)
+	if err := s.syncSchedule(ctx, term.Epoch, ns, wf); err != nil {
+		return nil, fmt.Errorf("workflow %s/%s version %d stored, but its schedule was not updated (apply again): %w", ns, wf.Name, v.Version, err)
+	}
+	s.log.Info("workflow applied", "namespace", ns, "workflow", v.Workflow, "version", v.Version, "created", created)
 	return &cairnv1.ApplyWorkflowResponse{Workflow: apiconv.Workflow(v, wf, true), Created: created}, nil
 }
 
@@ -126,16 +131,16 @@ func compiledForm(wf *dag.Workflow) any {
 }
 
 // syncSchedule makes the workflow's schedule row match the version just applied.
-func (s *Server) syncSchedule(ctx context.Context, epoch int64, wf *dag.Workflow) error {
+func (s *Server) syncSchedule(ctx context.Context, epoch int64, ns string, wf *dag.Workflow) error {
 	var b store.Batch
 	if wf.Schedule == nil {
-		b.Add(store.DeleteSchedule{Workflow: wf.Name})
+		b.Add(store.DeleteSchedule{Namespace: ns, Workflow: wf.Name})
 	} else {
 		tz := wf.Timezone
 		if tz == "" {
 			tz = "UTC"
 		}
-		cur, err := s.cfg.Store.GetSchedule(ctx, wf.Name)
+		cur, err := s.cfg.Store.GetSchedule(ctx, ns, wf.Name)
 		switch {
 		case err == nil && cur.Cron == wf.Schedule.Expr && cur.Timezone == tz:
 			return nil // unchanged: keep its next fire time
@@ -146,7 +151,7 @@ func (s *Server) syncSchedule(ctx context.Context, epoch int64, wf *dag.Workflow
 		if next.IsZero() {
 			return invalidf("schedule %q never fires again", wf.Schedule.Expr)
 		}
-		b.Add(store.PutSchedule{Schedule: model.Schedule{Workflow: wf.Name, Cron: wf.Schedule.Expr, Timezone: tz, NextFireAt: next}})
+		b.Add(store.PutSchedule{Schedule: model.Schedule{Namespace: ns, Workflow: wf.Name, Cron: wf.Schedule.Expr, Timezone: tz, NextFireAt: next}})
 	}
 	res, err := s.cfg.Store.Apply(ctx, epoch, &b)
 	if err != nil {
@@ -166,6 +171,10 @@ func (s *Server) startRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 	if err != nil {
 		return nil, err
 	}
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	switch key := req.GetIdempotencyKey(); {
 	case req.GetWorkflow() == "":
 		return nil, invalidf("workflow is empty: name the workflow to run")
@@ -174,11 +183,11 @@ func (s *Server) startRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 	case !utf8.ValidString(key):
 		return nil, invalidf("idempotency_key is not valid UTF-8")
 	}
-	v, err := s.cfg.Store.GetVersion(ctx, req.GetWorkflow(), 0)
+	v, err := s.cfg.Store.GetVersion(ctx, ns, req.GetWorkflow(), 0)
 	if err != nil {
-		return nil, err
+		return nil, s.namespaceOr(ctx, ns, err)
 	}
-	wf, err := s.cfg.Workflows.Get(ctx, v.Workflow, v.Version)
+	wf, err := s.cfg.Workflows.Get(ctx, v.Namespace, v.Workflow, v.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -192,30 +201,30 @@ func (s *Server) startRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 	}
 	// The run is inserted and started in the leader's group commit (one transaction shared
 	// with everything else the leader writes, not one per call).
-	run := model.Run{ID: uuid.New(), Workflow: v.Workflow, Version: v.Version, Params: params,
+	run := model.Run{ID: uuid.New(), Namespace: v.Namespace, Workflow: v.Workflow, Version: v.Version, Params: params,
 		IdempotencyKey: req.GetIdempotencyKey(), Trigger: model.TriggerManual}
 	created := true
 	err = term.Engine.StartRun(ctx, run, taskIDs, wf)
 	switch {
 	case err == nil:
-		if r, err := s.cfg.Store.GetRunRow(ctx, run.ID); err == nil {
+		if r, err := s.cfg.Store.GetRunRow(ctx, ns, run.ID); err == nil {
 			run = r // the stored timestamps
 		}
 	case errors.Is(err, store.ErrConflict) && run.IdempotencyKey != "":
 		created = false
-		if run, err = s.cfg.Store.RunByKey(ctx, run.Workflow, run.IdempotencyKey); err != nil {
+		if run, err = s.cfg.Store.RunByKey(ctx, ns, run.Workflow, run.IdempotencyKey); err != nil {
 			return nil, err
 		}
 	default:
 		return nil, err
 	}
-	log := s.log.With("run_id", run.ID, "workflow", run.Workflow, "version", run.Version)
+	log := s.log.With("run_id", run.ID, "namespace", ns, "workflow", run.Workflow, "version", run.Version)
 	if created {
 		log.Info("run started", "idempotency_key", run.IdempotencyKey)
 	} else {
 		log.Info("run already exists for this idempotency key", "idempotency_key", run.IdempotencyKey)
 		if run.Version != v.Version {
-			if w, err := s.cfg.Workflows.Get(ctx, run.Workflow, run.Version); err == nil {
+			if w, err := s.cfg.Workflows.Get(ctx, ns, run.Workflow, run.Version); err == nil {
 				wf = w
 			}
 		}
@@ -224,7 +233,7 @@ func (s *Server) startRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 	// (10,000 of them for a wide run); an existing one as it stands now.
 	d := store.NewRunDetail(run, taskIDs)
 	if !created {
-		if d, err = s.cfg.Store.GetRun(ctx, run.ID); err != nil {
+		if d, err = s.cfg.Store.GetRun(ctx, ns, run.ID); err != nil {
 			d = store.RunDetail{Run: run}
 		}
 	}
@@ -242,6 +251,10 @@ func (s *Server) cancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 	if err != nil {
 		return nil, err
 	}
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	id, err := uuid.Parse(req.GetRunId())
 	if err != nil {
 		return nil, invalidf("run_id %q is not a run id (a UUID)", req.GetRunId())
@@ -249,11 +262,11 @@ func (s *Server) cancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 	if len(req.GetReason()) > MaxReason {
 		return nil, invalidf("reason is %d bytes long, at most %d", len(req.GetReason()), MaxReason)
 	}
-	err = term.Engine.CancelRun(ctx, id, req.GetReason())
+	err = term.Engine.CancelRun(ctx, ns, id, req.GetReason())
 	if errors.Is(err, engine.ErrTerminal) {
-		d, gerr := s.cfg.Store.GetRun(ctx, id)
+		d, gerr := s.cfg.Store.GetRun(ctx, ns, id)
 		if errors.Is(gerr, store.ErrNotFound) {
-			return nil, fmt.Errorf("run %s: %w", id, store.ErrNotFound)
+			return nil, s.namespaceOr(ctx, ns, fmt.Errorf("run %s: %w", id, store.ErrNotFound))
 		}
 		if gerr != nil {
 			return nil, gerr
@@ -266,12 +279,12 @@ func (s *Server) cancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("run cancelled", "run_id", id, "reason", req.GetReason())
-	d, err := s.cfg.Store.GetRun(ctx, id)
+	s.log.Info("run cancelled", "namespace", ns, "run_id", id, "reason", req.GetReason())
+	d, err := s.cfg.Store.GetRun(ctx, ns, id)
 	if err != nil {
 		return nil, err
 	}
-	wf, _ := s.cfg.Workflows.Get(ctx, d.Run.Workflow, d.Run.Version)
+	wf, _ := s.cfg.Workflows.Get(ctx, ns, d.Run.Workflow, d.Run.Version)
 	return &cairnv1.CancelRunResponse{Run: apiconv.RunDetail(d, wf)}, nil
 }
 
@@ -286,15 +299,19 @@ func (s *Server) retryRun(ctx context.Context, req *cairnv1.RetryRunRequest) (*c
 	if err != nil {
 		return nil, err
 	}
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	id, err := uuid.Parse(req.GetRunId())
 	if err != nil {
 		return nil, invalidf("run_id %q is not a run id (a UUID)", req.GetRunId())
 	}
-	if err := term.Engine.RetryRun(ctx, id); err != nil {
-		return nil, err
+	if err := term.Engine.RetryRun(ctx, ns, id); err != nil {
+		return nil, s.namespaceOr(ctx, ns, err)
 	}
-	s.log.Info("run retried", "run_id", id)
-	run, err := s.runProto(ctx, id)
+	s.log.Info("run retried", "namespace", ns, "run_id", id)
+	run, err := s.runProto(ctx, ns, id)
 	if err != nil {
 		return nil, err
 	}
@@ -312,16 +329,20 @@ func (s *Server) replayDeadLetter(ctx context.Context, req *cairnv1.ReplayDeadLe
 	if err != nil {
 		return nil, err
 	}
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
 	id, err := uuid.Parse(req.GetId())
 	if err != nil {
 		return nil, invalidf("id %q is not a dead letter id (a UUID)", req.GetId())
 	}
-	runID, err := term.Engine.ReplayDeadLetter(ctx, id)
+	runID, err := term.Engine.ReplayDeadLetter(ctx, ns, id)
 	if err != nil {
-		return nil, err
+		return nil, s.namespaceOr(ctx, ns, err)
 	}
-	s.log.Info("dead letter replayed", "dead_letter_id", id, "run_id", runID)
-	run, err := s.runProto(ctx, runID)
+	s.log.Info("dead letter replayed", "namespace", ns, "dead_letter_id", id, "run_id", runID)
+	run, err := s.runProto(ctx, ns, runID)
 	if err != nil {
 		return nil, err
 	}
@@ -334,25 +355,121 @@ func (s *Server) PurgeDeadLetter(ctx context.Context, req *cairnv1.PurgeDeadLett
 	if err != nil {
 		return nil, s.toStatus(err)
 	}
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, s.toStatus(err)
+	}
 	id, err := uuid.Parse(req.GetId())
 	if err != nil {
 		return nil, s.toStatus(invalidf("id %q is not a dead letter id (a UUID)", req.GetId()))
 	}
-	if err := term.Engine.PurgeDeadLetter(ctx, id); err != nil {
-		return nil, s.toStatus(err)
+	if err := term.Engine.PurgeDeadLetter(ctx, ns, id); err != nil {
+		return nil, s.toStatus(s.namespaceOr(ctx, ns, err))
 	}
-	s.log.Info("dead letter purged", "dead_letter_id", id)
+	s.log.Info("dead letter purged", "namespace", ns, "dead_letter_id", id)
 	return &cairnv1.PurgeDeadLetterResponse{}, nil
 }
 
-// runProto reads a run back for a response.
-func (s *Server) runProto(ctx context.Context, id uuid.UUID) (*cairnv1.Run, error) {
-	d, err := s.cfg.Store.GetRun(ctx, id)
+// CreateNamespace creates a namespace.
+func (s *Server) CreateNamespace(ctx context.Context, req *cairnv1.CreateNamespaceRequest) (*cairnv1.CreateNamespaceResponse, error) {
+	resp, err := s.createNamespace(ctx, req)
+	return resp, s.toStatus(err)
+}
+
+func (s *Server) createNamespace(ctx context.Context, req *cairnv1.CreateNamespaceRequest) (*cairnv1.CreateNamespaceResponse, error) {
+	term, err := s.cfg.State.Current()
 	if err != nil {
 		return nil, err
 	}
-	wf, _ := s.cfg.Workflows.Get(ctx, d.Run.Workflow, d.Run.Version)
+	name := req.GetNamespace()
+	switch {
+	case name == "":
+		return nil, invalidf("namespace is empty: name the namespace to create")
+	case !namespaceName.MatchString(name):
+		return nil, invalidf("namespace %q is not a namespace name (want %s)", name, namespaceName)
+	case len(req.GetDescription()) > store.MaxNamespaceDescription:
+		return nil, invalidf("description is %d bytes long, at most %d", len(req.GetDescription()), store.MaxNamespaceDescription)
+	case !utf8.ValidString(req.GetDescription()):
+		return nil, invalidf("description is not valid UTF-8")
+	}
+	n, err := s.cfg.Store.CreateNamespace(ctx, term.Epoch, model.Namespace{Name: name, Description: req.GetDescription()})
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("namespace created", "namespace", n.Name)
+	return &cairnv1.CreateNamespaceResponse{Namespace: apiconv.Namespace(n)}, nil
+}
+
+// DeleteNamespace deletes an empty namespace.
+func (s *Server) DeleteNamespace(ctx context.Context, req *cairnv1.DeleteNamespaceRequest) (*cairnv1.DeleteNamespaceResponse, error) {
+	resp, err := s.deleteNamespace(ctx, req)
+	return resp, s.toStatus(err)
+}
+
+func (s *Server) deleteNamespace(ctx context.Context, req *cairnv1.DeleteNamespaceRequest) (*cairnv1.DeleteNamespaceResponse, error) {
+	term, err := s.cfg.State.Current()
+	if err != nil {
+		return nil, err
+	}
+	name := req.GetNamespace()
+	switch {
+	case name == "":
+		return nil, invalidf("namespace is empty: name the namespace to delete")
+	case !namespaceName.MatchString(name):
+		return nil, invalidf("namespace %q is not a namespace name (want %s)", name, namespaceName)
+	case name == model.DefaultNamespace:
+		return nil, fmt.Errorf("%w: namespace %s cannot be deleted: it is the namespace of every request that names none",
+			errPrecondition, name)
+	}
+	if err := s.cfg.Store.DeleteNamespace(ctx, term.Epoch, name); err != nil {
+		return nil, err
+	}
+	s.log.Info("namespace deleted", "namespace", name)
+	return &cairnv1.DeleteNamespaceResponse{}, nil
+}
+
+// runProto reads a run back for a response.
+func (s *Server) runProto(ctx context.Context, ns string, id uuid.UUID) (*cairnv1.Run, error) {
+	d, err := s.cfg.Store.GetRun(ctx, ns, id)
+	if err != nil {
+		return nil, err
+	}
+	wf, _ := s.cfg.Workflows.Get(ctx, ns, d.Run.Workflow, d.Run.Version)
 	return apiconv.RunDetail(d, wf), nil
+}
+
+// namespaced is a request naming a namespace (every public request does; empty means the
+// default namespace).
+type namespaced interface{ GetNamespace() string }
+
+// namespaceOf returns the namespace a request names: its namespace field, or
+// model.DefaultNamespace when that is empty. A malformed name is INVALID_ARGUMENT naming the
+// field.
+func namespaceOf(req any) (string, error) {
+	r, ok := req.(namespaced)
+	if !ok || r.GetNamespace() == "" {
+		return model.DefaultNamespace, nil
+	}
+	ns := r.GetNamespace()
+	if !namespaceName.MatchString(ns) {
+		return "", invalidf("namespace %q is not a namespace name (want %s)", ns, namespaceName)
+	}
+	return ns, nil
+}
+
+var namespaceName = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,127}$`)
+
+// namespaceOr turns a not-found error into one naming the namespace when the namespace itself
+// does not exist (so that an unknown namespace is reported as such, not as a missing run).
+// Only a failed call pays for the extra read.
+func (s *Server) namespaceOr(ctx context.Context, ns string, err error) error {
+	if !errors.Is(err, store.ErrNotFound) && !errors.Is(err, engine.ErrNotFound) {
+		return err
+	}
+	if _, nerr := s.cfg.Store.GetNamespace(ctx, ns); errors.Is(nerr, store.ErrNotFound) {
+		return nerr
+	}
+	return err
 }
 
 // toStatus translates an error into the gRPC status the caller sees. It is the only place
@@ -372,8 +489,10 @@ func (s *Server) toStatus(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, engine.ErrNotFound):
 		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, store.ErrAlreadyExists):
+		return status.Error(codes.AlreadyExists, err.Error())
 	case errors.Is(err, errPrecondition), errors.Is(err, engine.ErrRunActive), errors.Is(err, engine.ErrNothingToRetry),
-		errors.Is(err, engine.ErrAlreadyReplayed):
+		errors.Is(err, engine.ErrAlreadyReplayed), errors.Is(err, store.ErrNotEmpty):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, store.ErrStaleEpoch), errors.Is(err, engine.ErrNotLeader):
 		return status.Error(codes.Unavailable, "leadership changed during the call; retry against the new leader: "+err.Error())

@@ -41,6 +41,7 @@ func outbound(m engine.Outbound, schedulerID string, heartbeat time.Duration) *c
 			IdempotencyKey: a.IdempotencyKey,
 			Spec:           taskSpec(a.Spec),
 			Workflow:       a.Workflow,
+			Namespace:      a.Namespace,
 		}
 		if a.Timeout > 0 {
 			pa.Timeout = durationpb.New(a.Timeout)

@@ -58,7 +58,8 @@ func (w *Worker) assign(s *session, a *cairnv1.Assignment) {
 		return
 	}
 	log := w.log.With(slog.String("run_id", a.GetRunId()), slog.String("task_id", a.GetTaskId()),
-		slog.Int("attempt", int(a.GetAttempt())), slog.String("attempt_id", a.GetAttemptId()), slog.String("workflow", a.GetWorkflow()))
+		slog.Int("attempt", int(a.GetAttempt())), slog.String("attempt_id", a.GetAttemptId()),
+		slog.String("namespace", a.GetNamespace()), slog.String("workflow", a.GetWorkflow()))
 	now := time.Now()
 	if w.credits == 0 {
 		reason := fmt.Sprintf("worker %s has no credit for attempt %s: the leader sent more assignments than the worker granted slots (capacity %d, %d running, %d results awaiting acknowledgement); handed back without running",
