@@ -34,7 +34,10 @@
 // engine at once (Run returns an error wrapping store.ErrStaleEpoch) and nothing more is
 // sent; every fencing token is epoch<<32 | n, unique and increasing across leaders; a result
 // whose token is not its task's current token is recorded stale, never applied; no batch
-// applies more than Config.PlanChunk trigger-rule decisions.
+// applies more than Config.PlanChunk trigger-rule decisions; a run executes its own
+// namespace's DAG (the WorkflowCache and the rebuild key versions by namespace, name and
+// version) and an API call naming another namespace finds nothing
+// (TestNamespacesInTheEngine).
 //
 // Memory: a leader may hold hundreds of thousands of queued tasks, so the per-task state
 // (taskState) is a ~100-byte value in one slice per run; what the workflow says about a
