@@ -31,13 +31,21 @@ func newCluster(t *testing.T) *framework.Cluster {
 
 // rest is a client of the gateway's REST API.
 type rest struct {
-	t    *testing.T
-	base string
-	hc   *http.Client
+	t     *testing.T
+	base  string
+	hc    *http.Client
+	token string // the secret sent as Bearer; framework.AdminToken unless as() chose another
+}
+
+// as returns a client of the same gateway that calls with another token.
+func (r *rest) as(secret string) *rest {
+	c := *r
+	c.token = secret
+	return &c
 }
 
 func newREST(t *testing.T, c *framework.Cluster) *rest {
-	return &rest{t: t, base: "http://" + c.Gateway.HTTPAddr, hc: &http.Client{Timeout: 30 * time.Second}}
+	return &rest{t: t, base: "http://" + c.Gateway.HTTPAddr, hc: &http.Client{Timeout: 30 * time.Second}, token: framework.AdminToken}
 }
 
 // response is one HTTP answer, read whole.
@@ -70,7 +78,7 @@ func (r *rest) do(method, path string, body []byte) response {
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+framework.AdminToken)
+	req.Header.Set("Authorization", "Bearer "+r.token)
 	resp, err := r.hc.Do(req)
 	if err != nil {
 		r.t.Fatalf("%s %s: %v", method, path, err)

@@ -23,6 +23,7 @@ import (
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/apitoken"
+	"github.com/cairn-io/cairn/pkg/model"
 	"github.com/cairn-io/cairn/pkg/store"
 	"github.com/cairn-io/cairn/services/gateway/gatewaytest"
 	"github.com/cairn-io/cairn/services/gateway/internal/auth"
@@ -562,5 +563,90 @@ func TestInsecureModeChecksTheHostHeader(t *testing.T) {
 	evs, _, err := c.Store.ListAuditEvents(context.Background(), store.AuditFilter{TokenName: "insecure"}, store.PageRequest{})
 	if err != nil || len(evs) != 1 || evs[0].Outcome != "OK" {
 		t.Errorf("audit events of insecure mode: %+v, %v", evs, err)
+	}
+}
+
+// A token of namespace A finds nothing of namespace B, whatever path or ID it uses, and the
+// answer for B's real IDs is the answer for made-up ones (no probing).
+func TestATokenOfOneNamespaceFindsNothingOfAnother(t *testing.T) {
+	c := gatewaytest.Start(t, gatewaytest.Options{})
+	base := c.HTTPURL + "/v1"
+	for _, ns := range []string{"team-a", "team-b"} {
+		wantStatus(t, "create "+ns, do(t, "POST", base+"/namespaces", map[string]string{"namespace": ns}), 200)
+	}
+	teamB := base + "/namespaces/team-b"
+	wantStatus(t, "apply in team-b", do(t, "POST", teamB+"/workflows", map[string]string{"yaml": "name: etl\ntasks:\n  - {id: only, type: noop}\n"}), 200)
+	r := do(t, "POST", teamB+"/workflows/etl/runs", "{}")
+	if r.code != 200 {
+		t.Fatalf("start in team-b: %d %s", r.code, r.body)
+	}
+	runID := r.json(t)["run"].(map[string]any)["run_id"].(string)
+	dl := c.DeadLetter(runID, "only", "etl", model.AttemptError{Attempt: 1, FailureKind: model.FailureExitCode, Error: "exit 1"})
+
+	var every []apitoken.Scope
+	for _, s := range apitoken.AllScopes {
+		if s != apitoken.Admin {
+			every = append(every, s)
+		}
+	}
+	secretA, _ := (tokens{t, c}).make("team-a-all", []string{"team-a"}, every...)
+	asA := map[string]string{"Authorization": "Bearer " + secretA}
+	fake, fakeDL := uuid.NewString(), uuid.NewString()
+	for _, prefix := range []string{teamB, base + "/namespaces/team-a", base} {
+		for _, id := range []struct{ run, dl string }{{runID, dl}, {fake, fakeDL}} {
+			for _, req := range [][3]string{
+				{"GET", prefix + "/workflows/etl", ""},
+				{"GET", prefix + "/runs/" + id.run, ""},
+				{"GET", prefix + "/runs/" + id.run + "/tasks/only/attempts", ""},
+				{"GET", prefix + "/runs/" + id.run + ":watch", ""},
+				{"POST", prefix + "/runs/" + id.run + ":cancel", "{}"},
+				{"POST", prefix + "/runs/" + id.run + ":retry", "{}"},
+				{"GET", prefix + "/deadletters/" + id.dl, ""},
+				{"POST", prefix + "/deadletters/" + id.dl + ":replay", "{}"},
+				{"DELETE", prefix + "/deadletters/" + id.dl, ""},
+			} {
+				// Under team-a the token passes and the leader decides: gatewaytest's stand-in
+				// leader implements no retry, replay or purge, so those are checked against the
+				// real leader in tests/api (TestTokensEndToEnd).
+				if prefix == base+"/namespaces/team-a" && (strings.HasSuffix(req[1], ":retry") ||
+					strings.Contains(req[1], "/deadletters/") && req[0] != "GET") {
+					continue
+				}
+				var body any
+				if req[2] != "" {
+					body = req[2]
+				}
+				res := doWith(t, req[0], req[1], body, asA)
+				if res.code != http.StatusNotFound {
+					t.Errorf("%s %s with a token of team-a: %d %s, want 404", req[0], req[1], res.code, res.body)
+					continue
+				}
+				// Under team-b (and default, which the token may not use either) the answer
+				// names the namespace, the same for real and made-up IDs.
+				if prefix != base+"/namespaces/team-a" {
+					ns := "team-b"
+					if prefix == base {
+						ns = "default"
+					}
+					if msg := errorMessage(t, res); msg != "namespace "+ns+" not found" {
+						t.Errorf("%s %s: message %q, want %q whatever the ID", req[0], req[1], msg, "namespace "+ns+" not found")
+					}
+				}
+			}
+		}
+	}
+	// The run is untouched (the cancel and retry above were refused) and team-b's own admin
+	// still sees it.
+	if r := do(t, "GET", teamB+"/runs/"+runID, nil); r.code != 200 || r.json(t)["run"].(map[string]any)["state"] != "RUN_STATE_PENDING" {
+		t.Errorf("team-b's run after team-a's attempts: %d %s", r.code, r.body)
+	}
+	// gRPC says the same; listing namespaces shows only team-a.
+	runs := cairnv1.NewRunServiceClient(c.ConnAs(secretA))
+	if _, err := runs.GetRun(context.Background(), &cairnv1.GetRunRequest{Namespace: "team-b", RunId: runID}); status.Code(err) != codes.NotFound {
+		t.Errorf("gRPC GetRun of team-b's run with a token of team-a: %v, want NOT_FOUND", err)
+	}
+	list, err := cairnv1.NewNamespaceServiceClient(c.ConnAs(secretA)).ListNamespaces(context.Background(), &cairnv1.ListNamespacesRequest{})
+	if err != nil || len(list.GetNamespaces()) != 1 || list.GetNamespaces()[0].GetName() != "team-a" {
+		t.Errorf("ListNamespaces with a token of team-a = %v, %v; want only team-a", list, err)
 	}
 }

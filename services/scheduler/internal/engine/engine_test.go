@@ -466,13 +466,13 @@ tasks:
 	if len(as) != 1 || as[0].State != model.AttemptFailed || as[0].FailureKind != model.FailureInternal || as[0].Error != msg {
 		t.Fatalf("attempts %+v, want one FAILED internal with the refusal", as)
 	}
-	if open, _ := h.st.OpenDeadLetters(context.Background(), id); len(open) != 0 {
+	if open, _ := h.st.OpenDeadLetters(context.Background(), model.DefaultNamespace, id); len(open) != 0 {
 		t.Errorf("dead letters %v, want none", open)
 	}
 	assertInvariants(t, h.st, id)
 
 	// Once the worker allows the destination, a run retry runs the task again.
-	if err := h.eng.RetryRun(context.Background(), id); err != nil {
+	if err := h.eng.RetryRun(context.Background(), model.DefaultNamespace, id); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
 	if d := w.runAll(id, nil); d.Run.State != model.RunSucceeded {
