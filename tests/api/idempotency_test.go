@@ -39,7 +39,7 @@ func TestIdempotentStartConcurrent(t *testing.T) {
 	for i := range calls {
 		wg.Go(func() {
 			<-start
-			api := &rest{t: t, base: api.base, hc: hc}
+			api := &rest{t: t, base: api.base, hc: hc, token: api.token}
 			r := api.post("/v1/workflows/once/runs", map[string]any{"idempotency_key": key})
 			a := answer{status: r.Status, body: string(r.Body)}
 			if r.Status == http.StatusOK {

@@ -16,7 +16,7 @@ import (
 // designRoutes is the REST surface of docs/api.md's table (minus /healthz,
 // /readyz, /metrics and /openapi.json, which the gateway serves itself): every
 // namespaced resource under /v1/namespaces/{namespace}/..., the same routes
-// without the prefix (the namespace `default`), and NamespaceService.
+// without the prefix (the namespace `default`), NamespaceService and AuthService.
 var designRoutes = []struct{ method, path string }{
 	{"post", "/v1/namespaces/{namespace}/workflows"},
 	{"post", "/v1/namespaces/{namespace}/workflows:validate"},
@@ -55,6 +55,14 @@ var designRoutes = []struct{ method, path string }{
 	{"delete", "/v1/deadletters/{id}"},
 	{"get", "/v1/workers"},
 	{"get", "/v1/cluster"},
+
+	{"post", "/v1/tokens"},
+	{"get", "/v1/tokens"},
+	{"post", "/v1/tokens/{id}:revoke"},
+	{"get", "/v1/auth/whoami"},
+	{"post", "/v1/auth/login-codes"},
+	{"post", "/v1/auth/login-codes:exchange"},
+	{"get", "/v1/audit-events"},
 }
 
 type openAPIDoc struct {
