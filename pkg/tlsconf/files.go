@@ -159,3 +159,16 @@ func VerifyPair(ca *x509.Certificate, certFile, keyFile string, now time.Time, m
 	}
 	return cert, nil
 }
+
+// ReadCertFile parses the first certificate of a PEM file.
+func ReadCertFile(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tlsconf: %w", err)
+	}
+	cert, err := parseCertPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("tlsconf: %s: %w", path, err)
+	}
+	return cert, nil
+}

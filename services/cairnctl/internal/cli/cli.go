@@ -54,6 +54,7 @@ func init() {
 		"cluster":    {"show the scheduler leader, its epoch and the replicas", "cluster [--json] [--addr ADDR]", cmdCluster},
 		"dev":        {"run all of Cairn locally: embedded etcd, a local PostgreSQL under .cairn/, scheduler, gateway, workers", "dev [--dir DIR] [--workers N] [--concurrency N] [--grpc-addr A] [--http-addr A]", cmdDev},
 		"version":    {"print cairnctl's version", "version", cmdVersion},
+		"certs":      {"make a cluster's TLS certificates: a CA, then one certificate per component", certsUsage, cmdCerts},
 	}
 }
 
