@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cairn-io/cairn/pkg/envflag"
+	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/telemetry"
 	"github.com/cairn-io/cairn/services/gateway/internal/api"
 	"github.com/cairn-io/cairn/services/gateway/internal/forward"
@@ -50,6 +51,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.String(&o.cfg.DatabaseURL, "database-url", "CAIRN_DATABASE_URL", "postgres://cairn@127.0.0.1:5432/cairn?sslmode=disable", "PostgreSQL URL")
 	fs.List(&o.cfg.EtcdEndpoints, "etcd-endpoints", "CAIRN_ETCD_ENDPOINTS", []string{"http://127.0.0.1:2379"}, "comma-separated etcd client URLs")
 	fs.String(&o.cfg.EtcdPrefix, "etcd-prefix", "CAIRN_ETCD_PREFIX", "/cairn/", "etcd key prefix (ends with /)")
+	etcdFlags := etcdclient.AddFlags(fs, &o.cfg.Etcd)
 	fs.Int(&o.cfg.MaxBodyBytes, "max-body-bytes", "CAIRN_MAX_BODY_BYTES", gateway.DefaultMaxBodyBytes, "largest REST request body and gRPC request message, in bytes (413 / RESOURCE_EXHAUSTED beyond)")
 	fs.Int(&o.cfg.MaxPageSize, "max-page-size", "CAIRN_MAX_PAGE_SIZE", 500, "largest page_size honoured; larger requests are capped")
 	fs.Duration(&o.forwardTimeout, "forward-timeout", "CAIRN_FORWARD_TIMEOUT", envflag.Duration(forward.DefaultTimeout), "bound on a mutation forwarded to the leader, retries during a failover included")
@@ -66,6 +68,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if rest := fs.Args(); len(rest) > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: cairn-gateway takes flags only", rest)
+	}
+	if err := etcdFlags.Finish(nil); err != nil {
+		return nil, err
 	}
 	o.cfg.ForwardTimeout, o.cfg.WatchInterval, o.cfg.ShutdownTimeout = o.forwardTimeout.D(), o.watch.D(), o.stop.D()
 	// The bootstrap secret never comes from the command line (argv is readable by every local

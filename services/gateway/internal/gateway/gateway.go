@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -24,6 +22,7 @@ import (
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/apitoken"
 	"github.com/cairn-io/cairn/pkg/election"
+	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/lifecycle"
 	"github.com/cairn-io/cairn/pkg/membership"
 	"github.com/cairn-io/cairn/pkg/opsserver"
@@ -57,7 +56,8 @@ type Config struct {
 
 	DatabaseURL   string   // required
 	EtcdEndpoints []string // required
-	EtcdPrefix    string   // empty: /cairn/
+	Etcd          etcdclient.Security
+	EtcdPrefix    string // empty: /cairn/
 
 	MaxBodyBytes    int           // REST bodies and gRPC request messages; 0: DefaultMaxBodyBytes
 	MaxPageSize     int           // 0: the store's cap
@@ -105,6 +105,9 @@ func (c *Config) check() error {
 	}
 	if len(c.EtcdEndpoints) == 0 {
 		bad("etcd-endpoints is empty")
+	}
+	if err := c.Etcd.Validate(c.EtcdEndpoints); err != nil {
+		bad("%v", err)
 	}
 	if p, err := election.KeyPrefix(c.EtcdPrefix); err != nil {
 		bad("etcd-prefix: %v", err)
@@ -235,9 +238,7 @@ func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, 
 		return nil, fmt.Errorf("gateway: database: %w", err)
 	}
 	undo.add(pool.Close)
-	etcd, err := clientv3.New(clientv3.Config{
-		Endpoints: cfg.EtcdEndpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-	})
+	etcd, err := etcdclient.New(cfg.EtcdEndpoints, cfg.Etcd)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: etcd client: %w", err)
 	}

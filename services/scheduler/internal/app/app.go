@@ -15,12 +15,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/election"
+	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/lock"
 	"github.com/cairn-io/cairn/pkg/opsserver"
 	"github.com/cairn-io/cairn/pkg/schema"
@@ -235,10 +235,9 @@ func (a *App) connect(ctx context.Context) error {
 	if err := a.retry(ctx, "PostgreSQL", pool.Ping); err != nil {
 		return err
 	}
-	client, err := clientv3.New(clientv3.Config{Endpoints: a.cfg.EtcdEndpoints, DialTimeout: 5 * time.Second,
-		Logger: zap.NewNop()})
+	client, err := etcdclient.New(a.cfg.EtcdEndpoints, a.cfg.Etcd)
 	if err != nil {
-		return fmt.Errorf("%w: --etcd-endpoints: %v", ErrConfig, err)
+		return fmt.Errorf("%w: etcd client: %v", ErrConfig, err)
 	}
 	a.etcd.Store(client)
 	return a.retry(ctx, "etcd", func(ctx context.Context) error {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/envflag"
+	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/telemetry"
 )
 
@@ -26,6 +27,7 @@ var ErrConfig = errors.New("configuration error")
 type Config struct {
 	DatabaseURL     string
 	EtcdEndpoints   []string
+	Etcd            etcdclient.Security // TLS and authentication towards etcd
 	EtcdPrefix      string
 	GRPCAddr        string
 	AdvertiseAddr   string
@@ -73,6 +75,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		"comma-separated etcd client URLs")
 	fs.String(&c.EtcdPrefix, "etcd-prefix", "CAIRN_ETCD_PREFIX", election.DefaultPrefix,
 		"etcd key prefix of every Cairn key (must end with /)")
+	etcdFlags := etcdclient.AddFlags(fs, &c.Etcd)
 	fs.String(&c.GRPCAddr, "grpc-addr", "CAIRN_GRPC_ADDR", "127.0.0.1:7071",
 		"listen address of the gRPC server (WorkerService, SchedulerService); port 0 picks a free port")
 	fs.String(&c.AdvertiseAddr, "advertise-addr", "CAIRN_ADVERTISE_ADDR", "",
@@ -106,6 +109,9 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	if rest := fs.Args(); len(rest) > 0 {
 		return c, fmt.Errorf("%w: unexpected arguments %q (all settings are --flags)", ErrConfig, rest)
 	}
+	if err := etcdFlags.Finish(lookupEnv); err != nil {
+		return c, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
 	c.SessionTTL, c.AdoptGrace, c.AttemptGrace, c.ShutdownTimeout = sessionTTL.D(), adoptGrace.D(), attemptGrace.D(), shutdown.D()
 	if err := c.Validate(); err != nil {
 		return c, err
@@ -132,6 +138,9 @@ func (c *Config) Validate() error {
 		if err := checkEndpoint(ep); err != nil {
 			bad("--etcd-endpoints (CAIRN_ETCD_ENDPOINTS): %v", err)
 		}
+	}
+	if err := c.Etcd.Validate(c.EtcdEndpoints); err != nil {
+		bad("%v", err)
 	}
 	if _, err := election.KeyPrefix(c.EtcdPrefix); err != nil || c.EtcdPrefix == "" {
 		bad("--etcd-prefix (CAIRN_ETCD_PREFIX) %q must be non-empty and end with \"/\"", c.EtcdPrefix)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cairn-io/cairn/pkg/egress"
 	"github.com/cairn-io/cairn/pkg/envflag"
+	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/executor"
 	"github.com/cairn-io/cairn/pkg/membership"
 )
@@ -43,7 +44,8 @@ const (
 // build it directly (zero fields take the defaults above, see withDefaults).
 type Config struct {
 	EtcdEndpoints []string
-	EtcdPrefix    string // default "/cairn/"
+	Etcd          etcdclient.Security // TLS and authentication towards etcd
+	EtcdPrefix    string              // default "/cairn/"
 	// ID is the worker's id and etcd key; default "<hostname>-<pid>". A stable id (the pod
 	// name, say) lets a restarted worker be recognised, but it must wait for the previous
 	// incarnation's lease to expire before it registers again.
@@ -116,6 +118,8 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), usage io.W
 	}
 	fs.List(&endpoints, "etcd-endpoints", "CAIRN_ETCD_ENDPOINTS", []string{DefaultEtcdEndpoint}, "etcd client URLs, comma-separated")
 	fs.String(&prefix, "etcd-prefix", "CAIRN_ETCD_PREFIX", membership.DefaultPrefix, "etcd key prefix of every Cairn key (ends with /)")
+	var etcdSec etcdclient.Security
+	etcdFlags := etcdclient.AddFlags(fs, &etcdSec)
 	fs.String(&id, "id", "CAIRN_WORKER_ID", "", "worker id and etcd key (default <hostname>-<pid>; a stable id must wait for its previous lease to expire)")
 	fs.Int(&concurrency, "concurrency", "CAIRN_WORKER_CONCURRENCY", DefaultConcurrency, "number of attempts run at the same time (slots)")
 	fs.String(&pool, "pool", "CAIRN_WORKER_POOL", DefaultPool, "worker pool served")
@@ -137,13 +141,16 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), usage io.W
 	if rest := fs.Args(); len(rest) > 0 {
 		return c, fmt.Errorf("%w: unexpected arguments %q (the worker takes flags only)", ErrInvalidConfig, rest)
 	}
+	if err := etcdFlags.Finish(lookupEnv); err != nil {
+		return c, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
 	lbl, lerr := ParseLabels(labels)
 	allow, eerr := egress.ParseAllowList(egressAllow)
 	if eerr != nil {
 		eerr = fmt.Errorf("%w: --egress-allow (CAIRN_EGRESS_ALLOW): %v", ErrInvalidConfig, eerr)
 	}
 	c = Config{
-		EtcdEndpoints: endpoints, EtcdPrefix: prefix, ID: id, Concurrency: concurrency, Pool: pool,
+		EtcdEndpoints: endpoints, Etcd: etcdSec, EtcdPrefix: prefix, ID: id, Concurrency: concurrency, Pool: pool,
 		Labels: lbl, LeaseTTL: leaseTTL.D(), DrainTimeout: drainTimeout.D(), OpsAddr: ops,
 		AdvertiseAddr: advertise, WorkdirRoots: splitList(workdirRoot), EgressAllow: allow, OutputCap: outputCap,
 		KillGrace: killGrace.D(), LogFormat: logFormat, LogLevel: logLevel, OTLPEndpoint: otlp,
@@ -267,6 +274,9 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(e) == "" {
 			bad("--etcd-endpoints has an empty entry")
 		}
+	}
+	if err := c.Etcd.Validate(c.EtcdEndpoints); err != nil {
+		bad("%v", err)
 	}
 	if !strings.HasSuffix(c.EtcdPrefix, "/") {
 		bad("--etcd-prefix %q must end with \"/\"", c.EtcdPrefix)

@@ -12,11 +12,11 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/egress"
 	"github.com/cairn-io/cairn/pkg/election"
+	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/executor"
 	"github.com/cairn-io/cairn/pkg/membership"
 	"github.com/cairn-io/cairn/pkg/opsserver"
@@ -82,12 +82,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 
-	etcd, err := clientv3.New(clientv3.Config{
-		Endpoints:   cfg.EtcdEndpoints,
-		DialTimeout: 5 * time.Second,
-		// etcd's own zap logging would duplicate what we log about its failures.
-		Logger: zap.NewNop(),
-	})
+	etcd, err := etcdclient.New(cfg.EtcdEndpoints, cfg.Etcd)
 	if err != nil {
 		return fmt.Errorf("worker %s: etcd client for %v: %w", cfg.ID, cfg.EtcdEndpoints, err)
 	}
