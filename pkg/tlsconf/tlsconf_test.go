@@ -412,3 +412,37 @@ func TestIdentityFromPeer(t *testing.T) {
 		t.Errorf("no peer: %v, want ErrNoTLS", err)
 	}
 }
+
+func TestDirReuse(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tls")
+	d, created, err := LoadOrCreateDir(path, CAOptions{})
+	if err != nil || !created {
+		t.Fatalf("first LoadOrCreateDir: created %v, %v", created, err)
+	}
+	req := CertRequest{Identity: Identity{RoleGateway, "dev"}, DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}}
+	cert1, _, reused, err := d.Ensure("gateway", req)
+	if err != nil || reused {
+		t.Fatalf("first Ensure: reused %v, %v", reused, err)
+	}
+	before, _ := os.ReadFile(cert1)
+	d2, created, err := LoadOrCreateDir(path, CAOptions{})
+	if err != nil || created || !d2.CA.Cert.Equal(d.CA.Cert) {
+		t.Fatalf("second LoadOrCreateDir: created %v, same CA %v, %v", created, d2.CA.Cert.Equal(d.CA.Cert), err)
+	}
+	if _, _, reused, err := d2.Ensure("gateway", req); err != nil || !reused {
+		t.Fatalf("Ensure of a valid certificate: reused %v, %v", reused, err)
+	}
+	if after, _ := os.ReadFile(cert1); string(after) != string(before) {
+		t.Error("a valid certificate was rewritten")
+	}
+	// Another name asked for: a new certificate.
+	req.DNSNames = append(req.DNSNames, "gw.example")
+	if _, _, reused, err := d2.Ensure("gateway", req); err != nil || reused {
+		t.Fatalf("Ensure with a new name: reused %v, %v", reused, err)
+	}
+	// A CA of another directory invalidates the certificates it did not sign.
+	d3, _ := CreateDir(path, CAOptions{})
+	if _, _, reused, _ := d3.Ensure("gateway", req); reused {
+		t.Error("a certificate of the replaced CA was reused")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -42,7 +43,11 @@ type Config struct {
 	Timeout time.Duration
 	// MaxMessageBytes caps gRPC messages to and from the leader; zero leaves gRPC's default.
 	MaxMessageBytes int
-	// DialOptions are added to the leader connections (tests, TLS later).
+	// Credentials secure the leader connections (mutual TLS: the gateway's client
+	// certificate, the leader's verified against a fixed name, whatever address etcd gives);
+	// nil dials in plaintext (insecure mode, loopback only).
+	Credentials credentials.TransportCredentials
+	// DialOptions are added to the leader connections (tests, instrumentation).
 	DialOptions []grpc.DialOption
 	// Logger receives leader changes; nil means slog.Default().
 	Logger *slog.Logger
@@ -157,7 +162,11 @@ func (f *Forwarder) set(l election.Leadership) {
 }
 
 func (f *Forwarder) dial(addr string) (*grpc.ClientConn, error) {
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	creds := f.cfg.Credentials
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if n := f.cfg.MaxMessageBytes; n > 0 {
 		opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(n), grpc.MaxCallSendMsgSize(n)))
 	}

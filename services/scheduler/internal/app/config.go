@@ -43,6 +43,17 @@ type Config struct {
 	OTLPEndpoint    string
 	Pprof           bool
 
+	// TLSCert and TLSKey are the gRPC listener's certificate (identity
+	// spiffe://cairn/scheduler/<name>, DNS SAN SchedulerServerName) and key; TLSClientCA is
+	// the CA every client certificate must chain to. See docs/security-tls.md.
+	TLSCert, TLSKey, TLSClientCA string
+	// SchedulerServerName is the name gateways and workers verify in the scheduler's
+	// certificate; the replica refuses to start with a certificate that does not carry it.
+	SchedulerServerName string
+	// Insecure serves gRPC in plaintext without client certificates. Accepted only when every
+	// listen and peer address is on loopback.
+	Insecure bool
+
 	// Not flags: set by tests and embedders.
 
 	// Logger replaces the logger built from LogFormat and LogLevel.
@@ -55,6 +66,9 @@ type Config struct {
 	// CronInterval is the cron loop's tick; zero means one second.
 	CronInterval time.Duration
 }
+
+// DefaultSchedulerServerName is the DNS name clients verify in a scheduler's certificate.
+const DefaultSchedulerServerName = "cairn-scheduler"
 
 // Summary is the first line of --help.
 const Summary = "cairn-scheduler: the Cairn scheduler replica (one leader elected through etcd runs the DAGs)"
@@ -100,6 +114,15 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		"OTLP/gRPC endpoint for traces (host:port, http:// or https://); empty: traces are not exported")
 	fs.Bool(&c.Pprof, "pprof", "CAIRN_PPROF", false,
 		"serve /debug/pprof/ on the ops address (profiling; keep the ops address private)")
+	fs.String(&c.TLSCert, "tls-cert", "CAIRN_TLS_CERT", "",
+		"certificate of the gRPC listener (spiffe://cairn/scheduler/<name>, DNS name --scheduler-server-name)")
+	fs.String(&c.TLSKey, "tls-key", "CAIRN_TLS_KEY", "", "key of --tls-cert")
+	fs.String(&c.TLSClientCA, "tls-client-ca", "CAIRN_TLS_CLIENT_CA", "",
+		"CA file client certificates (gateways, workers) must chain to; every gRPC client must present one")
+	fs.String(&c.SchedulerServerName, "scheduler-server-name", "CAIRN_SCHEDULER_SERVER_NAME", DefaultSchedulerServerName,
+		"the DNS name in --tls-cert that gateways and workers verify")
+	fs.Bool(&c.Insecure, "insecure", "CAIRN_INSECURE", false,
+		"serve gRPC in plaintext without client certificates; only accepted when every address is on loopback")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -187,6 +210,10 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("--shutdown-timeout (CAIRN_SHUTDOWN_TIMEOUT) %v must be positive", c.ShutdownTimeout)
 	}
+	if c.SchedulerServerName == "" {
+		c.SchedulerServerName = DefaultSchedulerServerName
+	}
+	errs = append(errs, c.validateTLS()...)
 	if c.Logger == nil {
 		if _, err := telemetry.NewLogger(c.LogFormat, c.LogLevel, io.Discard); err != nil {
 			bad("--log-format (CAIRN_LOG_FORMAT) / --log-level (CAIRN_LOG_LEVEL): %v", err)
@@ -213,4 +240,35 @@ func checkEndpoint(ep string) error {
 		return fmt.Errorf("endpoint %q must be a URL (http://host:port) or host:port", ep)
 	}
 	return nil
+}
+
+// tlsConfigured reports whether internal TLS is set up.
+func (c *Config) tlsConfigured() bool {
+	return c.TLSCert != "" || c.TLSKey != "" || c.TLSClientCA != ""
+}
+
+// validateTLS checks the internal TLS settings against the insecure mode.
+func (c *Config) validateTLS() []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...)))
+	}
+	if c.tlsConfigured() {
+		if c.Insecure {
+			bad("--insecure (CAIRN_INSECURE) and --tls-cert/--tls-key/--tls-client-ca exclude each other: drop one")
+		}
+		var missing []string
+		for _, f := range []struct{ flag, env, v string }{
+			{"--tls-cert", "CAIRN_TLS_CERT", c.TLSCert}, {"--tls-key", "CAIRN_TLS_KEY", c.TLSKey},
+			{"--tls-client-ca", "CAIRN_TLS_CLIENT_CA", c.TLSClientCA},
+		} {
+			if f.v == "" {
+				missing = append(missing, f.flag+" ("+f.env+")")
+			}
+		}
+		if len(missing) > 0 {
+			bad("internal TLS needs all of --tls-cert, --tls-key and --tls-client-ca; missing %s", strings.Join(missing, ", "))
+		}
+	}
+	return errs
 }

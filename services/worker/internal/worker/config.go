@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -13,11 +14,14 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+
 	"github.com/cairn-io/cairn/pkg/egress"
 	"github.com/cairn-io/cairn/pkg/envflag"
 	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/executor"
 	"github.com/cairn-io/cairn/pkg/membership"
+	"github.com/cairn-io/cairn/pkg/tlsconf"
 )
 
 // Version is the worker's version, reported in its hello and its etcd registration. Release
@@ -29,15 +33,17 @@ var ErrInvalidConfig = errors.New("worker: invalid configuration")
 
 // Defaults of the settings.
 const (
-	DefaultEtcdEndpoint  = "http://127.0.0.1:2379"
-	DefaultConcurrency   = 4
-	DefaultPool          = "default"
-	DefaultLeaseTTL      = 10 * time.Second
-	DefaultDrainTimeout  = 30 * time.Second
-	DefaultOpsAddr       = "127.0.0.1:9092"
-	DefaultHeartbeat     = 3 * time.Second
-	MaxConcurrency       = 1024
-	minHeartbeatInterval = 100 * time.Millisecond
+	DefaultEtcdEndpoint = "http://127.0.0.1:2379"
+	DefaultConcurrency  = 4
+	DefaultPool         = "default"
+	DefaultLeaseTTL     = 10 * time.Second
+	DefaultDrainTimeout = 30 * time.Second
+	DefaultOpsAddr      = "127.0.0.1:9092"
+	DefaultHeartbeat    = 3 * time.Second
+	// DefaultSchedulerServerName is the name verified in the leader's certificate.
+	DefaultSchedulerServerName = "cairn-scheduler"
+	MaxConcurrency             = 1024
+	minHeartbeatInterval       = 100 * time.Millisecond
 )
 
 // Config is everything Run needs. ParseFlags fills it from flags and CAIRN_* variables; tests
@@ -76,6 +82,16 @@ type Config struct {
 	LogFormat    string // text | json
 	LogLevel     string // debug | info | warn | error
 	OTLPEndpoint string
+
+	// TLSCert and TLSKey are the worker's client certificate towards the leader
+	// (spiffe://cairn/worker/<id>: its name is the worker id) and key; TLSCA is the CA the
+	// leader's certificate must chain to. All three, or Insecure.
+	TLSCert, TLSKey, TLSCA string
+	// SchedulerServerName is the name the leader's certificate must carry, whatever address
+	// etcd publishes (default DefaultSchedulerServerName).
+	SchedulerServerName string
+	// Insecure connects to the leader in plaintext without a certificate (loopback only).
+	Insecure bool
 
 	// The rest is for tests and embedding; flags do not set it.
 
@@ -135,6 +151,14 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), usage io.W
 	fs.String(&logFormat, "log-format", "CAIRN_LOG_FORMAT", "text", "log format: text or json")
 	fs.String(&logLevel, "log-level", "CAIRN_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	fs.String(&otlp, "otlp-endpoint", "CAIRN_OTLP_ENDPOINT", "", "OTLP/gRPC trace endpoint (host:port or http(s)://host:port; empty: traces not exported)")
+	var tlsCert, tlsKey, tlsCA, serverName string
+	var insecureMode bool
+	fs.String(&tlsCert, "tls-cert", "CAIRN_TLS_CERT", "", "client certificate towards the leader (spiffe://cairn/worker/<id>; its name is the default --id)")
+	fs.String(&tlsKey, "tls-key", "CAIRN_TLS_KEY", "", "key of --tls-cert (mode 0600, owned by the worker's user)")
+	fs.String(&tlsCA, "tls-ca", "CAIRN_TLS_CA", "", "CA file the leader's certificate must chain to")
+	fs.String(&serverName, "scheduler-server-name", "CAIRN_SCHEDULER_SERVER_NAME", DefaultSchedulerServerName,
+		"the name the leader's certificate must carry, whatever address etcd publishes")
+	fs.Bool(&insecureMode, "insecure", "CAIRN_INSECURE", false, "connect to the leader in plaintext without a certificate; only accepted when every address is on loopback")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -154,6 +178,13 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), usage io.W
 		Labels: lbl, LeaseTTL: leaseTTL.D(), DrainTimeout: drainTimeout.D(), OpsAddr: ops,
 		AdvertiseAddr: advertise, WorkdirRoots: splitList(workdirRoot), EgressAllow: allow, OutputCap: outputCap,
 		KillGrace: killGrace.D(), LogFormat: logFormat, LogLevel: logLevel, OTLPEndpoint: otlp,
+		TLSCert: tlsCert, TLSKey: tlsKey, TLSCA: tlsCA, SchedulerServerName: serverName, Insecure: insecureMode,
+	}
+	if c.ID == "" && c.TLSCert != "" {
+		// The certificate says who this worker is.
+		if id, err := certIdentity(c.TLSCert); err == nil && id.Role == tlsconf.RoleWorker {
+			c.ID = id.Name
+		}
 	}
 	if c.ID == "" {
 		c.ID = DefaultID()
@@ -260,7 +291,58 @@ func (c Config) withDefaults() Config {
 	if c.Heartbeat == 0 {
 		c.Heartbeat = DefaultHeartbeat
 	}
+	if c.SchedulerServerName == "" {
+		c.SchedulerServerName = DefaultSchedulerServerName
+	}
 	return c
+}
+
+func (c Config) internalTLS() bool { return c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "" }
+
+func certIdentity(file string) (tlsconf.Identity, error) {
+	cert, err := tlsconf.ReadCertFile(file)
+	if err != nil {
+		return tlsconf.Identity{}, err
+	}
+	return tlsconf.IdentityFromCert(cert)
+}
+
+// validateTLS checks the internal TLS settings: all three files, a worker certificate whose
+// name is the worker id.
+func (c Config) validateTLS(bad func(string, ...any)) {
+	if !c.internalTLS() {
+		return
+	}
+	if c.Insecure {
+		bad("--insecure (CAIRN_INSECURE) and --tls-cert/--tls-key/--tls-ca exclude each other: drop one")
+	}
+	if c.TLSCert == "" || c.TLSKey == "" || c.TLSCA == "" {
+		bad("internal TLS needs all of --tls-cert (CAIRN_TLS_CERT), --tls-key (CAIRN_TLS_KEY) and --tls-ca (CAIRN_TLS_CA)")
+		return
+	}
+	id, err := certIdentity(c.TLSCert)
+	switch {
+	case err != nil:
+		bad("--tls-cert %s: %v", c.TLSCert, err)
+	case id.Role != tlsconf.RoleWorker:
+		bad("--tls-cert %s names %s, not a worker (spiffe://cairn/worker/<id>)", c.TLSCert, id)
+	case id.Name != c.ID:
+		bad("--id %q is not the worker named by --tls-cert (%s): a worker is who its certificate says; drop --id or issue a certificate for %q",
+			c.ID, id, c.ID)
+	}
+}
+
+// leaderCredentials is the mutual TLS towards the leader; nil in insecure mode.
+func (c Config) leaderCredentials() (credentials.TransportCredentials, error) {
+	if !c.internalTLS() {
+		return nil, nil
+	}
+	tc, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: c.TLSCA, CertFile: c.TLSCert, KeyFile: c.TLSKey,
+		ServerName: c.SchedulerServerName, ServerRole: tlsconf.RoleScheduler, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	return credentials.NewTLS(tc), nil
 }
 
 // Validate reports every problem of c (after defaults), each naming its setting.
@@ -337,5 +419,6 @@ func (c Config) Validate() error {
 	if c.Heartbeat < minHeartbeatInterval {
 		bad("heartbeat interval %v must be at least %v", c.Heartbeat, minHeartbeatInterval)
 	}
+	c.validateTLS(bad)
 	return errors.Join(errs...)
 }

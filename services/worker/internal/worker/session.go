@@ -112,8 +112,12 @@ func (w *Worker) connectLoop(ctx context.Context) {
 func (w *Worker) session(ctx context.Context, lead election.Leadership) (welcomed bool, err error) {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	creds := w.creds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
 	conn, err := grpc.NewClient(lead.Value,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(clientKeepalive),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 			otelgrpc.WithTracerProvider(w.tel.TracerProvider), otelgrpc.WithMeterProvider(w.tel.MeterProvider))),

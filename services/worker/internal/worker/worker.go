@@ -12,6 +12,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/credentials"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/egress"
@@ -90,6 +91,9 @@ func Run(ctx context.Context, cfg Config) error {
 
 	w := newWorker(cfg, log, etcd, exec)
 	w.baseLog = base
+	if w.creds, err = cfg.leaderCredentials(); err != nil {
+		return err
+	}
 	if err := w.metrics.register(tel.Meter("github.com/cairn-io/cairn/services/worker"), w); err != nil {
 		return fmt.Errorf("worker %s: metrics: %w", cfg.ID, err)
 	}
@@ -170,6 +174,7 @@ type Worker struct {
 	tel     *telemetry.Telemetry
 	addr    string
 	started time.Time
+	creds   credentials.TransportCredentials // towards the leader; nil: plaintext (insecure mode)
 
 	attemptsCtx context.Context // parent of every attempt; outlives SIGTERM, ends with Run
 	attemptsWG  sync.WaitGroup  // attempt goroutines
