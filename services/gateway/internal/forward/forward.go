@@ -21,6 +21,7 @@ import (
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/lifecycle"
+	"github.com/cairn-io/cairn/pkg/loopback"
 )
 
 const (
@@ -45,7 +46,7 @@ type Config struct {
 	MaxMessageBytes int
 	// Credentials secure the leader connections (mutual TLS: the gateway's client
 	// certificate, the leader's verified against a fixed name, whatever address etcd gives);
-	// nil dials in plaintext (insecure mode, loopback only).
+	// nil dials in plaintext, and then only a leader address on loopback (insecure mode).
 	Credentials credentials.TransportCredentials
 	// DialOptions are added to the leader connections (tests, instrumentation).
 	DialOptions []grpc.DialOption
@@ -164,6 +165,12 @@ func (f *Forwarder) set(l election.Leadership) {
 func (f *Forwarder) dial(addr string) (*grpc.ClientConn, error) {
 	creds := f.cfg.Credentials
 	if creds == nil {
+		// Plaintext is for a cluster entirely on loopback: a leader address elsewhere (etcd
+		// says so) is not dialed without TLS.
+		if !loopback.Addr(addr) {
+			f.log.Error("refusing to dial the leader in plaintext: it is not on loopback", slog.String("address", addr))
+			return nil, fmt.Errorf("leader %s is not on loopback and the gateway has no TLS client certificate (--tls-cert, --tls-key, --tls-ca)", addr)
+		}
 		creds = insecure.NewCredentials()
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}

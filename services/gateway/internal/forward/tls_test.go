@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -107,5 +108,27 @@ func TestForwardVerifiesTheLeaderName(t *testing.T) {
 	}
 	if name, err := apply(f); err != nil || name != "real" {
 		t.Fatalf("the real leader: %q, %v", name, err)
+	}
+}
+
+// TestPlaintextOnlyToLoopback: without credentials (insecure mode) a leader address off
+// loopback is never dialed; the call fails at once, naming why.
+func TestPlaintextOnlyToLoopback(t *testing.T) {
+	etcd := etcdtest.New(t)
+	f, err := forward.New(forward.Config{Client: etcd, Timeout: time.Second, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.Stop)
+	campaign(t, etcd, "10.255.255.1:7071") // refused before any dial: no packet leaves
+	for f.Leader().IsZero() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	_, err = apply(f)
+	if status.Code(err) != codes.Unavailable || !strings.Contains(status.Convert(err).Message(), "not on loopback") {
+		t.Fatalf("a plaintext leader off loopback: %v", err)
 	}
 }

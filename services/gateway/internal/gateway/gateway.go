@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/grpc"
@@ -26,6 +27,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/lifecycle"
+	"github.com/cairn-io/cairn/pkg/loopback"
 	"github.com/cairn-io/cairn/pkg/membership"
 	"github.com/cairn-io/cairn/pkg/opsserver"
 	"github.com/cairn-io/cairn/pkg/store"
@@ -185,6 +187,23 @@ func (c *Config) checkTLS() []error {
 	}
 	if c.SchedulerServerName == "" {
 		c.SchedulerServerName = DefaultSchedulerServerName
+	}
+	if !c.internalTLS() && !c.Insecure {
+		bad("the gateway has no client certificate for the scheduler: set --tls-cert (CAIRN_TLS_CERT), --tls-key (CAIRN_TLS_KEY) and --tls-ca (CAIRN_TLS_CA) " +
+			"(make them with `cairnctl certs`, see docs/security-tls.md), or --insecure (CAIRN_INSECURE) for a cluster entirely on loopback")
+	}
+	if !c.internalTLS() && c.Insecure {
+		var settings []loopback.Setting
+		for _, ep := range c.EtcdEndpoints {
+			settings = append(settings, loopback.Setting{Flag: "--etcd-endpoints (CAIRN_ETCD_ENDPOINTS)", Value: ep, Kind: loopback.KindURL})
+		}
+		if pc, err := pgconn.ParseConfig(c.DatabaseURL); err == nil {
+			settings = append(settings, loopback.Setting{Flag: "--database-url (CAIRN_DATABASE_URL) host", Value: pc.Host, Kind: loopback.KindHost})
+		}
+		if err := loopback.Check(settings); err != nil {
+			bad("--insecure (CAIRN_INSECURE) without a client certificate is accepted only when every peer is on loopback (%v); "+
+				"set --tls-cert, --tls-key and --tls-ca (docs/security-tls.md)", err)
+		}
 	}
 	if c.internalTLS() {
 		if c.TLSCert == "" || c.TLSKey == "" || c.TLSCA == "" {

@@ -12,6 +12,7 @@ import (
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/services/gateway/gatewaytest"
+	"github.com/cairn-io/cairn/services/gateway/internal/gateway"
 )
 
 // TestPublicTLS: with a public certificate, REST and gRPC are served over TLS only, and the
@@ -66,5 +67,37 @@ func TestPublicTLS(t *testing.T) {
 	defer scancel()
 	if _, err := cairnv1.NewWorkflowServiceClient(plain).GetWorkflow(sctx, &cairnv1.GetWorkflowRequest{Name: "tls"}); err == nil {
 		t.Error("plaintext gRPC got an answer from the TLS listener")
+	}
+}
+
+// TestInternalTLSOrInsecure: without a client certificate for the scheduler the gateway
+// refuses to start, naming what to set; --insecure dials in plaintext only with every peer on
+// loopback.
+func TestInternalTLSOrInsecure(t *testing.T) {
+	base := gateway.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", DatabaseURL: "postgres://x@127.0.0.1/x",
+		EtcdEndpoints: []string{"http://127.0.0.1:2379"}}
+	_, err := gateway.New(base)
+	for _, want := range []string{"--tls-cert (CAIRN_TLS_CERT)", "--tls-key (CAIRN_TLS_KEY)", "--tls-ca (CAIRN_TLS_CA)", "--insecure (CAIRN_INSECURE)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("no TLS, not insecure: %v; want an error naming %s", err, want)
+		}
+	}
+	ok := base
+	ok.Insecure = true
+	if _, err := gateway.New(ok); err != nil {
+		t.Errorf("insecure on loopback: %v", err)
+	}
+	remote := ok
+	remote.EtcdEndpoints, remote.DatabaseURL = []string{"http://etcd:2379"}, "postgres://x@db.example/x"
+	_, err = gateway.New(remote)
+	for _, want := range []string{"--etcd-endpoints (CAIRN_ETCD_ENDPOINTS)=http://etcd:2379", "--database-url (CAIRN_DATABASE_URL) host=db.example"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("insecure with remote peers: %v; want an error naming %s", err, want)
+		}
+	}
+	half := base
+	half.TLSCert = "gateway.pem"
+	if _, err := gateway.New(half); err == nil || !strings.Contains(err.Error(), "needs all of") {
+		t.Errorf("a certificate without key and CA: %v", err)
 	}
 }

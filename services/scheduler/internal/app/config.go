@@ -12,11 +12,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/envflag"
 	"github.com/cairn-io/cairn/pkg/etcdclient"
+	"github.com/cairn-io/cairn/pkg/loopback"
 	"github.com/cairn-io/cairn/pkg/telemetry"
 )
 
@@ -247,11 +249,33 @@ func (c *Config) tlsConfigured() bool {
 	return c.TLSCert != "" || c.TLSKey != "" || c.TLSClientCA != ""
 }
 
-// validateTLS checks the internal TLS settings against the insecure mode.
+// validateTLS checks the internal TLS settings: TLS, or the insecure mode with every
+// address on loopback.
 func (c *Config) validateTLS() []error {
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...)))
+	}
+	switch {
+	case !c.tlsConfigured() && !c.Insecure:
+		bad("internal TLS is not configured: set --tls-cert (CAIRN_TLS_CERT), --tls-key (CAIRN_TLS_KEY) and --tls-client-ca (CAIRN_TLS_CLIENT_CA) " +
+			"(make them with `cairnctl certs`, see docs/security-tls.md), or --insecure (CAIRN_INSECURE) for a cluster entirely on loopback")
+	case c.Insecure && !c.tlsConfigured():
+		settings := []loopback.Setting{
+			{Flag: "--grpc-addr (CAIRN_GRPC_ADDR)", Value: c.GRPCAddr},
+			{Flag: "--ops-addr (CAIRN_OPS_ADDR)", Value: c.OpsAddr},
+			{Flag: "--advertise-addr (CAIRN_ADVERTISE_ADDR)", Value: c.AdvertiseAddr},
+		}
+		for _, ep := range c.EtcdEndpoints {
+			settings = append(settings, loopback.Setting{Flag: "--etcd-endpoints (CAIRN_ETCD_ENDPOINTS)", Value: ep, Kind: loopback.KindURL})
+		}
+		for _, h := range databaseHosts(c.DatabaseURL) {
+			settings = append(settings, loopback.Setting{Flag: "--database-url (CAIRN_DATABASE_URL) host", Value: h, Kind: loopback.KindHost})
+		}
+		if err := loopback.Check(settings); err != nil {
+			bad("--insecure (CAIRN_INSECURE) is accepted only when every listen and peer address is on loopback (%v); "+
+				"configure internal TLS instead: --tls-cert, --tls-key and --tls-client-ca (docs/security-tls.md)", err)
+		}
 	}
 	if c.tlsConfigured() {
 		if c.Insecure {
@@ -271,4 +295,18 @@ func (c *Config) validateTLS() []error {
 		}
 	}
 	return errs
+}
+
+// databaseHosts are the hosts a PostgreSQL URL connects to (unix socket directories
+// included); none when the URL does not parse (reported elsewhere).
+func databaseHosts(u string) []string {
+	pc, err := pgconn.ParseConfig(u)
+	if err != nil {
+		return nil
+	}
+	hosts := []string{pc.Host}
+	for _, f := range pc.Fallbacks {
+		hosts = append(hosts, f.Host)
+	}
+	return hosts
 }

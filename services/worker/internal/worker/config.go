@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/envflag"
 	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/executor"
+	"github.com/cairn-io/cairn/pkg/loopback"
 	"github.com/cairn-io/cairn/pkg/membership"
 	"github.com/cairn-io/cairn/pkg/tlsconf"
 )
@@ -311,6 +312,23 @@ func certIdentity(file string) (tlsconf.Identity, error) {
 // name is the worker id.
 func (c Config) validateTLS(bad func(string, ...any)) {
 	if !c.internalTLS() {
+		if !c.Insecure {
+			bad("internal TLS is not configured: set --tls-cert (CAIRN_TLS_CERT), --tls-key (CAIRN_TLS_KEY) and --tls-ca (CAIRN_TLS_CA) " +
+				"(a worker certificate naming this worker: `cairnctl certs issue --role worker --name <id>`, docs/security-tls.md), " +
+				"or --insecure (CAIRN_INSECURE) for a cluster entirely on loopback")
+			return
+		}
+		settings := []loopback.Setting{
+			{Flag: "--ops-addr (CAIRN_OPS_ADDR)", Value: c.OpsAddr},
+			{Flag: "--advertise-addr (CAIRN_WORKER_ADVERTISE_ADDR)", Value: c.AdvertiseAddr},
+		}
+		for _, ep := range c.EtcdEndpoints {
+			settings = append(settings, loopback.Setting{Flag: "--etcd-endpoints (CAIRN_ETCD_ENDPOINTS)", Value: ep, Kind: loopback.KindURL})
+		}
+		if err := loopback.Check(settings); err != nil {
+			bad("--insecure (CAIRN_INSECURE) is accepted only when every listen and peer address is on loopback (%v); "+
+				"configure internal TLS instead: --tls-cert, --tls-key and --tls-ca (docs/security-tls.md)", err)
+		}
 		return
 	}
 	if c.Insecure {

@@ -18,7 +18,7 @@ func env(m map[string]string) func(string) (string, bool) {
 }
 
 func TestParseFlagsDefaults(t *testing.T) {
-	c, err := ParseFlags(nil, env(nil), nil)
+	c, err := ParseFlags(nil, env(map[string]string{"CAIRN_INSECURE": "true"}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 func TestParseFlagsEnvAndFlags(t *testing.T) {
 	c, err := ParseFlags([]string{"--concurrency", "8", "--labels", "zone=a, gpu=yes"}, env(map[string]string{
 		"CAIRN_WORKER_CONCURRENCY": "2", "CAIRN_WORKER_ID": "w-7", "CAIRN_LEASE_TTL": "3s",
-		"CAIRN_WORKDIR_ROOTS": "/srv,/data", "CAIRN_ETCD_ENDPOINTS": "http://a:1,http://b:2",
+		"CAIRN_WORKDIR_ROOTS": "/srv,/data", "CAIRN_ETCD_ENDPOINTS": "http://127.0.0.1:1,http://localhost:2", "CAIRN_INSECURE": "true",
 		"CAIRN_EGRESS_ALLOW": "10.20.0.0/16, fd00:1::/64",
 	}), nil)
 	if err != nil {
@@ -44,7 +44,7 @@ func TestParseFlagsEnvAndFlags(t *testing.T) {
 		egress.FormatAllowList(c.EgressAllow) != "10.20.0.0/16,fd00:1::/64" {
 		t.Fatalf("config = %+v", c)
 	}
-	c, err = ParseFlags([]string{"--egress-allow", "127.0.0.0/8,::1/128"}, env(map[string]string{"CAIRN_EGRESS_ALLOW": "10.0.0.0/8"}), nil)
+	c, err = ParseFlags([]string{"--egress-allow", "127.0.0.0/8,::1/128", "--insecure"}, env(map[string]string{"CAIRN_EGRESS_ALLOW": "10.0.0.0/8"}), nil)
 	if err != nil || egress.FormatAllowList(c.EgressAllow) != "127.0.0.0/8,::1/128" {
 		t.Fatalf("--egress-allow over CAIRN_EGRESS_ALLOW: %v, %v", c.EgressAllow, err)
 	}
@@ -66,6 +66,10 @@ func TestParseFlagsErrorsNameTheSetting(t *testing.T) {
 		{args: []string{"--egress-allow", "127.0.0.1"}, want: []string{`--egress-allow (CAIRN_EGRESS_ALLOW): "127.0.0.1" is an address, not a CIDR (write 127.0.0.1/32)`}},
 		{env: map[string]string{"CAIRN_EGRESS_ALLOW": "10.0.0.0/8,10.1.2.3/16"}, want: []string{`--egress-allow (CAIRN_EGRESS_ALLOW): "10.1.2.3/16": 10.1.2.3/16 has host bits set`}},
 		{env: map[string]string{"CAIRN_EGRESS_ALLOW": "private"}, want: []string{`--egress-allow (CAIRN_EGRESS_ALLOW): "private" is not a CIDR`}},
+		{want: []string{"internal TLS is not configured", "--tls-cert (CAIRN_TLS_CERT)", "--tls-ca (CAIRN_TLS_CA)", "--insecure (CAIRN_INSECURE)"}},
+		{args: []string{"--insecure", "--etcd-endpoints", "http://etcd:2379", "--ops-addr", "0.0.0.0:9092"},
+			want: []string{"loopback", "--etcd-endpoints (CAIRN_ETCD_ENDPOINTS)=http://etcd:2379", "--ops-addr (CAIRN_OPS_ADDR)=0.0.0.0:9092"}},
+		{args: []string{"--tls-cert", "/nonexistent.pem"}, want: []string{"needs all of --tls-cert"}},
 	} {
 		_, err := ParseFlags(tc.args, env(tc.env), &bytes.Buffer{})
 		if err == nil {
