@@ -45,6 +45,10 @@ const (
 	MaxSendMsgSize = 16 << 20
 	// MigrationLock is the etcd lock (under <prefix>locks/) held while migrating.
 	MigrationLock = "migrations"
+	// StreamTimeout is how long a worker stream may be silent and still be alive: three of
+	// the heartbeats the welcome asks for. A second hello for a live stream's worker id is
+	// refused (ALREADY_EXISTS); one for a silent stream replaces it.
+	StreamTimeout = 3 * workerapi.DefaultHeartbeatInterval
 )
 
 // App is one running scheduler replica.
