@@ -240,6 +240,11 @@ func (c *Cluster) AddWorker(ctx context.Context, logDir string, i int) (*Process
 		return nil, err
 	}
 	args := c.common(append([]string{"--id", id, "--concurrency", strconv.Itoa(c.spec.Slots), "--ops-addr", opsAddr}, tlsArgs...)...)
+	if os.Geteuid() == 0 {
+		// A worker refuses to run tasks as root unless told: run them as nobody, as a
+		// deployment would run them as an unprivileged user.
+		args = append(args, "--task-user", "nobody")
+	}
 	if c.spec.LeaseTTL > 0 {
 		args = append(args, "--lease-ttl", c.spec.LeaseTTL.String())
 	}

@@ -58,6 +58,9 @@ type Options struct {
 	// Insecure runs every process with --insecure (plaintext gRPC, no client certificates)
 	// instead of mutual TLS.
 	Insecure bool
+	// TaskUser is the workers' CAIRN_TASK_USER; default "nobody" when the tests run as root
+	// (a worker refuses to run tasks as root unless told), none otherwise.
+	TaskUser string
 	// LogLevel of every process; default "info".
 	LogLevel string
 	// Env adds or overrides variables of every process.
@@ -89,6 +92,9 @@ func (o Options) withDefaults() Options {
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
 	}
+	if o.TaskUser == "" && os.Geteuid() == 0 {
+		o.TaskUser = "nobody"
+	}
 	return o
 }
 
@@ -118,6 +124,7 @@ type Cluster struct {
 
 	t       testing.TB
 	logDir  string
+	shared  string // see SharedDir
 	all     []*Process
 	proxies []*Proxy // per scheduler, with Options.EtcdProxies
 }
@@ -187,6 +194,11 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 			"CAIRN_OPS_ADDR":           opsAddr,
 		}
 		c.clientEnv(env, tlsconf.RoleWorker, id)
+		if opts.TaskUser != "" {
+			env["CAIRN_TASK_USER"] = opts.TaskUser
+			// The task user must reach the worker's scratch directories under TMPDIR.
+			env["TMPDIR"] = c.sharedSubdir(id+".tmp", 0o711)
+		}
 		p := c.newProcess(id, c.Bins.Worker, env)
 		p.ID, p.OpsAddr = id, opsAddr
 		c.Workers = append(c.Workers, p)

@@ -2,10 +2,12 @@ package framework
 
 import (
 	"crypto/tls"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc"
@@ -166,6 +168,42 @@ func privateDir(t testing.TB, parent string) string {
 	dir := filepath.Join(parent, "tls")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatalf("framework: %v", err)
+	}
+	return dir
+}
+
+// SharedDir returns a directory that the workers' shell tasks may read and write (mode
+// 0777), for tests whose tasks exchange files with the test: tasks may run as another user
+// (Options.TaskUser), who cannot enter the test's private temporary directories. It is
+// removed when the test ends.
+func (c *Cluster) SharedDir() string {
+	c.t.Helper()
+	return c.sharedSubdir(fmt.Sprintf("files-%d", sharedSeq.Add(1)), 0o777)
+}
+
+var sharedSeq atomic.Int64
+
+// sharedSubdir makes name with mode under the cluster's shared root (a directory of the
+// system's temporary directory, traversable by every user).
+func (c *Cluster) sharedSubdir(name string, mode os.FileMode) string {
+	c.t.Helper()
+	if c.shared == "" {
+		dir, err := os.MkdirTemp("", "cairn-e2e-shared-")
+		if err != nil {
+			c.t.Fatalf("framework: %v", err)
+		}
+		if err := os.Chmod(dir, 0o711); err != nil {
+			c.t.Fatalf("framework: %v", err)
+		}
+		c.t.Cleanup(func() { _ = os.RemoveAll(dir) })
+		c.shared = dir
+	}
+	dir := filepath.Join(c.shared, name)
+	if err := os.MkdirAll(dir, mode); err != nil {
+		c.t.Fatalf("framework: %v", err)
+	}
+	if err := os.Chmod(dir, mode); err != nil {
+		c.t.Fatalf("framework: %v", err)
 	}
 	return dir
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -229,11 +230,16 @@ func Run(ctx context.Context, o Options) (err error) {
 	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	cleanup.push(func() { stopWorkers(); wg.Wait() })
+	taskUser := devTaskUser()
 	for i := 1; i <= o.Workers; i++ {
-		wcfg, err := worker.ParseFlags([]string{"--etcd-endpoints=" + endpoints, "--id=" + workerID(i),
+		args := []string{"--etcd-endpoints=" + endpoints, "--id=" + workerID(i),
 			fmt.Sprintf("--concurrency=%d", o.Concurrency), "--ops-addr=127.0.0.1:0", "--egress-allow=" + DevEgressAllow,
 			"--tls-cert=" + certs.workers[i-1][0], "--tls-key=" + certs.workers[i-1][1], "--tls-ca=" + certs.CAFile(),
-			"--scheduler-server-name=" + SchedulerServerName})
+			"--scheduler-server-name=" + SchedulerServerName}
+		if taskUser != "" {
+			args = append(args, "--task-user="+taskUser)
+		}
+		wcfg, err := worker.ParseFlags(args)
 		if err != nil {
 			return err
 		}
@@ -249,6 +255,13 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	say("workers     %d × %d slots (pool default)", o.Workers, o.Concurrency)
 	say("            HTTP tasks may call loopback (dev mode: --egress-allow %s)", DevEgressAllow)
+	switch taskUser {
+	case "":
+	case "root":
+		say("            shell tasks run as root (no user nobody here): they could read the dev keys")
+	default:
+		say("            shell tasks run as user %s (--task-user): the keys under %s are not theirs to read", taskUser, filepath.Join(o.Dir, "tls"))
+	}
 
 	// Examples.
 	var applied []string
@@ -287,6 +300,18 @@ func Run(ctx context.Context, o Options) (err error) {
 	<-ctx.Done()
 	say("stopping...")
 	return nil
+}
+
+// devTaskUser is whom dev workers run shell tasks as: nobody when cairnctl runs as root (a
+// worker refuses to run tasks as root unless told), else the current user.
+func devTaskUser() string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	if _, err := user.Lookup("nobody"); err == nil {
+		return "nobody"
+	}
+	return "root"
 }
 
 // publicURLHost is addr for a URL: "localhost:port" for 127.0.0.1 (the certificate names

@@ -139,7 +139,15 @@ func TestDevRunsAnExample(t *testing.T) {
 	}
 	defer conn.Close()
 	runs := cairnv1.NewRunServiceClient(conn)
-	out2 := filepath.Dir(dir)
+	// Shell tasks may run as another user (nobody, when the test runs as root): give them a
+	// directory anyone may write.
+	out2 := filepath.Join(filepath.Dir(dir), "out")
+	if err := os.Mkdir(out2, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(out2, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	started, err := runs.StartRun(ctx, &cairnv1.StartRunRequest{Workflow: "orders-etl", Params: map[string]string{"out_dir": out2}})
 	if err != nil {
 		t.Fatalf("start run: %v", err)
@@ -206,6 +214,9 @@ func TestDevRunsAnExample(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "pg", "data", "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("PostgreSQL still running after dev stopped (postmaster.pid: %v)", err)
+	}
+	if os.Geteuid() == 0 && !strings.Contains(out.String(), "shell tasks run as user nobody (--task-user)") {
+		t.Errorf("run as root, the banner does not say tasks run as nobody:\n%s", out)
 	}
 	for _, want := range []string{"Cairn is running", "Ctrl-C stops everything", "stopping...", "REST API on https://",
 		"TLS CA: " + filepath.Join(dir, "tls", "ca.pem"), "--cacert " + filepath.Join(dir, "tls", "ca.pem"),

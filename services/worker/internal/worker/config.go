@@ -9,9 +9,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc/credentials"
@@ -93,6 +96,11 @@ type Config struct {
 	SchedulerServerName string
 	// Insecure connects to the leader in plaintext without a certificate (loopback only).
 	Insecure bool
+	// TaskUser runs shell tasks as this operating-system user (a name or a numeric uid), so
+	// that they cannot read the worker's key and certificate. Required when the worker runs
+	// as root (unless Insecure); "root" names that choice explicitly. Switching users needs
+	// the worker to run as root.
+	TaskUser string
 
 	// The rest is for tests and embedding; flags do not set it.
 
@@ -154,6 +162,8 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), usage io.W
 	fs.String(&otlp, "otlp-endpoint", "CAIRN_OTLP_ENDPOINT", "", "OTLP/gRPC trace endpoint (host:port or http(s)://host:port; empty: traces not exported)")
 	var tlsCert, tlsKey, tlsCA, serverName string
 	var insecureMode bool
+	var taskUser string
+	fs.String(&taskUser, "task-user", "CAIRN_TASK_USER", "", "run shell tasks as this OS user (name or uid), so they cannot read the worker's key; required when the worker runs as root")
 	fs.String(&tlsCert, "tls-cert", "CAIRN_TLS_CERT", "", "client certificate towards the leader (spiffe://cairn/worker/<id>; its name is the default --id)")
 	fs.String(&tlsKey, "tls-key", "CAIRN_TLS_KEY", "", "key of --tls-cert (mode 0600, owned by the worker's user)")
 	fs.String(&tlsCA, "tls-ca", "CAIRN_TLS_CA", "", "CA file the leader's certificate must chain to")
@@ -180,6 +190,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), usage io.W
 		AdvertiseAddr: advertise, WorkdirRoots: splitList(workdirRoot), EgressAllow: allow, OutputCap: outputCap,
 		KillGrace: killGrace.D(), LogFormat: logFormat, LogLevel: logLevel, OTLPEndpoint: otlp,
 		TLSCert: tlsCert, TLSKey: tlsKey, TLSCA: tlsCA, SchedulerServerName: serverName, Insecure: insecureMode,
+		TaskUser: taskUser,
 	}
 	if c.ID == "" && c.TLSCert != "" {
 		// The certificate says who this worker is.
@@ -350,6 +361,58 @@ func (c Config) validateTLS(bad func(string, ...any)) {
 	}
 }
 
+// taskIdentity is the user shell tasks run as.
+type taskIdentity struct {
+	cred *syscall.Credential // nil: the worker's own user
+	name string
+	home string
+}
+
+// taskUser resolves TaskUser and applies the root rule: a worker running as root must be
+// told whom to run tasks as (--task-user), except in insecure (loopback dev) mode.
+func (c Config) taskUser() (taskIdentity, error) {
+	euid := os.Geteuid()
+	if c.TaskUser == "" {
+		if euid == 0 && !c.Insecure {
+			return taskIdentity{}, errors.New("the worker runs as root, so its shell tasks would too, and could read its key: " +
+				"set --task-user (CAIRN_TASK_USER) to an unprivileged user (e.g. nobody), or to root to accept that explicitly")
+		}
+		return taskIdentity{}, nil
+	}
+	u, err := user.Lookup(c.TaskUser)
+	if err != nil {
+		if _, nerr := strconv.Atoi(c.TaskUser); nerr == nil {
+			u, err = user.LookupId(c.TaskUser)
+		}
+	}
+	if err != nil {
+		return taskIdentity{}, fmt.Errorf("--task-user (CAIRN_TASK_USER) %q: %v", c.TaskUser, err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err := errors.Join(err1, err2); err != nil {
+		return taskIdentity{}, fmt.Errorf("--task-user (CAIRN_TASK_USER) %q: %v", c.TaskUser, err)
+	}
+	id := taskIdentity{name: u.Username, home: u.HomeDir}
+	if int(uid) == euid {
+		return id, nil // already that user: nothing to switch
+	}
+	if euid != 0 {
+		return taskIdentity{}, fmt.Errorf("--task-user (CAIRN_TASK_USER) %q: running tasks as another user needs the worker to run as root (it runs as uid %d)", c.TaskUser, euid)
+	}
+	// Only the task user's own groups: never the worker's supplementary groups.
+	groups := []uint32{}
+	if gids, err := u.GroupIds(); err == nil {
+		for _, g := range gids {
+			if n, err := strconv.ParseUint(g, 10, 32); err == nil && n != gid {
+				groups = append(groups, uint32(n))
+			}
+		}
+	}
+	id.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}
+	return id, nil
+}
+
 // leaderCredentials is the mutual TLS towards the leader; nil in insecure mode.
 func (c Config) leaderCredentials() (credentials.TransportCredentials, error) {
 	if !c.internalTLS() {
@@ -438,5 +501,8 @@ func (c Config) Validate() error {
 		bad("heartbeat interval %v must be at least %v", c.Heartbeat, minHeartbeatInterval)
 	}
 	c.validateTLS(bad)
+	if _, err := c.taskUser(); err != nil {
+		bad("%v", err)
+	}
 	return errors.Join(errs...)
 }

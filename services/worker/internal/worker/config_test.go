@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +147,44 @@ func TestToResultAppliesTheLeadersOutputCap(t *testing.T) {
 	r = toResult("id", a, executor.TypeHTTP, res, 4)
 	if string(r.GetOutput()) != "0123" || r.GetHttpStatus() != 204 || r.GetOutcome() != cairnv1.AttemptOutcome_ATTEMPT_OUTCOME_SUCCEEDED {
 		t.Fatalf("result = %v", r)
+	}
+}
+
+func TestTaskUserRules(t *testing.T) {
+	parse := func(args ...string) error {
+		_, err := ParseFlags(args, env(nil), &bytes.Buffer{})
+		return err
+	}
+	if err := parse("--insecure", "--task-user", "no-such-user-cairn"); err == nil || !strings.Contains(err.Error(), `--task-user (CAIRN_TASK_USER) "no-such-user-cairn"`) {
+		t.Errorf("an unknown task user: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		if err := parse("--insecure", "--task-user", "nobody"); err == nil || !strings.Contains(err.Error(), "needs the worker to run as root") {
+			t.Errorf("another task user without root: %v", err)
+		}
+		return
+	}
+	// As root: without --task-user the worker refuses to start (but for loopback --insecure).
+	if err := parse("--tls-cert", "x.pem", "--tls-key", "x-key.pem", "--tls-ca", "ca.pem"); err == nil ||
+		!strings.Contains(err.Error(), "set --task-user (CAIRN_TASK_USER)") {
+		t.Errorf("root without --task-user: %v, want it named", err)
+	}
+	if err := parse("--insecure"); err != nil {
+		t.Errorf("root in insecure mode without --task-user: %v", err)
+	}
+	for _, u := range []string{"nobody", "65534", "root"} {
+		if err := parse("--insecure", "--task-user", u); err != nil {
+			t.Errorf("--task-user %s: %v", u, err)
+		}
+	}
+	c := Config{Insecure: true, TaskUser: "nobody"}
+	id, err := c.taskUser()
+	if err != nil || id.cred == nil || id.cred.Uid == 0 || id.cred.Gid == 0 {
+		t.Fatalf("nobody: %+v, %v", id, err)
+	}
+	for _, g := range id.cred.Groups {
+		if g == 0 {
+			t.Errorf("the task user keeps group 0: %v", id.cred.Groups)
+		}
 	}
 }
