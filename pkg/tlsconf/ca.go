@@ -144,6 +144,8 @@ func DefaultUsage(r Role) Usage {
 // CertRequest describes a leaf certificate.
 type CertRequest struct {
 	// Identity becomes the URI SAN spiffe://cairn/<role>/<name> and the subject's common name.
+	// The zero Identity issues a plain server certificate without a Cairn identity (for
+	// PostgreSQL or etcd): it needs DNSNames or IPs, and names nobody to Cairn.
 	Identity Identity
 	// DNSNames and IPs are further SANs (what clients verify a server by).
 	DNSNames []string
@@ -164,12 +166,21 @@ type KeyPair struct {
 
 // Issue signs a new leaf certificate with a fresh ECDSA P-256 key.
 func (ca *CA) Issue(req CertRequest) (*KeyPair, error) {
-	if err := req.Identity.Validate(); err != nil {
-		return nil, err
+	external := req.Identity == (Identity{})
+	switch {
+	case external && len(req.DNSNames)+len(req.IPs) == 0:
+		return nil, errors.New("tlsconf: a certificate without a Cairn identity needs DNS names or IPs")
+	case !external:
+		if err := req.Identity.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	usage := req.Usage
 	if usage == 0 {
 		usage = DefaultUsage(req.Identity.Role)
+		if external {
+			usage = UsageServer
+		}
 	}
 	validity := req.Validity
 	if validity <= 0 {
@@ -196,10 +207,22 @@ func (ca *CA) Issue(req CertRequest) (*KeyPair, error) {
 	if notAfter.After(ca.Cert.NotAfter) {
 		notAfter = ca.Cert.NotAfter
 	}
+	subject := pkix.Name{CommonName: req.Identity.Name, Organization: []string{"cairn"},
+		OrganizationalUnit: []string{string(req.Identity.Role)}}
+	var uris []*url.URL
+	if external {
+		subject = pkix.Name{Organization: []string{"cairn"}}
+		if len(req.DNSNames) > 0 {
+			subject.CommonName = req.DNSNames[0]
+		} else {
+			subject.CommonName = req.IPs[0].String()
+		}
+	} else {
+		uris = []*url.URL{req.Identity.URI()}
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject: pkix.Name{CommonName: req.Identity.Name, Organization: []string{"cairn"},
-			OrganizationalUnit: []string{string(req.Identity.Role)}},
+		SerialNumber:          serial,
+		Subject:               subject,
 		NotBefore:             t.Add(-backdate),
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
@@ -208,7 +231,7 @@ func (ca *CA) Issue(req CertRequest) (*KeyPair, error) {
 		AuthorityKeyId:        ca.Cert.SubjectKeyId,
 		DNSNames:              req.DNSNames,
 		IPAddresses:           req.IPs,
-		URIs:                  []*url.URL{req.Identity.URI()},
+		URIs:                  uris,
 	}
 	if usage&UsageServer != 0 {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
@@ -218,7 +241,7 @@ func (ca *CA) Issue(req CertRequest) (*KeyPair, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
 	if err != nil {
-		return nil, fmt.Errorf("tlsconf: sign the certificate of %s: %w", req.Identity, err)
+		return nil, fmt.Errorf("tlsconf: sign the certificate of %s: %w", subject.CommonName, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {

@@ -446,3 +446,20 @@ func TestDirReuse(t *testing.T) {
 		t.Error("a certificate of the replaced CA was reused")
 	}
 }
+
+func TestServerCertificateWithoutIdentity(t *testing.T) {
+	ca := newCA(t)
+	kp, err := ca.Issue(CertRequest{DNSNames: []string{"db.internal"}, IPs: []net.IP{net.ParseIP("10.0.0.5")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := IdentityFromCert(kp.Cert); !errors.Is(err, ErrNoIdentity) {
+		t.Errorf("a plain server certificate names %v", err)
+	}
+	if kp.Cert.Subject.CommonName != "db.internal" || len(kp.Cert.ExtKeyUsage) != 1 || kp.Cert.ExtKeyUsage[0] != x509.ExtKeyUsageServerAuth {
+		t.Errorf("subject %s, usage %v", kp.Cert.Subject, kp.Cert.ExtKeyUsage)
+	}
+	if _, err := ca.Issue(CertRequest{}); err == nil {
+		t.Error("a certificate naming nothing at all was issued")
+	}
+}
