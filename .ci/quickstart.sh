@@ -29,32 +29,35 @@ make build
 setsid make dev >"$log" 2>&1 &
 devpid=$!
 for _ in $(seq 1 240); do
-	if curl -fsS localhost:8080/readyz >/dev/null 2>&1 && grep -q "Cairn is running" "$log"; then
+	if curl -fsS --cacert .cairn/tls/ca.pem https://localhost:8080/readyz >/dev/null 2>&1 && grep -q "Cairn is running" "$log"; then
 		break
 	fi
 	kill -0 "$devpid" 2>/dev/null || fail "make dev exited early"
 	sleep 0.5
 done
-curl -fsS localhost:8080/readyz >/dev/null || fail "/readyz is not ready after 2 minutes"
+curl -fsS --cacert .cairn/tls/ca.pem https://localhost:8080/readyz >/dev/null || fail "/readyz is not ready after 2 minutes"
 
 # 3. Run a workflow on it.
 ./bin/cairnctl run orders-etl --wait || fail "cairnctl run orders-etl --wait failed"
 ./bin/cairnctl runs list
-out=$(curl -fsS -H "Authorization: Bearer $(cat .cairn/dev-token)" -H 'Content-Type: application/json' \
-  -X POST localhost:8080/v1/workflows/orders-etl/runs -d '{"params": {"day": "2026-02-02"}}')
+out=$(curl -fsS --cacert .cairn/tls/ca.pem -H "Authorization: Bearer $(cat .cairn/dev-token)" -H 'Content-Type: application/json' \
+  -X POST https://localhost:8080/v1/workflows/orders-etl/runs -d '{"params": {"day": "2026-02-02"}}')
 # Responses are read whole before matching: `curl | grep -q` fails under pipefail when grep
 # exits at its first match while curl is still writing (curl: (23)).
 echo "$out" | grep -q '"run_id"' || fail "REST start run answered: $out"
-runs=$(curl -fsS -H "Authorization: Bearer $(cat .cairn/dev-token)" localhost:8080/v1/runs) || fail "GET /v1/runs"
+runs=$(curl -fsS --cacert .cairn/tls/ca.pem -H "Authorization: Bearer $(cat .cairn/dev-token)" https://localhost:8080/v1/runs) || fail "GET /v1/runs"
 grep -q '"runs"' <<<"$runs" || fail "GET /v1/runs answered: $runs"
-spec=$(curl -fsS localhost:8080/openapi.json) || fail "GET /openapi.json"
+spec=$(curl -fsS --cacert .cairn/tls/ca.pem https://localhost:8080/openapi.json) || fail "GET /openapi.json"
 grep -q '"/v1/workflows"' <<<"$spec" || fail "GET /openapi.json has no /v1/workflows"
 # Authentication is on: without the token, or with a body that is not JSON, nothing is done.
-code=$(curl -s -o /dev/null -w '%{http_code}' localhost:8080/v1/runs)
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert .cairn/tls/ca.pem https://localhost:8080/v1/runs)
 [ "$code" = 401 ] || fail "GET /v1/runs without a token answered $code, want 401"
-code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(cat .cairn/dev-token)" \
-  -H 'Content-Type: text/plain' -X POST localhost:8080/v1/workflows/orders-etl/runs -d '{}')
+code=$(curl -s -o /dev/null -w '%{http_code}' --cacert .cairn/tls/ca.pem -H "Authorization: Bearer $(cat .cairn/dev-token)" \
+  -H 'Content-Type: text/plain' -X POST https://localhost:8080/v1/workflows/orders-etl/runs -d '{}')
 [ "$code" = 415 ] || fail "a text/plain POST answered $code, want 415"
+# TLS is on: the REST API does not answer in plaintext, nor to a client that does not trust the dev CA.
+if curl -fsS -o /dev/null http://localhost:8080/readyz 2>/dev/null; then fail "the REST API answered plain HTTP"; fi
+if curl -fsS -o /dev/null https://localhost:8080/readyz 2>/dev/null; then fail "curl without --cacert trusted the gateway"; fi
 
 # Ctrl-C stops everything, including the PostgreSQL it started.
 kill -INT -- "-$devpid"

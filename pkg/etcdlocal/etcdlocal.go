@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -27,6 +28,15 @@ type Config struct {
 	// errors, to stderr; its routine shutdown messages are logged as errors and would only
 	// be noise in tests.
 	LogFile string
+	// TLS, when set, serves clients over TLS (https:// endpoints) with this certificate and,
+	// with ClientCAFile, requires client certificates signed by that CA.
+	TLS *TLS
+}
+
+// TLS are the files of an embedded etcd's client TLS.
+type TLS struct {
+	CertFile, KeyFile string
+	ClientCAFile      string
 }
 
 // Server is a running embedded etcd.
@@ -62,6 +72,13 @@ func Start(cfg Config) (*Server, error) {
 		ec.LogLevel = "warn"
 		ec.LogOutputs = []string{cfg.LogFile}
 	}
+	if cfg.TLS != nil {
+		clientURL.Scheme = "https"
+		ec.ListenClientUrls = []url.URL{*clientURL}
+		ec.AdvertiseClientUrls = []url.URL{*clientURL}
+		ec.ClientTLSInfo = transport.TLSInfo{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile,
+			TrustedCAFile: cfg.TLS.ClientCAFile, ClientCertAuth: cfg.TLS.ClientCAFile != ""}
+	}
 	ec.UnsafeNoFsync = cfg.NoFsync
 	// Keep revisions compacted so a long dev session does not grow without bound.
 	ec.AutoCompactionMode = "periodic"
@@ -86,8 +103,12 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("etcdlocal: etcd not ready after %s", timeout)
 	}
 	s := &Server{etcd: e}
+	scheme := "http://"
+	if cfg.TLS != nil {
+		scheme = "https://"
+	}
 	for _, l := range e.Clients {
-		s.endpoints = append(s.endpoints, "http://"+l.Addr().String())
+		s.endpoints = append(s.endpoints, scheme+l.Addr().String())
 	}
 	return s, nil
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cairn-io/cairn/pkg/egress"
@@ -230,6 +231,11 @@ type Config struct {
 	// worker's PATH, HOME, LANG and TMPDIR, nothing else (DefaultBaseEnv). A non-nil empty
 	// slice: nothing at all.
 	BaseEnv []string
+	// TaskCredential, when set, runs shell tasks as this operating-system user and group
+	// (the worker must be allowed to switch: root, or CAP_SETUID/CAP_SETGID), so that a task
+	// cannot read what only the worker's user may (its TLS key). Scratch directories are
+	// handed to that user. nil: tasks run as the worker's user.
+	TaskCredential *syscall.Credential
 }
 
 // runner is one executor type. It fills in res; the Dispatcher sets the times, recovers panics

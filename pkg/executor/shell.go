@@ -60,6 +60,7 @@ type shell struct {
 	outputCap  int
 	killGrace  time.Duration
 	baseEnv    []string
+	cred       *syscall.Credential // the task user; nil: the worker's
 }
 
 func newShell(cfg Config) *shell {
@@ -69,6 +70,7 @@ func newShell(cfg Config) *shell {
 		outputCap:  cfg.OutputCap,
 		killGrace:  cfg.KillGrace,
 		baseEnv:    cfg.BaseEnv,
+		cred:       cfg.TaskCredential,
 	}
 }
 
@@ -221,6 +223,12 @@ func (s *shell) run(ctx context.Context, a *Attempt, res *Result) {
 			return
 		}
 		defer os.RemoveAll(dir) // best effort, after the group is gone (defers run last-in first-out)
+		if s.cred != nil {
+			if err := os.Chown(dir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+				res.fail(FailureInternal, fmt.Errorf("hand the scratch workdir to the task user: %w", err))
+				return
+			}
+		}
 	}
 	env := s.environ(a)
 	argv := spec.Argv
@@ -248,7 +256,7 @@ func (s *shell) run(ctx context.Context, a *Attempt, res *Result) {
 		Dir:         dir,
 		Stdout:      pw,
 		Stderr:      pw,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Credential: s.cred},
 	}
 	err = cmd.Start()
 	pw.Close()

@@ -139,8 +139,8 @@ func describe(op Op) (rank int, acc []access, ok bool) {
 	case StartAttempt:
 		return rankStart, []access{{rowKey{kind: rowAttempt, n: o.Token}, true}}, true
 	case FinishAttempt:
-		if o.RunID == uuid.Nil || o.TaskID == "" {
-			return 0, nil, false
+		if o.RunID == uuid.Nil || o.TaskID == "" || o.WorkerID != "" {
+			return 0, nil, false // the set statement does not check the worker
 		}
 		return rankFinish, []access{
 			{rowKey{kind: rowAttempt, n: o.Token}, true},
@@ -746,7 +746,7 @@ func fuse(g int, ops []Op) []setRef {
 		case FinishAttempt:
 			i, ok := started[o.Token]
 			delete(started, o.Token)
-			if ok && o.RunID != uuid.Nil && o.TaskID != "" {
+			if ok && o.RunID != uuid.Nil && o.TaskID != "" && o.WorkerID == "" {
 				refs[i].op, refs[j].op = nil, startedFinish{FinishAttempt: o, start: ops[i].(StartAttempt)}
 				drop++
 			}

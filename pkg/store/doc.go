@@ -13,7 +13,9 @@
 //     leader, and none of the old leader's later writes can commit.
 //   - A worker result whose fencing token is not the task's current attempt is recorded on
 //     its attempt row as stale (and as an attempt_stale event) and changes nothing else
-//     (ErrStaleAttempt).
+//     (ErrStaleAttempt). A result that names its reporting worker (FinishAttempt.WorkerID)
+//     for an attempt assigned to another worker applies and records nothing
+//     (ErrNotAssigned; TestResultOfAnotherWorker).
 //   - Writes are applied in batches (Store.Apply) of all-or-nothing groups; a conflicting
 //     group changes nothing while the other groups commit (group commit). A batch runs
 //     set-based — one statement per op kind, ops placed so that the outcome equals applying

@@ -22,6 +22,9 @@ var (
 	// attempt (or the attempt already ended). It was recorded on the attempt row as stale;
 	// nothing else changed.
 	ErrStaleAttempt = errors.New("stale attempt")
+	// ErrNotAssigned: a worker reported a result for an attempt assigned to another worker
+	// (FinishAttempt.WorkerID). Nothing is recorded.
+	ErrNotAssigned = errors.New("attempt not assigned to this worker")
 	// ErrInvalidPageToken: a page token is malformed, tampered with, or belongs to another
 	// query.
 	ErrInvalidPageToken = errors.New("invalid page token")
@@ -82,6 +85,20 @@ func (e *StaleAttemptError) Error() string {
 
 // Is makes errors.Is(err, ErrStaleAttempt) true.
 func (e *StaleAttemptError) Is(target error) bool { return target == ErrStaleAttempt }
+
+// NotAssignedError is the detail of an ErrNotAssigned.
+type NotAssignedError struct {
+	Token    int64
+	Worker   string // who reported the result
+	Assigned string // the worker the attempt was assigned to
+}
+
+func (e *NotAssignedError) Error() string {
+	return fmt.Sprintf("attempt with fencing token %d is assigned to worker %q, not to %q", e.Token, e.Assigned, e.Worker)
+}
+
+// Is makes errors.Is(err, ErrNotAssigned) true.
+func (e *NotAssignedError) Is(target error) bool { return target == ErrNotAssigned }
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalidArgument, fmt.Sprintf(format, args...))

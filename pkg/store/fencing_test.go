@@ -314,3 +314,49 @@ func TestWriteWaitsForLeadershipChange(t *testing.T) {
 		t.Fatal("rows changed")
 	}
 }
+
+// A result reported by another worker than the attempt's (FinishAttempt.WorkerID) applies
+// nothing and records nothing, whether the attempt is current or stale.
+func TestResultOfAnotherWorker(t *testing.T) {
+	e := newEnv(t)
+	e.workflow("wf")
+	r := e.run("wf", "a")
+	old := e.toRunning(r.ID, "a", model.TaskPending, 0) // assigned to w1
+	e.mustApply(
+		store.FinishAttempt{Token: old, To: model.AttemptLost, FailureKind: model.FailureLost, Error: "lease expired"},
+		store.TaskTransition{RunID: r.ID, TaskID: "a", From: model.TaskRunning, Attempt: 1, Token: old, To: model.TaskQueued},
+	)
+	cur := e.toRunning(r.ID, "a", model.TaskQueued, 1) // w1 again
+	fingerprint := func() string {
+		var s string
+		if err := e.pool.QueryRow(e.ctx, `SELECT (SELECT string_agg(a::text, '|' ORDER BY id) FROM attempts a) ||
+			(SELECT string_agg(t::text, '|') FROM task_runs t) || (SELECT count(*)::text FROM events)`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := fingerprint()
+	exit := 0
+	for _, token := range []int64{cur, old} {
+		err := e.apply(
+			store.FinishAttempt{Token: token, To: model.AttemptSucceeded, ExitCode: &exit, Reported: true, WorkerID: "intruder"},
+			store.AppendEvent{Event: model.Event{RunID: r.ID, TaskID: "a", Kind: model.EventTaskState, From: "RUNNING", To: "SUCCEEDED"}},
+		)
+		wantIs(t, err, store.ErrNotAssigned)
+		var na *store.NotAssignedError
+		if !errors.As(err, &na) || na.Assigned != "w1" || na.Worker != "intruder" {
+			t.Fatalf("detail: %v", err)
+		}
+	}
+	if after := fingerprint(); after != before {
+		t.Fatalf("a result of another worker changed the database:\nbefore %s\nafter  %s", before, after)
+	}
+	// The right worker's result applies.
+	e.mustApply(
+		store.FinishAttempt{Token: cur, To: model.AttemptSucceeded, ExitCode: &exit, Reported: true, WorkerID: "w1"},
+		store.TaskTransition{RunID: r.ID, TaskID: "a", From: model.TaskRunning, Attempt: 2, Token: cur, To: model.TaskSucceeded},
+	)
+	if got := e.task(r.ID, "a"); got.State != model.TaskSucceeded {
+		t.Fatalf("task %+v", got)
+	}
+}

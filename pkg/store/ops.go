@@ -225,6 +225,11 @@ func readAttemptActual(ctx context.Context, tx querier, token int64) (string, er
 // row as stale (stale_result_at, stale_outcome; state STALE if it was still active), an
 // attempt_stale event is appended, and the group reports a *StaleAttemptError
 // (ErrStaleAttempt). Nothing else changes.
+//
+// With WorkerID set (the worker that reports the result), the attempt must be assigned to
+// that worker: a result for another worker's attempt applies nothing and, when the group is
+// diagnosed, records nothing either (ErrNotAssigned). Such an op is executed on its own, in
+// order, never in a set statement.
 type FinishAttempt struct {
 	// RunID and TaskID name the attempt's task run. They are optional (the token identifies
 	// the attempt) but let Apply execute the op together with others of its kind; without
@@ -240,6 +245,7 @@ type FinishAttempt struct {
 	OutputTruncated bool
 	Error           string
 	Reported        bool
+	WorkerID        string
 }
 
 func (o FinishAttempt) validate() error {
@@ -277,8 +283,9 @@ func (o FinishAttempt) statement() (string, []any) {
 			output = $6, output_truncated = $7, error = $8, finished_at = now()
 		FROM task_runs t
 		WHERE a.fencing_token = $1 AND a.state IN ('ASSIGNED', 'RUNNING')
-			AND t.run_id = a.run_id AND t.task_id = a.task_id AND t.fencing_token = a.fencing_token`,
-		[]any{o.Token, string(o.To), string(o.FailureKind), o.ExitCode, o.HTTPStatus, out, truncated, o.Error}
+			AND t.run_id = a.run_id AND t.task_id = a.task_id AND t.fencing_token = a.fencing_token
+			AND ($9::text = '' OR a.worker_id = $9::text)`,
+		[]any{o.Token, string(o.To), string(o.FailureKind), o.ExitCode, o.HTTPStatus, out, truncated, o.Error, o.WorkerID}
 }
 
 func (o FinishAttempt) check(rows int64) error {
@@ -307,16 +314,20 @@ func (o FinishAttempt) checkStale(ctx context.Context, tx querier) (error, error
 	if !o.Reported {
 		return nil, nil
 	}
-	var state string
+	var state, worker string
 	var current int64
-	err := tx.QueryRow(ctx, `SELECT a.state, t.fencing_token FROM attempts a
+	err := tx.QueryRow(ctx, `SELECT a.state, t.fencing_token, a.worker_id FROM attempts a
 		JOIN task_runs t ON t.run_id = a.run_id AND t.task_id = a.task_id
-		WHERE a.fencing_token = $1`, o.Token).Scan(&state, &current)
+		WHERE a.fencing_token = $1`, o.Token).Scan(&state, &current, &worker)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return &StaleAttemptError{Token: o.Token}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("check attempt %d for staleness: %w", o.Token, err)
+	}
+	if o.WorkerID != "" && worker != o.WorkerID {
+		// Another worker's attempt: refused, and nothing is written on its row.
+		return &NotAssignedError{Token: o.Token, Worker: o.WorkerID, Assigned: worker}, nil
 	}
 	if current == o.Token && model.AttemptState(state).Active() {
 		return nil, nil // current: the group failed for another reason

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cairn-io/cairn/pkg/envflag"
+	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/telemetry"
 	"github.com/cairn-io/cairn/services/gateway/internal/api"
 	"github.com/cairn-io/cairn/services/gateway/internal/forward"
@@ -50,12 +51,20 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.String(&o.cfg.DatabaseURL, "database-url", "CAIRN_DATABASE_URL", "postgres://cairn@127.0.0.1:5432/cairn?sslmode=disable", "PostgreSQL URL")
 	fs.List(&o.cfg.EtcdEndpoints, "etcd-endpoints", "CAIRN_ETCD_ENDPOINTS", []string{"http://127.0.0.1:2379"}, "comma-separated etcd client URLs")
 	fs.String(&o.cfg.EtcdPrefix, "etcd-prefix", "CAIRN_ETCD_PREFIX", "/cairn/", "etcd key prefix (ends with /)")
+	etcdFlags := etcdclient.AddFlags(fs, &o.cfg.Etcd)
+	fs.String(&o.cfg.TLSCert, "tls-cert", "CAIRN_TLS_CERT", "", "client certificate towards the scheduler leader (spiffe://cairn/gateway/<name>)")
+	fs.String(&o.cfg.TLSKey, "tls-key", "CAIRN_TLS_KEY", "", "key of --tls-cert")
+	fs.String(&o.cfg.TLSCA, "tls-ca", "CAIRN_TLS_CA", "", "CA file the scheduler's certificate must chain to")
+	fs.String(&o.cfg.SchedulerServerName, "scheduler-server-name", "CAIRN_SCHEDULER_SERVER_NAME", gateway.DefaultSchedulerServerName,
+		"the name the leader's certificate must carry, whatever address etcd publishes")
+	fs.String(&o.cfg.PublicTLSCert, "public-tls-cert", "CAIRN_PUBLIC_TLS_CERT", "", "certificate of the public gRPC and REST listeners (serve TLS when set)")
+	fs.String(&o.cfg.PublicTLSKey, "public-tls-key", "CAIRN_PUBLIC_TLS_KEY", "", "key of --public-tls-cert")
 	fs.Int(&o.cfg.MaxBodyBytes, "max-body-bytes", "CAIRN_MAX_BODY_BYTES", gateway.DefaultMaxBodyBytes, "largest REST request body and gRPC request message, in bytes (413 / RESOURCE_EXHAUSTED beyond)")
 	fs.Int(&o.cfg.MaxPageSize, "max-page-size", "CAIRN_MAX_PAGE_SIZE", 500, "largest page_size honoured; larger requests are capped")
 	fs.Duration(&o.forwardTimeout, "forward-timeout", "CAIRN_FORWARD_TIMEOUT", envflag.Duration(forward.DefaultTimeout), "bound on a mutation forwarded to the leader, retries during a failover included")
 	fs.Duration(&o.watch, "watch-interval", "CAIRN_WATCH_INTERVAL", envflag.Duration(api.DefaultWatchInterval), "how often WatchRun polls a live run's events")
 	fs.Duration(&o.stop, "shutdown-timeout", "CAIRN_SHUTDOWN_TIMEOUT", envflag.Duration(gateway.DefaultShutdownTimeout), "time requests in flight get to finish on SIGTERM")
-	fs.Bool(&o.cfg.Insecure, "insecure", "CAIRN_INSECURE", false, "turn authentication off (every caller is an admin); refused unless every listener is on loopback")
+	fs.Bool(&o.cfg.Insecure, "insecure", "CAIRN_INSECURE", false, "turn authentication off (every caller is an admin) and, without --tls-cert, dial the scheduler in plaintext; refused unless every listener is on loopback")
 	fs.String(&o.bootstrapFile, "bootstrap-token-file", "CAIRN_BOOTSTRAP_TOKEN_FILE", "", "file holding a token secret to store as the admin token \"bootstrap\" (the environment variable CAIRN_BOOTSTRAP_TOKEN may hold the secret itself)")
 	fs.List(&o.cfg.AllowedOrigins, "allowed-origins", "CAIRN_ALLOWED_ORIGINS", nil, "comma-separated origins (scheme://host[:port]) besides the gateway's own that browsers may call the API from")
 	fs.String(&o.logFormat, "log-format", "CAIRN_LOG_FORMAT", "text", "log format: text or json")
@@ -66,6 +75,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if rest := fs.Args(); len(rest) > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q: cairn-gateway takes flags only", rest)
+	}
+	if err := etcdFlags.Finish(nil); err != nil {
+		return nil, err
 	}
 	o.cfg.ForwardTimeout, o.cfg.WatchInterval, o.cfg.ShutdownTimeout = o.forwardTimeout.D(), o.watch.D(), o.stop.D()
 	// The bootstrap secret never comes from the command line (argv is readable by every local

@@ -68,6 +68,7 @@ func TestBinarySmoke(t *testing.T) {
 		"CAIRN_OPS_ADDR="+ops,
 		"CAIRN_LEASE_TTL=2s",
 		"CAIRN_LOG_FORMAT=json",
+		"CAIRN_INSECURE=true", // everything on loopback
 	)
 	var stderr lockedBuffer
 	cmd.Stderr = &stderr

@@ -42,7 +42,7 @@ func TestCancelStopsShellTask(t *testing.T) {
 	c := newCluster(t)
 	api := newREST(t, c)
 	api.apply(sleeper)
-	pidfile := filepath.Join(t.TempDir(), "pids")
+	pidfile := filepath.Join(c.SharedDir(), "pids") // the task, maybe another user, writes it
 
 	id := api.start("sleeper", map[string]string{"pidfile": pidfile}, "").GetRunId()
 	var pids []int

@@ -34,7 +34,7 @@ func TestDeadLetterThenReplay(t *testing.T) {
 	c := newCluster(t)
 	api := newREST(t, c)
 	api.apply(flaky)
-	marker := filepath.Join(t.TempDir(), "fixed")
+	marker := filepath.Join(c.SharedDir(), "fixed")
 
 	run := api.start("flaky", map[string]string{"marker": marker}, "")
 	id := run.GetRunId()
@@ -150,7 +150,7 @@ func TestDeadLetterThenReplay(t *testing.T) {
 	t.Run("retry", func(t *testing.T) {
 		// A second run fails the same way; fixing the cause and retrying the run (not the
 		// dead letter) completes it in the same run, with a fresh attempt budget.
-		marker := filepath.Join(t.TempDir(), "fixed")
+		marker := filepath.Join(c.SharedDir(), "fixed")
 		id := api.start("flaky", map[string]string{"marker": marker}, "").GetRunId()
 		if run := api.waitRun(id, 30*time.Second); run.GetState() != cairnv1.RunState_RUN_STATE_FAILED {
 			t.Fatalf("run %s ended %s, want FAILED; tasks %v", id, run.GetState(), taskStates(run))

@@ -45,7 +45,17 @@ func (r *rest) as(secret string) *rest {
 }
 
 func newREST(t *testing.T, c *framework.Cluster) *rest {
-	return &rest{t: t, base: "http://" + c.Gateway.HTTPAddr, hc: &http.Client{Timeout: 30 * time.Second}, token: framework.AdminToken}
+	return &rest{t: t, base: c.GatewayURL(), hc: &http.Client{Timeout: 30 * time.Second, Transport: transport(c, 0)}, token: framework.AdminToken}
+}
+
+// transport is an HTTP transport for the gateway's REST API: TLS verified against the
+// cluster's CA (unless the cluster runs insecure).
+func transport(c *framework.Cluster, idle int) *http.Transport {
+	tr := &http.Transport{MaxIdleConnsPerHost: idle, ForceAttemptHTTP2: true}
+	if c.PKI != nil {
+		tr.TLSClientConfig = c.PKI.PublicTLS()
+	}
+	return tr
 }
 
 // response is one HTTP answer, read whole.
@@ -319,7 +329,8 @@ func (r ctlResult) String() string {
 	return fmt.Sprintf("cairnctl %s → exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
 }
 
-// cairnctl runs the binary against the cluster's gateway (CAIRN_ADDR) and waits for it.
+// cairnctl runs the binary against the cluster's gateway (CAIRN_ADDR, and CAIRN_CA_FILE for
+// its TLS) and waits for it. It sees no configuration file of the developer's.
 func cairnctl(t *testing.T, c *framework.Cluster, args ...string) ctlResult {
 	t.Helper()
 	bin := buildCairnctl(t)
@@ -332,7 +343,12 @@ func cairnctl(t *testing.T, c *framework.Cluster, args ...string) ctlResult {
 			env = append(env, kv)
 		}
 	}
-	cmd.Env = append(env, "CAIRN_ADDR="+c.Gateway.GRPCAddr, "CAIRN_TOKEN="+framework.AdminToken)
+	env = append(env, "CAIRN_ADDR="+c.Gateway.GRPCAddr, "CAIRN_TOKEN="+framework.AdminToken, "XDG_CONFIG_HOME="+t.TempDir())
+	if c.PKI != nil {
+		env = append(env, "CAIRN_CA_FILE="+c.PKI.CAFile())
+	}
+	cmd.Env = env
+	cmd.Dir = t.TempDir() // no .cairn/cairnctl.json
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()

@@ -33,7 +33,7 @@ func TestIdempotentStartConcurrent(t *testing.T) {
 		resp   *cairnv1.StartRunResponse
 	}
 	answers := make([]answer, calls)
-	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: calls}}
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: transport(c, calls)}
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range calls {

@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/membership"
 	"github.com/cairn-io/cairn/pkg/proc"
 	"github.com/cairn-io/cairn/pkg/store"
+	"github.com/cairn-io/cairn/pkg/tlsconf"
 )
 
 // Spec is the shape of one cluster.
@@ -52,6 +53,27 @@ type Cluster struct {
 	env  *Env
 	spec Spec
 	all  []*Process
+	n    int // the cluster's number, in certificate file names
+}
+
+// SchedulerServerName is the name in every scheduler certificate, verified by its clients.
+const SchedulerServerName = "cairn-scheduler"
+
+// tlsArgs issues the certificate of role/name and returns the flags that use it.
+func (c *Cluster) tlsArgs(role tlsconf.Role, name string) ([]string, error) {
+	req := tlsconf.CertRequest{Identity: tlsconf.Identity{Role: role, Name: name}}
+	if role == tlsconf.RoleScheduler {
+		req.DNSNames = []string{SchedulerServerName}
+	}
+	cert, key, err := c.env.TLS.Issue(fmt.Sprintf("%02d-%s-%s", c.n, role, name), req)
+	if err != nil {
+		return nil, fmt.Errorf("cluster %s: certificate of %s %s: %w", c.Name, role, name, err)
+	}
+	ca := c.env.TLS.CAFile()
+	if role == tlsconf.RoleScheduler {
+		return []string{"--tls-cert", cert, "--tls-key", key, "--tls-client-ca", ca, "--scheduler-server-name", SchedulerServerName}, nil
+	}
+	return []string{"--tls-cert", cert, "--tls-key", key, "--tls-ca", ca, "--scheduler-server-name", SchedulerServerName}, nil
 }
 
 // NewCluster creates database and prefix for name and starts the schedulers (waiting for a
@@ -65,7 +87,7 @@ func (e *Env) NewCluster(ctx context.Context, name string, spec Spec) (_ *Cluste
 		return nil, fmt.Errorf("cluster %s: slots per worker must be at least 1, got %d", name, spec.Slots)
 	}
 	n := e.next()
-	c := &Cluster{Name: name, Prefix: fmt.Sprintf("/bench-%d/", n), env: e, spec: spec}
+	c := &Cluster{Name: name, Prefix: fmt.Sprintf("/bench-%d/", n), env: e, spec: spec, n: n}
 	defer func() {
 		if err != nil {
 			c.Close()
@@ -103,7 +125,11 @@ func (e *Env) NewCluster(ctx context.Context, name string, spec Spec) (_ *Cluste
 			}
 			bin, env["CAIRN_BENCH_CPUPROFILE"] = e.Bins.ProfScheduler, spec.CPUProfile
 		}
-		args := c.withDB("--id", id, "--grpc-addr", grpcAddr, "--ops-addr", opsAddr)
+		tlsArgs, err := c.tlsArgs(tlsconf.RoleScheduler, id)
+		if err != nil {
+			return nil, err
+		}
+		args := c.withDB(append([]string{"--id", id, "--grpc-addr", grpcAddr, "--ops-addr", opsAddr}, tlsArgs...)...)
 		if spec.SessionTTL > 0 {
 			args = append(args, "--session-ttl", spec.SessionTTL.String())
 		}
@@ -139,7 +165,11 @@ func (e *Env) NewCluster(ctx context.Context, name string, spec Spec) (_ *Cluste
 	if err != nil {
 		return nil, err
 	}
-	gw := c.process("gateway", e.Bins.Gateway, c.withDB("--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--ops-addr", opsAddr),
+	gwTLS, err := c.tlsArgs(tlsconf.RoleGateway, "gateway")
+	if err != nil {
+		return nil, err
+	}
+	gw := c.process("gateway", e.Bins.Gateway, c.withDB(append([]string{"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--ops-addr", opsAddr}, gwTLS...)...),
 		map[string]string{"CAIRN_BOOTSTRAP_TOKEN": AdminToken}, logDir)
 	gw.ID, gw.GRPCAddr, gw.HTTPAddr, gw.OpsAddr = "gateway", grpcAddr, httpAddr, opsAddr
 	c.Gateway = gw
@@ -205,7 +235,16 @@ func (c *Cluster) AddWorker(ctx context.Context, logDir string, i int) (*Process
 	if err != nil {
 		return nil, err
 	}
-	args := c.common("--id", id, "--concurrency", strconv.Itoa(c.spec.Slots), "--ops-addr", opsAddr)
+	tlsArgs, err := c.tlsArgs(tlsconf.RoleWorker, id)
+	if err != nil {
+		return nil, err
+	}
+	args := c.common(append([]string{"--id", id, "--concurrency", strconv.Itoa(c.spec.Slots), "--ops-addr", opsAddr}, tlsArgs...)...)
+	if os.Geteuid() == 0 {
+		// A worker refuses to run tasks as root unless told: run them as nobody, as a
+		// deployment would run them as an unprivileged user.
+		args = append(args, "--task-user", "nobody")
+	}
 	if c.spec.LeaseTTL > 0 {
 		args = append(args, "--lease-ttl", c.spec.LeaseTTL.String())
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-io/cairn/pkg/etcdlocal"
 	"github.com/cairn-io/cairn/pkg/pglocal"
+	"github.com/cairn-io/cairn/pkg/tlsconf"
 )
 
 // Binaries are the paths of the built executables.
@@ -52,6 +53,9 @@ type Env struct {
 	EtcdClient *clientv3.Client
 	// Admin is a pool on the "postgres" database (CREATE DATABASE, pgbench set-up).
 	Admin *pgxpool.Pool
+	// TLS is the CA every cluster's processes get their certificates from: internal traffic
+	// is mutual TLS, as in production (the gateway's public API stays plaintext on loopback).
+	TLS *tlsconf.Dir
 
 	progress io.Writer
 	mu       sync.Mutex
@@ -78,6 +82,9 @@ func NewEnv(ctx context.Context, cfg EnvConfig) (_ *Env, err error) {
 	}
 	if err := os.Chmod(cfg.Dir, 0o755); err != nil { // the postgres user must enter it
 		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	if e.TLS, err = tlsconf.CreateDir(filepath.Join(cfg.Dir, "tls"), tlsconf.CAOptions{CommonName: "Cairn bench CA"}); err != nil {
+		return nil, fmt.Errorf("cluster: CA: %w", err)
 	}
 	began := time.Now()
 	if e.Bins, err = build(ctx, filepath.Join(cfg.Dir, "bin"), cfg.BuildProfiler); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
@@ -22,6 +23,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/pgtest"
 	"github.com/cairn-io/cairn/pkg/store"
 	"github.com/cairn-io/cairn/pkg/telemetry"
+	"github.com/cairn-io/cairn/pkg/tlsconf"
 	"github.com/cairn-io/cairn/services/gateway/internal/gateway"
 )
 
@@ -45,6 +47,10 @@ type Options struct {
 	TokenCacheTTL time.Duration
 	// Insecure starts the gateway with authentication off.
 	Insecure bool
+	// PublicTLS makes the gateway's public gRPC and REST listeners serve TLS (a certificate
+	// for 127.0.0.1 and localhost from the test's CA, Cluster.CAFile). Without it they are
+	// plaintext; the gateway → leader link is mutual TLS either way.
+	PublicTLS bool
 }
 
 // Cluster is a running gateway with its PostgreSQL, etcd and stand-in leader.
@@ -57,12 +63,18 @@ type Cluster struct {
 	GRPCAddr, HTTPURL string
 	// Gateway is the running gateway.
 	Gateway *gateway.Gateway
+	// TLS is the test's CA and certificates: the stand-in leader's server certificate
+	// (cairn-scheduler), the gateway's client certificate and, with PublicTLS, its public one.
+	TLS *tlsconf.Dir
+	// CAFile is TLS's CA certificate.
+	CAFile string
 
-	t       testing.TB
-	leader  *leader
-	elector *election.Elector
-	grpcSrv *grpc.Server
-	addr    string // the stand-in leader's address
+	t         testing.TB
+	publicTLS bool
+	leader    *leader
+	elector   *election.Elector
+	grpcSrv   *grpc.Server
+	addr      string // the stand-in leader's address
 }
 
 // Start starts everything; it is stopped when t ends.
@@ -76,16 +88,18 @@ func Start(t testing.TB, opts Options) *Cluster {
 	t.Cleanup(pool.Close)
 	etcd := etcdtest.Start(t)
 	c := &Cluster{Store: store.New(pool), Etcd: etcd.Client(t), t: t}
+	pki := newPKI(t)
+	c.TLS, c.CAFile = pki.dir, pki.dir.CAFile()
 
 	// The stand-in leader's gRPC server runs for the whole test; the election decides whether
-	// it answers.
+	// it answers. It serves mutual TLS like a scheduler: only the gateway's certificate gets in.
 	c.leader = &leader{st: c.Store}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("gatewaytest: leader listener: %v", err)
 	}
 	c.addr = ln.Addr().String()
-	c.grpcSrv = grpc.NewServer()
+	c.grpcSrv = grpc.NewServer(grpc.Creds(pki.leaderCreds(t)), grpc.ChainUnaryInterceptor(onlyGateways))
 	cairnv1.RegisterSchedulerServiceServer(c.grpcSrv, c.leader)
 	go func() { _ = c.grpcSrv.Serve(ln) }()
 	t.Cleanup(c.grpcSrv.Stop)
@@ -99,13 +113,18 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if ft == 0 {
 		ft = 3 * time.Second
 	}
-	g, err := gateway.New(gateway.Config{
+	cfg := gateway.Config{
 		GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		DatabaseURL: dbURL, EtcdEndpoints: etcd.Endpoints(),
+		TLSCert: pki.gatewayCert, TLSKey: pki.gatewayKey, TLSCA: c.CAFile,
 		MaxBodyBytes: opts.MaxBodyBytes, MaxPageSize: opts.MaxPageSize, ForwardTimeout: ft,
 		WatchInterval: 20 * time.Millisecond, ShutdownTimeout: 2 * time.Second, Telemetry: tel, Logger: quiet,
 		BootstrapToken: AdminToken, TokenCacheTTL: opts.TokenCacheTTL, Insecure: opts.Insecure,
-	})
+	}
+	if opts.PublicTLS {
+		cfg.PublicTLSCert, cfg.PublicTLSKey = pki.gatewayCert, pki.gatewayKey
+	}
+	g, err := gateway.New(cfg)
 	if err != nil {
 		t.Fatalf("gatewaytest: %v", err)
 	}
@@ -116,6 +135,10 @@ func Start(t testing.TB, opts Options) *Cluster {
 	c.Gateway = g
 	c.GRPCAddr = g.GRPCAddr().String()
 	c.HTTPURL = "http://" + g.HTTPAddr().String()
+	if opts.PublicTLS {
+		c.HTTPURL = "https://" + g.HTTPAddr().String()
+		c.publicTLS = true
+	}
 	if !opts.NoLeader {
 		c.StartLeader()
 	}
@@ -175,7 +198,7 @@ func (c *Cluster) waitReady(want bool) {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get(c.HTTPURL + "/readyz")
+		resp, err := c.HTTPClient().Get(c.HTTPURL + "/readyz")
 		if err == nil {
 			_ = resp.Body.Close()
 			if (resp.StatusCode == http.StatusOK) == want && (!want || c.Epoch() != 0) {
@@ -200,9 +223,13 @@ func (c *Cluster) Conn() *grpc.ClientConn {
 // empty), closed when the test ends.
 func (c *Cluster) ConnAs(secret string) *grpc.ClientConn {
 	c.t.Helper()
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	creds := insecure.NewCredentials()
+	if c.publicTLS {
+		creds = credentials.NewTLS(c.ClientTLS())
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if secret != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(apitoken.Bearer{Secret: secret, Insecure: true}))
+		opts = append(opts, grpc.WithPerRPCCredentials(apitoken.Bearer{Secret: secret, Insecure: !c.publicTLS}))
 	}
 	conn, err := grpc.NewClient(c.GRPCAddr, opts...)
 	if err != nil {

@@ -18,7 +18,6 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
@@ -28,6 +27,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/membership"
 	"github.com/cairn-io/cairn/pkg/pglocal"
 	"github.com/cairn-io/cairn/pkg/store"
+	"github.com/cairn-io/cairn/pkg/tlsconf"
 )
 
 // Prefix is the etcd key prefix every process of a cluster uses.
@@ -55,6 +55,12 @@ type Options struct {
 	// that a test can partition one scheduler from etcd while it keeps PostgreSQL and its
 	// workers.
 	EtcdProxies bool
+	// Insecure runs every process with --insecure (plaintext gRPC, no client certificates)
+	// instead of mutual TLS.
+	Insecure bool
+	// TaskUser is the workers' CAIRN_TASK_USER; default "nobody" when the tests run as root
+	// (a worker refuses to run tasks as root unless told), none otherwise.
+	TaskUser string
 	// LogLevel of every process; default "info".
 	LogLevel string
 	// Env adds or overrides variables of every process.
@@ -86,6 +92,9 @@ func (o Options) withDefaults() Options {
 	if o.LogLevel == "" {
 		o.LogLevel = "info"
 	}
+	if o.TaskUser == "" && os.Geteuid() == 0 {
+		o.TaskUser = "nobody"
+	}
 	return o
 }
 
@@ -106,6 +115,8 @@ type Cluster struct {
 	Pool *pgxpool.Pool
 	// Store reads state through the same code the services use.
 	Store *store.Store
+	// PKI is the cluster's CA and certificates (nil with Options.Insecure).
+	PKI *PKI
 
 	Schedulers []*Process
 	Workers    []*Process
@@ -113,6 +124,7 @@ type Cluster struct {
 
 	t       testing.TB
 	logDir  string
+	shared  string // see SharedDir
 	all     []*Process
 	proxies []*Proxy // per scheduler, with Options.EtcdProxies
 }
@@ -137,6 +149,9 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 	opts = opts.withDefaults()
 	began := time.Now()
 	c := &Cluster{Opts: opts, Bins: Build(t), t: t, logDir: t.TempDir()}
+	if !opts.Insecure {
+		c.PKI = newPKI(t, privateDir(t, c.logDir))
+	}
 	c.startPostgres()
 	c.startEtcd()
 	// Registered after PostgreSQL's and etcd's, so it runs before them: the processes end
@@ -152,6 +167,7 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 			"CAIRN_SESSION_TTL":  opts.SessionTTL.String(),
 			"CAIRN_ADOPT_GRACE":  opts.AdoptGrace.String(),
 		}
+		c.schedulerEnv(env, fmt.Sprintf("scheduler-%d", i))
 		if opts.EtcdProxies {
 			px := NewProxy(t, strings.TrimPrefix(c.Etcd.Endpoints()[0], "http://"))
 			env["CAIRN_ETCD_ENDPOINTS"] = "http://" + px.Addr
@@ -170,13 +186,20 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 	for i := range opts.Workers {
 		id := fmt.Sprintf("worker-%d", i)
 		opsAddr := freeAddr(t)
-		p := c.newProcess(id, c.Bins.Worker, map[string]string{
+		env := map[string]string{
 			"CAIRN_WORKER_ID":          id,
 			"CAIRN_WORKER_CONCURRENCY": strconv.Itoa(opts.WorkerConcurrency),
 			"CAIRN_LEASE_TTL":          opts.LeaseTTL.String(),
 			"CAIRN_DRAIN_TIMEOUT":      opts.DrainTimeout.String(),
 			"CAIRN_OPS_ADDR":           opsAddr,
-		})
+		}
+		c.clientEnv(env, tlsconf.RoleWorker, id)
+		if opts.TaskUser != "" {
+			env["CAIRN_TASK_USER"] = opts.TaskUser
+			// The task user must reach the worker's scratch directories under TMPDIR.
+			env["TMPDIR"] = c.sharedSubdir(id+".tmp", 0o711)
+		}
+		p := c.newProcess(id, c.Bins.Worker, env)
 		p.ID, p.OpsAddr = id, opsAddr
 		c.Workers = append(c.Workers, p)
 		c.mustStart(p)
@@ -192,13 +215,15 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 
 	if opts.Gateway {
 		grpcAddr, httpAddr, opsAddr := freeAddr(t), freeAddr(t), freeAddr(t)
-		p := c.newProcess("gateway", c.Bins.Gateway, map[string]string{
+		env := map[string]string{
 			"CAIRN_GRPC_ADDR": grpcAddr,
 			"CAIRN_HTTP_ADDR": httpAddr,
 			"CAIRN_OPS_ADDR":  opsAddr,
 			// From the environment, never argv (which every local user can read).
 			"CAIRN_BOOTSTRAP_TOKEN": AdminToken,
-		})
+		}
+		c.clientEnv(env, tlsconf.RoleGateway, "gateway")
+		p := c.newProcess("gateway", c.Bins.Gateway, env)
 		p.ID, p.GRPCAddr, p.HTTPAddr, p.OpsAddr = "gateway", grpcAddr, httpAddr, opsAddr
 		c.Gateway = p
 		c.mustStart(p)
@@ -421,20 +446,6 @@ func (c *Cluster) Worker(id string) *Process {
 	return nil
 }
 
-// dial connects to a scheduler, or to the gateway with the admin token when gateway is true.
-func dial(t testing.TB, addr string, gateway bool) *grpc.ClientConn {
-	t.Helper()
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if gateway {
-		opts = append(opts, grpc.WithPerRPCCredentials(apitoken.Bearer{Secret: AdminToken, Insecure: true}))
-	}
-	conn, err := grpc.NewClient(addr, opts...)
-	if err != nil {
-		t.Fatalf("framework: dial %s: %v", addr, err)
-	}
-	return conn
-}
-
 // retryable reports errors worth another try while leadership settles.
 func retryable(err error) bool {
 	switch status.Code(err) {
@@ -451,14 +462,14 @@ func (c *Cluster) call(what string, timeout time.Duration, f func(ctx context.Co
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
-		addr, gw := "", false
+		var conn *grpc.ClientConn
+		gw := false
 		if c.Gateway != nil {
-			addr, gw = c.Gateway.GRPCAddr, true
+			conn, gw = c.DialGateway(), true
 		} else if l, ok := c.LeaderNow(); ok {
-			addr = l.Addr
+			conn = c.DialScheduler(l.Addr, tlsconf.RoleGateway, testClientName)
 		}
-		if addr != "" {
-			conn := dial(c.t, addr, gw)
+		if conn != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			last = f(ctx, conn, gw)
 			cancel()

@@ -52,8 +52,9 @@ func init() {
 		"namespaces": {"create, list, get or delete namespaces", "namespaces create NAME [--description D] | list | get NAME | delete NAME  [--json] [--addr ADDR]", cmdNamespaces},
 		"workers":    {"list live workers with their load", "workers [--pool P] [--json] [--addr ADDR]", cmdWorkers},
 		"cluster":    {"show the scheduler leader, its epoch and the replicas", "cluster [--json] [--addr ADDR]", cmdCluster},
-		"dev":        {"run all of Cairn locally: embedded etcd, a local PostgreSQL under .cairn/, scheduler, gateway, workers", "dev [--dir DIR] [--workers N] [--concurrency N] [--grpc-addr A] [--http-addr A]", cmdDev},
+		"dev":        {"run all of Cairn locally: embedded etcd, a local PostgreSQL under .cairn/, scheduler, gateway, workers", "dev [--dir DIR] [--workers N] [--concurrency N] [--grpc-addr A] [--http-addr A] [--ops-addr A]", cmdDev},
 		"version":    {"print cairnctl's version", "version", cmdVersion},
+		"certs":      {"make a cluster's TLS certificates: a CA, then one certificate per component", certsUsage, cmdCerts},
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"strings"
 	"text/tabwriter"
@@ -14,7 +13,6 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -23,9 +21,12 @@ import (
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 )
 
-// The cluster commands talk to a gateway over its gRPC API (the generated client). The
-// address comes from --addr, else CAIRN_ADDR, else DefaultAddr. Every command prints a table
-// by default and the API's JSON (proto field names, enums as strings) with --json.
+// The cluster commands talk to a gateway over its gRPC API (the generated client). Where and
+// how comes from the client configuration (config.go): the file (--config, CAIRN_CONFIG,
+// .cairn/cairnctl.json, the XDG directory), then CAIRN_ADDR / CAIRN_CA_FILE / CAIRN_TOKEN,
+// then --addr / --ca-file; the address defaults to DefaultAddr. With a CA, the connection is
+// TLS. Every command prints a table by default and the API's JSON (proto field names, enums
+// as strings) with --json.
 
 // DefaultAddr is the gateway's default gRPC address.
 const DefaultAddr = "127.0.0.1:7070"
@@ -40,20 +41,20 @@ type remote struct {
 	e         *env
 	name      string // command name, for messages
 	addr      *string
+	caFile    *string
+	config    *string
 	asJSON    *bool
 	namespace *string // see ns()
 	conn      *grpc.ClientConn
 }
 
-// remoteFlags adds --addr, --json and --namespace (-n) to fs.
+// remoteFlags adds --addr, --ca-file, --config, --json and --namespace (-n) to fs.
 func remoteFlags(e *env, name string, fs *flag.FlagSet) *remote {
-	def := os.Getenv("CAIRN_ADDR")
-	if def == "" {
-		def = DefaultAddr
-	}
 	r := &remote{
 		e: e, name: name,
-		addr:   fs.String("addr", def, "gateway gRPC address (env CAIRN_ADDR)"),
+		addr:   fs.String("addr", "", "gateway gRPC address (env CAIRN_ADDR; default: the configuration file's, else "+DefaultAddr+")"),
+		caFile: fs.String("ca-file", "", "CA the gateway's certificate must chain to; talk TLS (env CAIRN_CA_FILE)"),
+		config: fs.String("config", "", "client configuration file (env CAIRN_CONFIG; default .cairn/cairnctl.json, then $XDG_CONFIG_HOME/cairn/cairnctl.json)"),
 		asJSON: fs.Bool("json", false, "print the API's JSON instead of a table"),
 	}
 	r.namespace = fs.String("namespace", defaultNamespace(e), "namespace of the workflows, runs and dead letters (env CAIRN_NAMESPACE)")
@@ -62,18 +63,21 @@ func remoteFlags(e *env, name string, fs *flag.FlagSet) *remote {
 }
 
 func (r *remote) dial() error {
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
-	tok, err := tokenOption(*r.addr, false)
+	cfg, file, err := resolveClientConfig(*r.config, *r.addr, *r.caFile)
 	if err != nil {
 		return err
 	}
-	if tok != nil {
-		opts = append(opts, tok)
-	}
-	conn, err := grpc.NewClient(*r.addr, opts...)
+	*r.addr = cfg.Addr
+	opts, err := cfg.dialOptions()
 	if err != nil {
-		return fmt.Errorf("gateway address %q: %w", *r.addr, err)
+		if file != "" {
+			return fmt.Errorf("%w (configuration from %s)", err, file)
+		}
+		return err
+	}
+	conn, err := grpc.NewClient(cfg.Addr, append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))...)
+	if err != nil {
+		return fmt.Errorf("gateway address %q: %w", cfg.Addr, err)
 	}
 	r.conn = conn
 	return nil
@@ -103,8 +107,10 @@ func (r *remote) failIn(file string, err error) int {
 	switch {
 	case st.Code() == codes.Unavailable && strings.Contains(msg, "connection refused"):
 		msg = fmt.Sprintf("cannot reach the gateway at %s (set --addr or CAIRN_ADDR): %s", *r.addr, msg)
+	case st.Code() == codes.Unavailable && (strings.Contains(msg, "certificate") || strings.Contains(msg, "tls:") || strings.Contains(msg, "handshake")):
+		msg = fmt.Sprintf("TLS with the gateway at %s failed (check --ca-file / CAIRN_CA_FILE): %s", *r.addr, msg)
 	case st.Code() == codes.Unauthenticated:
-		msg += " (cairnctl sends CAIRN_TOKEN, or the token of " + DevConfigFile + " in the current directory)"
+		msg += " (cairnctl sends CAIRN_TOKEN, or the token of its configuration file: --config, CAIRN_CONFIG, " + DevConfigFile + " in the current directory, or $XDG_CONFIG_HOME/cairn/" + ConfigFileName + ")"
 	}
 	fmt.Fprintf(r.e.stderr, "cairnctl %s: %s: %s\n", r.name, codeName(st.Code()), msg)
 	for _, d := range st.Details() {

@@ -15,7 +15,23 @@ import (
 	"github.com/cairn-io/cairn/services/gateway/gatewaytest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+func TestMain(m *testing.M) {
+	// cairnctl reads its configuration from the environment and the user's files: the tests
+	// see neither the developer's CAIRN_* variables nor their ~/.config/cairn.
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "CAIRN_") {
+			_ = os.Unsetenv(k)
+		}
+	}
+	xdg, err := os.MkdirTemp("", "cairnctl-xdg-")
+	if err != nil {
+		panic(err)
+	}
+	_ = os.Setenv("XDG_CONFIG_HOME", xdg)
+	code := pgtest.Run(m)
+	_ = os.RemoveAll(xdg)
+	os.Exit(code)
+}
 
 // runJSON runs a cluster command with --json against addr and decodes stdout.
 func runJSON(t *testing.T, addr string, wantCode int, args ...string) map[string]any {

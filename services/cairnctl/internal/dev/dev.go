@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -19,13 +20,14 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/apitoken"
 	"github.com/cairn-io/cairn/pkg/etcdlocal"
 	"github.com/cairn-io/cairn/pkg/pglocal"
+	"github.com/cairn-io/cairn/pkg/tlsconf"
 	gateway "github.com/cairn-io/cairn/services/gateway/inprocess"
 	scheduler "github.com/cairn-io/cairn/services/scheduler/inprocess"
 	worker "github.com/cairn-io/cairn/services/worker/inprocess"
@@ -38,6 +40,7 @@ type Options struct {
 	Examples    string // directory of workflows to apply at start ["examples"; "" skips]
 	GRPCAddr    string // public gRPC API [127.0.0.1:7070]
 	HTTPAddr    string // REST API [127.0.0.1:8080]
+	OpsAddr     string // the gateway's plain-HTTP /healthz, /readyz, /metrics [127.0.0.1:9090]
 	Workers     int    // worker processes (in-process) [1]
 	Concurrency int    // slots per worker [4]
 	LogLevel    string // [info]; logs go to DIR/cairn.log
@@ -48,11 +51,14 @@ type Options struct {
 
 // Addrs are where a running dev cluster listens, and its admin token.
 type Addrs struct {
-	GRPC, HTTP, Database string
-	Etcd                 []string
-	Workflows            []string
+	GRPC, HTTP, Ops, Database string
+	Etcd                      []string
+	Workflows                 []string
 	// Token is the dev cluster's admin token (kept in DIR/dev-token between runs).
 	Token string
+	// CAFile is the dev CA (DIR/tls/ca.pem): the gateway's public gRPC and REST serve TLS
+	// with a certificate for localhost, 127.0.0.1 and ::1 that it signed.
+	CAFile string
 }
 
 // DevEgressAllow is what dev mode's workers add to the egress policy: loopback, so that
@@ -90,6 +96,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	if o.HTTPAddr == "" {
 		o.HTTPAddr = "127.0.0.1:8080"
 	}
+	if o.OpsAddr == "" {
+		o.OpsAddr = "127.0.0.1:9090"
+	}
 	if o.Workers <= 0 {
 		o.Workers = 1
 	}
@@ -102,9 +111,9 @@ func Run(ctx context.Context, o Options) (err error) {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
-	for _, a := range []struct{ name, addr string }{{"gRPC API", o.GRPCAddr}, {"REST API", o.HTTPAddr}} {
+	for _, a := range []struct{ name, addr string }{{"gRPC API", o.GRPCAddr}, {"REST API", o.HTTPAddr}, {"ops", o.OpsAddr}} {
 		if err := portFree(a.addr); err != nil {
-			return setupErr("the %s address %s is not available (%v); is another `cairnctl dev` running? Choose another with the --grpc-addr/--http-addr flags", a.name, a.addr, err)
+			return setupErr("the %s address %s is not available (%v); is another `cairnctl dev` running? Choose another with the --grpc-addr/--http-addr/--ops-addr flags", a.name, a.addr, err)
 		}
 	}
 	dir, err := filepath.Abs(o.Dir)
@@ -165,10 +174,23 @@ func Run(ctx context.Context, o Options) (err error) {
 		say("PostgreSQL  %s (CAIRN_DATABASE_URL)", dbURL)
 	}
 
+	// Certificates: internal traffic is mutual TLS and the public API is TLS, as in production.
+	certs, err := setupTLS(dir, o.Workers)
+	if err != nil {
+		return setupErr("certificates under %s: %v", filepath.Join(o.Dir, "tls"), err)
+	}
+	if certs.createdCA {
+		say("TLS         a new dev CA in %s; every component got its certificate", filepath.Join(o.Dir, "tls"))
+	} else {
+		say("TLS         the dev CA in %s (kept from a previous run)", filepath.Join(o.Dir, "tls"))
+	}
+
 	// Scheduler.
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	scfg, err := scheduler.ParseFlags([]string{"--database-url=" + dbURL, "--etcd-endpoints=" + endpoints,
-		"--grpc-addr=127.0.0.1:0", "--ops-addr=127.0.0.1:0", "--id=dev-scheduler"})
+		"--grpc-addr=127.0.0.1:0", "--ops-addr=127.0.0.1:0", "--id=dev-scheduler",
+		"--tls-cert=" + certs.schedCert, "--tls-key=" + certs.schedKey, "--tls-client-ca=" + certs.CAFile(),
+		"--scheduler-server-name=" + SchedulerServerName})
 	if err != nil {
 		return err
 	}
@@ -192,8 +214,10 @@ func Run(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return setupErr("dev token: %v", err)
 	}
-	gw, err := gateway.New(gateway.Config{GRPCAddr: o.GRPCAddr, HTTPAddr: o.HTTPAddr, DatabaseURL: dbURL,
-		EtcdEndpoints: etcd.Endpoints(), Logger: log.With("service", "gateway"), BootstrapToken: token})
+	gw, err := gateway.New(gateway.Config{GRPCAddr: o.GRPCAddr, HTTPAddr: o.HTTPAddr, OpsAddr: o.OpsAddr, DatabaseURL: dbURL,
+		EtcdEndpoints: etcd.Endpoints(), Logger: log.With("service", "gateway"), BootstrapToken: token,
+		TLSCert: certs.gatewayCert, TLSKey: certs.gatewayKey, TLSCA: certs.CAFile(), SchedulerServerName: SchedulerServerName,
+		PublicTLSCert: certs.gatewayCert, PublicTLSKey: certs.gatewayKey})
 	if err != nil {
 		return err
 	}
@@ -206,9 +230,16 @@ func Run(ctx context.Context, o Options) (err error) {
 	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	cleanup.push(func() { stopWorkers(); wg.Wait() })
+	taskUser := devTaskUser()
 	for i := 1; i <= o.Workers; i++ {
-		wcfg, err := worker.ParseFlags([]string{"--etcd-endpoints=" + endpoints, fmt.Sprintf("--id=dev-worker-%d", i),
-			fmt.Sprintf("--concurrency=%d", o.Concurrency), "--ops-addr=127.0.0.1:0", "--egress-allow=" + DevEgressAllow})
+		args := []string{"--etcd-endpoints=" + endpoints, "--id=" + workerID(i),
+			fmt.Sprintf("--concurrency=%d", o.Concurrency), "--ops-addr=127.0.0.1:0", "--egress-allow=" + DevEgressAllow,
+			"--tls-cert=" + certs.workers[i-1][0], "--tls-key=" + certs.workers[i-1][1], "--tls-ca=" + certs.CAFile(),
+			"--scheduler-server-name=" + SchedulerServerName}
+		if taskUser != "" {
+			args = append(args, "--task-user="+taskUser)
+		}
+		wcfg, err := worker.ParseFlags(args)
 		if err != nil {
 			return err
 		}
@@ -224,22 +255,31 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 	say("workers     %d × %d slots (pool default)", o.Workers, o.Concurrency)
 	say("            HTTP tasks may call loopback (dev mode: --egress-allow %s)", DevEgressAllow)
+	switch taskUser {
+	case "":
+	case "root":
+		say("            shell tasks run as root (no user nobody here): they could read the dev keys")
+	default:
+		say("            shell tasks run as user %s (--task-user): the keys under %s are not theirs to read", taskUser, filepath.Join(o.Dir, "tls"))
+	}
 
 	// Examples.
 	var applied []string
 	if o.Examples != "" {
-		applied, err = applyExamples(ctx, gw.GRPCAddr().String(), token, o.Examples)
+		applied, err = applyExamples(ctx, gw.GRPCAddr().String(), token, certs.CAFile(), o.Examples)
 		if err != nil {
 			return err
 		}
 	}
-	addrs := Addrs{GRPC: gw.GRPCAddr().String(), HTTP: gw.HTTPAddr().String(), Database: dbURL, Etcd: etcd.Endpoints(),
-		Workflows: applied, Token: token}
+	addrs := Addrs{GRPC: gw.GRPCAddr().String(), HTTP: gw.HTTPAddr().String(), Ops: gw.OpsAddr().String(), Database: dbURL, Etcd: etcd.Endpoints(),
+		Workflows: applied, Token: token, CAFile: certs.CAFile()}
 	if err := writeClientConfig(filepath.Join(dir, "cairnctl.json"), addrs); err != nil {
 		return setupErr("client configuration: %v", err)
 	}
 	say("")
-	say("Cairn is running. gRPC API on %s, REST API on http://%s (/openapi.json, /readyz, /metrics).", addrs.GRPC, addrs.HTTP)
+	say("Cairn is running. gRPC API on %s (TLS), REST API on https://%s (/openapi.json, /readyz, /metrics).", addrs.GRPC, addrs.HTTP)
+	say("Gateway health and metrics in plain HTTP (loopback only): http://%s/healthz, /readyz, /metrics", addrs.Ops)
+	say("TLS CA: %s (internal traffic is mutual TLS; clients verify the gateway with this CA)", filepath.Join(o.Dir, "tls", tlsconf.CACertFile))
 	if len(applied) > 0 {
 		say("Workflows applied from %s: %s", o.Examples, strings.Join(applied, ", "))
 	}
@@ -250,8 +290,8 @@ func Run(ctx context.Context, o Options) (err error) {
 	say("")
 	say("Try, in another terminal:")
 	say("  ./bin/cairnctl run orders-etl --wait")
-	say("  curl -s -H \"Authorization: Bearer $(cat %s)\" -H 'Content-Type: application/json' -X POST http://%s/v1/workflows/orders-etl/runs -d '{}'",
-		filepath.Join(o.Dir, "dev-token"), addrs.HTTP)
+	say("  curl -s --cacert %s -H \"Authorization: Bearer $(cat %s)\" -H 'Content-Type: application/json' -X POST https://%s/v1/workflows/orders-etl/runs -d '{}'",
+		filepath.Join(o.Dir, "tls", tlsconf.CACertFile), filepath.Join(o.Dir, "dev-token"), publicURLHost(addrs.HTTP))
 	say("")
 	say("Ctrl-C stops everything.")
 	if o.Ready != nil {
@@ -260,6 +300,27 @@ func Run(ctx context.Context, o Options) (err error) {
 	<-ctx.Done()
 	say("stopping...")
 	return nil
+}
+
+// devTaskUser is whom dev workers run shell tasks as: nobody when cairnctl runs as root (a
+// worker refuses to run tasks as root unless told), else the current user.
+func devTaskUser() string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	if _, err := user.Lookup("nobody"); err == nil {
+		return "nobody"
+	}
+	return "root"
+}
+
+// publicURLHost is addr for a URL: "localhost:port" for 127.0.0.1 (the certificate names
+// both; curl users type localhost).
+func publicURLHost(addr string) string {
+	if host, port, err := net.SplitHostPort(addr); err == nil && host == "127.0.0.1" {
+		return net.JoinHostPort("localhost", port)
+	}
+	return addr
 }
 
 func portFree(addr string) error {
@@ -301,14 +362,18 @@ func createDatabase(ctx context.Context, adminURL, name string) error {
 
 // applyExamples applies every *.yaml in dir through the gateway, retrying while the gateway
 // does not know the leader yet.
-func applyExamples(ctx context.Context, addr, token, dir string) ([]string, error) {
+func applyExamples(ctx context.Context, addr, token, caFile, dir string) ([]string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
 		return nil, err
 	}
 	sort.Strings(files)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(apitoken.Bearer{Secret: token, Insecure: true}))
+	tc, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: caFile})
+	if err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithPerRPCCredentials(apitoken.Bearer{Secret: token}))
 	if err != nil {
 		return nil, err
 	}
@@ -365,7 +430,7 @@ func devToken(path string) (string, error) {
 // writeClientConfig writes the configuration cairnctl reads from the current directory
 // (.cairn/cairnctl.json), mode 0600: it holds the token.
 func writeClientConfig(path string, a Addrs) error {
-	data, err := json.MarshalIndent(map[string]string{"addr": a.GRPC, "token": a.Token}, "", "  ")
+	data, err := json.MarshalIndent(map[string]string{"addr": a.GRPC, "ca_file": a.CAFile, "server_name": "localhost", "token": a.Token}, "", "  ")
 	if err != nil {
 		return err
 	}

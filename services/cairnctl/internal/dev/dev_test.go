@@ -18,11 +18,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/apitoken"
+	"github.com/cairn-io/cairn/pkg/tlsconf"
 	"github.com/cairn-io/cairn/services/cairnctl/internal/dev"
 )
 
@@ -71,7 +72,7 @@ func TestDevRunsAnExample(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- dev.Run(ctx, dev.Options{Dir: dir, Examples: "../../../../examples", GRPCAddr: "127.0.0.1:0",
-			HTTPAddr: "127.0.0.1:0", Concurrency: 2, Out: out, Ready: func(a dev.Addrs) { ready <- a }})
+			HTTPAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0", Concurrency: 2, Out: out, Ready: func(a dev.Addrs) { ready <- a }})
 	}()
 	var addrs dev.Addrs
 	select {
@@ -84,10 +85,20 @@ func TestDevRunsAnExample(t *testing.T) {
 	if len(addrs.Workflows) != 3 {
 		t.Fatalf("applied workflows %v, want the 3 examples", addrs.Workflows)
 	}
-	resp, err := http.Get("http://" + addrs.HTTP + "/readyz")
+	// The public API is TLS with the dev CA; plain HTTP and clients without the CA get nothing.
+	tc, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: addrs.CAFile})
+	if err != nil {
+		t.Fatalf("the dev CA %q: %v", addrs.CAFile, err)
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: tc}}
+	resp, err := hc.Get("https://" + addrs.HTTP + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := http.Get("https://" + addrs.HTTP + "/readyz"); err == nil {
+		t.Error("a client without the dev CA accepted the gateway's certificate")
+	}
+	checkDevTLSFiles(t, dir)
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -95,7 +106,7 @@ func TestDevRunsAnExample(t *testing.T) {
 	}
 
 	// Authentication is on: without the token nothing answers; with it everything does.
-	anon, err := grpc.NewClient(addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	anon, err := grpc.NewClient(addrs.GRPC, grpc.WithTransportCredentials(credentials.NewTLS(tc)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,20 +122,32 @@ func TestDevRunsAnExample(t *testing.T) {
 		t.Fatalf("dev-token mode: %v %v, want 0600", fi.Mode(), err)
 	}
 	cfg, err := os.ReadFile(filepath.Join(dir, "cairnctl.json"))
-	if err != nil || !strings.Contains(string(cfg), addrs.Token) || !strings.Contains(string(cfg), addrs.GRPC) {
-		t.Fatalf("cairnctl.json = %s (%v), want the address and the token", cfg, err)
+	if err != nil || !strings.Contains(string(cfg), addrs.Token) || !strings.Contains(string(cfg), addrs.GRPC) ||
+		!strings.Contains(string(cfg), `"ca_file": "`+addrs.CAFile+`"`) {
+		t.Fatalf("cairnctl.json = %s (%v), want the address, the CA file and the token", cfg, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "cairnctl.json")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("cairnctl.json mode: %v %v, want 0600", fi.Mode(), err)
 	}
 	if !strings.Contains(out.String(), "Admin token (dev only): "+addrs.Token) {
 		t.Errorf("the banner does not print the dev token:\n%s", out)
 	}
-	conn, err := grpc.NewClient(addrs.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithPerRPCCredentials(apitoken.Bearer{Secret: addrs.Token, Insecure: true}))
+	conn, err := grpc.NewClient(addrs.GRPC, grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithPerRPCCredentials(apitoken.Bearer{Secret: addrs.Token}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
 	runs := cairnv1.NewRunServiceClient(conn)
-	out2 := filepath.Dir(dir)
+	// Shell tasks may run as another user (nobody, when the test runs as root): give them a
+	// directory anyone may write.
+	out2 := filepath.Join(filepath.Dir(dir), "out")
+	if err := os.Mkdir(out2, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(out2, 0o777); err != nil {
+		t.Fatal(err)
+	}
 	started, err := runs.StartRun(ctx, &cairnv1.StartRunRequest{Workflow: "orders-etl", Params: map[string]string{"out_dir": out2}})
 	if err != nil {
 		t.Fatalf("start run: %v", err)
@@ -161,7 +184,7 @@ func TestDevRunsAnExample(t *testing.T) {
 		}
 		return waitTerminal(t, ctx, runs, started.GetRun().GetRunId())
 	}
-	if r := healthcheck("http://" + addrs.HTTP + "/healthz"); r.GetState() != cairnv1.RunState_RUN_STATE_SUCCEEDED || hooks.Load() != 1 {
+	if r := healthcheck("http://" + addrs.Ops + "/healthz"); r.GetState() != cairnv1.RunState_RUN_STATE_SUCCEEDED || hooks.Load() != 1 {
 		t.Fatalf("api-healthcheck on loopback: %s, %d hook calls: %v", r.GetState(), hooks.Load(), r.GetTasks())
 	}
 	// Only loopback: the metadata endpoint is refused (before any connection) and not retried
@@ -192,10 +215,31 @@ func TestDevRunsAnExample(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "pg", "data", "postmaster.pid")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("PostgreSQL still running after dev stopped (postmaster.pid: %v)", err)
 	}
-	for _, want := range []string{"Cairn is running", "Ctrl-C stops everything", "stopping...",
+	if os.Geteuid() == 0 && !strings.Contains(out.String(), "shell tasks run as user nobody (--task-user)") {
+		t.Errorf("run as root, the banner does not say tasks run as nobody:\n%s", out)
+	}
+	for _, want := range []string{"Cairn is running", "Ctrl-C stops everything", "stopping...", "REST API on https://",
+		"TLS CA: " + filepath.Join(dir, "tls", "ca.pem"), "--cacert " + filepath.Join(dir, "tls", "ca.pem"),
 		"HTTP tasks may call loopback (dev mode: --egress-allow 127.0.0.0/8,::1/128)"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// checkDevTLSFiles checks the layout and modes of DIR/tls.
+func checkDevTLSFiles(t *testing.T, dir string) {
+	t.Helper()
+	for name, mode := range map[string]os.FileMode{"tls": 0o700, "tls/ca.pem": 0o644, "tls/ca-key.pem": 0o600,
+		"tls/scheduler.pem": 0o644, "tls/scheduler-key.pem": 0o600, "tls/gateway.pem": 0o644, "tls/gateway-key.pem": 0o600,
+		"tls/worker.pem": 0o644, "tls/worker-key.pem": 0o600} {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if fi.Mode().Perm() != mode {
+			t.Errorf("%s: mode %v, want %v", name, fi.Mode().Perm(), mode)
 		}
 	}
 }
@@ -226,7 +270,7 @@ func TestPortInUseIsAClearError(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	err = dev.Run(context.Background(), dev.Options{Dir: stateDir(t), HTTPAddr: l.Addr().String(), GRPCAddr: "127.0.0.1:0"})
+	err = dev.Run(context.Background(), dev.Options{Dir: stateDir(t), HTTPAddr: l.Addr().String(), GRPCAddr: "127.0.0.1:0", OpsAddr: "127.0.0.1:0"})
 	if !errors.Is(err, dev.ErrSetup) || !strings.Contains(err.Error(), "REST API address "+l.Addr().String()+" is not available") {
 		t.Fatalf("err = %v, want a clear port-in-use error", err)
 	}

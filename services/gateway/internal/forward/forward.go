@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -20,6 +21,7 @@ import (
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/lifecycle"
+	"github.com/cairn-io/cairn/pkg/loopback"
 )
 
 const (
@@ -42,7 +44,11 @@ type Config struct {
 	Timeout time.Duration
 	// MaxMessageBytes caps gRPC messages to and from the leader; zero leaves gRPC's default.
 	MaxMessageBytes int
-	// DialOptions are added to the leader connections (tests, TLS later).
+	// Credentials secure the leader connections (mutual TLS: the gateway's client
+	// certificate, the leader's verified against a fixed name, whatever address etcd gives);
+	// nil dials in plaintext, and then only a leader address on loopback (insecure mode).
+	Credentials credentials.TransportCredentials
+	// DialOptions are added to the leader connections (tests, instrumentation).
 	DialOptions []grpc.DialOption
 	// Logger receives leader changes; nil means slog.Default().
 	Logger *slog.Logger
@@ -157,7 +163,17 @@ func (f *Forwarder) set(l election.Leadership) {
 }
 
 func (f *Forwarder) dial(addr string) (*grpc.ClientConn, error) {
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	creds := f.cfg.Credentials
+	if creds == nil {
+		// Plaintext is for a cluster entirely on loopback: a leader address elsewhere (etcd
+		// says so) is not dialed without TLS.
+		if !loopback.Addr(addr) {
+			f.log.Error("refusing to dial the leader in plaintext: it is not on loopback", slog.String("address", addr))
+			return nil, fmt.Errorf("leader %s is not on loopback and the gateway has no TLS client certificate (--tls-cert, --tls-key, --tls-ca)", addr)
+		}
+		creds = insecure.NewCredentials()
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if n := f.cfg.MaxMessageBytes; n > 0 {
 		opts = append(opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(n), grpc.MaxCallSendMsgSize(n)))
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,12 +12,12 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
@@ -24,11 +25,14 @@ import (
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/apitoken"
 	"github.com/cairn-io/cairn/pkg/election"
+	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/lifecycle"
+	"github.com/cairn-io/cairn/pkg/loopback"
 	"github.com/cairn-io/cairn/pkg/membership"
 	"github.com/cairn-io/cairn/pkg/opsserver"
 	"github.com/cairn-io/cairn/pkg/store"
 	"github.com/cairn-io/cairn/pkg/telemetry"
+	"github.com/cairn-io/cairn/pkg/tlsconf"
 	"github.com/cairn-io/cairn/services/gateway/internal/api"
 	"github.com/cairn-io/cairn/services/gateway/internal/auth"
 	"github.com/cairn-io/cairn/services/gateway/internal/forward"
@@ -57,7 +61,19 @@ type Config struct {
 
 	DatabaseURL   string   // required
 	EtcdEndpoints []string // required
-	EtcdPrefix    string   // empty: /cairn/
+	Etcd          etcdclient.Security
+	EtcdPrefix    string // empty: /cairn/
+
+	// TLSCert and TLSKey are the gateway's client certificate towards the scheduler leader
+	// (spiffe://cairn/gateway/<name>); TLSCA is the CA the leader's certificate must chain
+	// to. All three, or Insecure (which then also dials the leader in plaintext).
+	TLSCert, TLSKey, TLSCA string
+	// SchedulerServerName is the name the leader's certificate must carry, whatever address
+	// etcd names; empty: DefaultSchedulerServerName.
+	SchedulerServerName string
+	// PublicTLSCert and PublicTLSKey, when set, make the public gRPC and REST listeners serve
+	// TLS with this certificate (the ops listener stays plain HTTP).
+	PublicTLSCert, PublicTLSKey string
 
 	MaxBodyBytes    int           // REST bodies and gRPC request messages; 0: DefaultMaxBodyBytes
 	MaxPageSize     int           // 0: the store's cap
@@ -65,9 +81,10 @@ type Config struct {
 	WatchInterval   time.Duration // 0: api.DefaultWatchInterval
 	ShutdownTimeout time.Duration // 0: DefaultShutdownTimeout
 
-	// Insecure turns authentication off (every caller is an admin named "insecure"). It is
-	// accepted only when every listener is on loopback, and the REST listener then accepts
-	// only loopback Host headers (DNS rebinding).
+	// Insecure turns authentication off (every caller is an admin named "insecure") and,
+	// without TLSCert, lets the gateway dial the leader in plaintext. It is accepted only when
+	// every listener is on loopback, and the REST listener then accepts only loopback Host
+	// headers (DNS rebinding).
 	Insecure bool
 	// BootstrapToken, when set, is a token secret (apitoken format) stored at start-up as an
 	// admin token named "bootstrap" for every namespace, unless a token with that secret
@@ -106,6 +123,9 @@ func (c *Config) check() error {
 	if len(c.EtcdEndpoints) == 0 {
 		bad("etcd-endpoints is empty")
 	}
+	if err := c.Etcd.Validate(c.EtcdEndpoints); err != nil {
+		bad("%v", err)
+	}
 	if p, err := election.KeyPrefix(c.EtcdPrefix); err != nil {
 		bad("etcd-prefix: %v", err)
 	} else {
@@ -132,6 +152,7 @@ func (c *Config) check() error {
 	if c.TokenCacheTTL < 0 {
 		bad("token-cache-ttl %v is negative", c.TokenCacheTTL)
 	}
+	errs = append(errs, c.checkTLS()...)
 	if c.MaxBodyBytes < 0 {
 		bad("max-body-bytes %d is negative", c.MaxBodyBytes)
 	}
@@ -152,6 +173,80 @@ func (c *Config) check() error {
 		c.Logger = slog.Default()
 	}
 	return errors.Join(errs...)
+}
+
+// DefaultSchedulerServerName is the name verified in the leader's certificate.
+const DefaultSchedulerServerName = "cairn-scheduler"
+
+func (c *Config) internalTLS() bool { return c.TLSCert != "" || c.TLSKey != "" || c.TLSCA != "" }
+
+func (c *Config) checkTLS() []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrInvalidConfig, fmt.Sprintf(format, args...)))
+	}
+	if c.SchedulerServerName == "" {
+		c.SchedulerServerName = DefaultSchedulerServerName
+	}
+	if !c.internalTLS() && !c.Insecure {
+		bad("the gateway has no client certificate for the scheduler: set --tls-cert (CAIRN_TLS_CERT), --tls-key (CAIRN_TLS_KEY) and --tls-ca (CAIRN_TLS_CA) " +
+			"(make them with `cairnctl certs`, see docs/security-tls.md), or --insecure (CAIRN_INSECURE) for a cluster entirely on loopback")
+	}
+	if !c.internalTLS() && c.Insecure {
+		var settings []loopback.Setting
+		for _, ep := range c.EtcdEndpoints {
+			settings = append(settings, loopback.Setting{Flag: "--etcd-endpoints (CAIRN_ETCD_ENDPOINTS)", Value: ep, Kind: loopback.KindURL})
+		}
+		if pc, err := pgconn.ParseConfig(c.DatabaseURL); err == nil {
+			settings = append(settings, loopback.Setting{Flag: "--database-url (CAIRN_DATABASE_URL) host", Value: pc.Host, Kind: loopback.KindHost})
+		}
+		if err := loopback.Check(settings); err != nil {
+			bad("--insecure (CAIRN_INSECURE) without a client certificate is accepted only when every peer is on loopback (%v); "+
+				"set --tls-cert, --tls-key and --tls-ca (docs/security-tls.md)", err)
+		}
+	}
+	if c.internalTLS() {
+		if c.TLSCert == "" || c.TLSKey == "" || c.TLSCA == "" {
+			bad("internal TLS needs all of --tls-cert (CAIRN_TLS_CERT), --tls-key (CAIRN_TLS_KEY) and --tls-ca (CAIRN_TLS_CA)")
+		}
+	}
+	if (c.PublicTLSCert == "") != (c.PublicTLSKey == "") {
+		bad("--public-tls-cert (CAIRN_PUBLIC_TLS_CERT) and --public-tls-key (CAIRN_PUBLIC_TLS_KEY) go together")
+	}
+	return errs
+}
+
+// leaderCredentials is the mutual TLS towards the leader; nil without internal TLS.
+func (c *Config) leaderCredentials() (credentials.TransportCredentials, error) {
+	if !c.internalTLS() {
+		return nil, nil
+	}
+	cert, err := tlsconf.ReadCertFile(c.TLSCert)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --tls-cert: %v", ErrInvalidConfig, err)
+	}
+	if id, err := tlsconf.IdentityFromCert(cert); err != nil || id.Role != tlsconf.RoleGateway {
+		return nil, fmt.Errorf("%w: --tls-cert %s must name a gateway (URI SAN spiffe://cairn/gateway/<name>); it names %v (%v)",
+			ErrInvalidConfig, c.TLSCert, id, err)
+	}
+	tc, err := tlsconf.ClientConfig(tlsconf.ClientOptions{CAFile: c.TLSCA, CertFile: c.TLSCert, KeyFile: c.TLSKey,
+		ServerName: c.SchedulerServerName, ServerRole: tlsconf.RoleScheduler, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	return credentials.NewTLS(tc), nil
+}
+
+// publicTLS is the public listeners' TLS configuration; nil without a public certificate.
+func (c *Config) publicTLS() (*tls.Config, error) {
+	if c.PublicTLSCert == "" {
+		return nil, nil
+	}
+	tc, err := tlsconf.ServerConfig(tlsconf.ServerOptions{CertFile: c.PublicTLSCert, KeyFile: c.PublicTLSKey})
+	if err != nil {
+		return nil, fmt.Errorf("%w: public TLS: %v", ErrInvalidConfig, err)
+	}
+	return tc, nil
 }
 
 // Gateway is the cairn-gateway process: it implements lifecycle.Service.
@@ -235,9 +330,7 @@ func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, 
 		return nil, fmt.Errorf("gateway: database: %w", err)
 	}
 	undo.add(pool.Close)
-	etcd, err := clientv3.New(clientv3.Config{
-		Endpoints: cfg.EtcdEndpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop(),
-	})
+	etcd, err := etcdclient.New(cfg.EtcdEndpoints, cfg.Etcd)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: etcd client: %w", err)
 	}
@@ -252,8 +345,16 @@ func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, 
 			otelgrpc.WithMeterProvider(t.MeterProvider), otelgrpc.WithTracerProvider(t.TracerProvider))))
 	}
 
+	leaderCreds, err := cfg.leaderCredentials()
+	if err != nil {
+		return nil, err
+	}
+	publicTLS, err := cfg.publicTLS()
+	if err != nil {
+		return nil, err
+	}
 	fwd, err := forward.New(forward.Config{
-		Client: etcd, Prefix: cfg.EtcdPrefix, Timeout: cfg.ForwardTimeout,
+		Client: etcd, Prefix: cfg.EtcdPrefix, Timeout: cfg.ForwardTimeout, Credentials: leaderCreds,
 		MaxMessageBytes: max(cfg.MaxBodyBytes, maxResponseBytes), DialOptions: clientOpts, Logger: cfg.Logger,
 	})
 	if err != nil {
@@ -329,6 +430,17 @@ func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, 
 		return nil, fmt.Errorf("gateway: HTTP listener on %s: %w", cfg.HTTPAddr, err)
 	}
 	undo.add(func() { _ = httpLn.Close() })
+	grpcAddr, httpAddr := grpcLn.Addr(), httpLn.Addr()
+	if publicTLS != nil {
+		// TLS is terminated on the listeners: the gRPC server also serves the in-memory
+		// REST loopback, which stays plaintext, so it cannot take TLS credentials itself.
+		gtls := publicTLS.Clone()
+		gtls.NextProtos = []string{"h2"}
+		grpcLn = tls.NewListener(grpcLn, gtls)
+		htls := publicTLS.Clone()
+		htls.NextProtos = []string{"h2", "http/1.1"}
+		httpLn = tls.NewListener(httpLn, htls)
+	}
 	if cfg.OpsAddr != "" {
 		if err := ops.Start(ctx); err != nil {
 			return nil, fmt.Errorf("gateway: %w", err)
@@ -375,7 +487,7 @@ func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, 
 	}
 
 	g.mu.Lock()
-	g.grpcAddr, g.httpAddr, g.ops = grpcLn.Addr(), httpLn.Addr(), ops
+	g.grpcAddr, g.httpAddr, g.ops = grpcAddr, httpAddr, ops
 	g.mu.Unlock()
 	undo.add(func() {
 		g.mu.Lock()
@@ -385,7 +497,9 @@ func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, 
 	// The bootstrap token is stored before serving when PostgreSQL answers (so it works from
 	// the first request), else retried in the background.
 	bootstrapped := cfg.BootstrapToken != "" && g.bootstrapOnce(ctx, st) == nil
-	g.log.Info("gateway serving", slog.String("grpc", grpcLn.Addr().String()), slog.String("http", httpLn.Addr().String()))
+	g.log.Info("gateway serving", slog.String("grpc", grpcAddr.String()), slog.String("http", httpAddr.String()),
+		slog.Bool("public_tls", publicTLS != nil), slog.Bool("leader_mtls", leaderCreds != nil),
+		slog.String("scheduler_server_name", cfg.SchedulerServerName))
 
 	return func(ctx context.Context) error {
 		errc := make(chan error, 3)

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,17 +16,20 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
-	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/election"
+	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/lock"
 	"github.com/cairn-io/cairn/pkg/opsserver"
 	"github.com/cairn-io/cairn/pkg/schema"
 	"github.com/cairn-io/cairn/pkg/store"
 	"github.com/cairn-io/cairn/pkg/telemetry"
+	"github.com/cairn-io/cairn/pkg/tlsconf"
+	"github.com/cairn-io/cairn/services/scheduler/internal/authz"
 	"github.com/cairn-io/cairn/services/scheduler/internal/engine"
 	"github.com/cairn-io/cairn/services/scheduler/internal/leadership"
 	"github.com/cairn-io/cairn/services/scheduler/internal/metrics"
@@ -41,6 +45,10 @@ const (
 	MaxSendMsgSize = 16 << 20
 	// MigrationLock is the etcd lock (under <prefix>locks/) held while migrating.
 	MigrationLock = "migrations"
+	// StreamTimeout is how long a worker stream may be silent and still be alive: three of
+	// the heartbeats the welcome asks for. A second hello for a live stream's worker id is
+	// refused (ALREADY_EXISTS); one for a silent stream replaces it.
+	StreamTimeout = 3 * workerapi.DefaultHeartbeatInterval
 )
 
 // App is one running scheduler replica.
@@ -235,10 +243,9 @@ func (a *App) connect(ctx context.Context) error {
 	if err := a.retry(ctx, "PostgreSQL", pool.Ping); err != nil {
 		return err
 	}
-	client, err := clientv3.New(clientv3.Config{Endpoints: a.cfg.EtcdEndpoints, DialTimeout: 5 * time.Second,
-		Logger: zap.NewNop()})
+	client, err := etcdclient.New(a.cfg.EtcdEndpoints, a.cfg.Etcd)
 	if err != nil {
-		return fmt.Errorf("%w: --etcd-endpoints: %v", ErrConfig, err)
+		return fmt.Errorf("%w: etcd client: %v", ErrConfig, err)
 	}
 	a.etcd.Store(client)
 	return a.retry(ctx, "etcd", func(ctx context.Context) error {
@@ -294,14 +301,26 @@ func (a *App) startGRPC() error {
 	if err != nil {
 		return err
 	}
-	a.grpc = grpc.NewServer(
+	creds, err := a.transportCredentials()
+	if err != nil {
+		return err
+	}
+	authorizer := authz.Authorizer{Insecure: creds == nil}
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(authorizer.Unary),
+		grpc.ChainStreamInterceptor(authorizer.Stream),
+	}
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
+	}
+	a.grpc = grpc.NewServer(append(opts,
 		grpc.StatsHandler(otelgrpc.NewServerHandler(
 			otelgrpc.WithTracerProvider(a.tel.TracerProvider), otelgrpc.WithMeterProvider(a.tel.MeterProvider))),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.MaxRecvMsgSize(MaxRecvMsgSize),
 		grpc.MaxSendMsgSize(MaxSendMsgSize),
-	)
+	)...)
 	cairnv1.RegisterWorkerServiceServer(a.grpc, a.workers)
 	cairnv1.RegisterSchedulerServiceServer(a.grpc, sched)
 	lis := a.lis
@@ -316,6 +335,39 @@ func (a *App) startGRPC() error {
 		}
 	}()
 	return nil
+}
+
+// transportCredentials loads the gRPC listener's mutual TLS, nil without TLS (insecure
+// mode). The certificate must be a scheduler's and carry the name clients verify: a
+// replica that clients would refuse fails here, at start-up, with the reason.
+func (a *App) transportCredentials() (credentials.TransportCredentials, error) {
+	if !a.cfg.tlsConfigured() {
+		return nil, nil
+	}
+	cert, err := tlsconf.ReadCertFile(a.cfg.TLSCert)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --tls-cert: %v", ErrConfig, err)
+	}
+	id, err := tlsconf.IdentityFromCert(cert)
+	if err != nil || id.Role != tlsconf.RoleScheduler {
+		return nil, fmt.Errorf("%w: --tls-cert %s must name a scheduler (URI SAN spiffe://cairn/scheduler/<name>); it names %v (%v)",
+			ErrConfig, a.cfg.TLSCert, id, err)
+	}
+	if err := cert.VerifyHostname(a.cfg.SchedulerServerName); err != nil {
+		return nil, fmt.Errorf("%w: --tls-cert %s does not carry the DNS name %q that gateways and workers verify (--scheduler-server-name): %v",
+			ErrConfig, a.cfg.TLSCert, a.cfg.SchedulerServerName, err)
+	}
+	if err := tlsconf.CheckKeyFile(a.cfg.TLSKey); err != nil {
+		a.log.Warn("key file readable by others", "err", err)
+	}
+	tc, err := tlsconf.ServerConfig(tlsconf.ServerOptions{CertFile: a.cfg.TLSCert, KeyFile: a.cfg.TLSKey,
+		ClientCAFile: a.cfg.TLSClientCA, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	a.log.Info("gRPC serves mutual TLS", "identity", id.String(), "server_name", a.cfg.SchedulerServerName,
+		"client_ca", a.cfg.TLSClientCA)
+	return credentials.NewTLS(tc), nil
 }
 
 // followLeaders keeps the observed leader current (for UNAVAILABLE messages and readiness).

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/model"
 	"github.com/cairn-io/cairn/pkg/pgtest"
 	"github.com/cairn-io/cairn/pkg/store"
+	"github.com/cairn-io/cairn/pkg/tlsconf"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
@@ -44,6 +46,7 @@ func testConfig(t *testing.T, dbURL string, etcd []string, id string) Config {
 		SessionTTL: 30 * time.Second,
 		AdoptGrace: 2 * time.Second, AttemptGrace: 5 * time.Second, ShutdownTimeout: 5 * time.Second,
 		Migrate: true, Logger: testLogger(t), CronInterval: 100 * time.Millisecond,
+		Insecure: true, // everything is on loopback; TLS is tested in authz and tests/e2e
 	}
 }
 
@@ -401,20 +404,22 @@ func TestParseFlags(t *testing.T) {
 	}
 	for _, v := range []string{"CAIRN_DATABASE_URL", "CAIRN_ETCD_ENDPOINTS", "CAIRN_ETCD_PREFIX", "CAIRN_GRPC_ADDR",
 		"CAIRN_ADVERTISE_ADDR", "CAIRN_OPS_ADDR", "CAIRN_SCHEDULER_ID", "CAIRN_SESSION_TTL", "CAIRN_ADOPT_GRACE",
-		"CAIRN_ATTEMPT_GRACE", "CAIRN_MIGRATE", "CAIRN_LOG_FORMAT", "CAIRN_LOG_LEVEL", "CAIRN_OTLP_ENDPOINT"} {
+		"CAIRN_ATTEMPT_GRACE", "CAIRN_MIGRATE", "CAIRN_LOG_FORMAT", "CAIRN_LOG_LEVEL", "CAIRN_OTLP_ENDPOINT",
+		"CAIRN_TLS_CERT", "CAIRN_TLS_KEY", "CAIRN_TLS_CLIENT_CA", "CAIRN_SCHEDULER_SERVER_NAME", "CAIRN_INSECURE",
+		"CAIRN_ETCD_CA", "CAIRN_ETCD_CERT", "CAIRN_ETCD_KEY", "CAIRN_ETCD_USERNAME", "CAIRN_ETCD_PASSWORD_FILE"} {
 		if !strings.Contains(help.String(), v) {
 			t.Errorf("--help does not list %s", v)
 		}
 	}
 
 	env := map[string]string{"CAIRN_DATABASE_URL": "postgres://u@127.0.0.1/db", "CAIRN_SESSION_TTL": "7s",
-		"CAIRN_ETCD_ENDPOINTS": "http://a:2379, http://b:2379"}
+		"CAIRN_ETCD_ENDPOINTS": "http://127.0.0.1:2379, http://localhost:2379", "CAIRN_INSECURE": "1"}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	cfg, err := ParseFlags([]string{"--session-ttl", "9s"}, lookup, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.SessionTTL != 9*time.Second || !slices.Equal(cfg.EtcdEndpoints, []string{"http://a:2379", "http://b:2379"}) ||
+	if cfg.SessionTTL != 9*time.Second || !slices.Equal(cfg.EtcdEndpoints, []string{"http://127.0.0.1:2379", "http://localhost:2379"}) ||
 		cfg.GRPCAddr != "127.0.0.1:7071" || cfg.OpsAddr != "127.0.0.1:9091" || !cfg.Migrate || cfg.ID == "" ||
 		cfg.AdoptGrace != 10*time.Second || cfg.AttemptGrace != 30*time.Second {
 		t.Fatalf("config %+v", cfg)
@@ -431,10 +436,54 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"--database-url", "postgres://x@h/d", "--log-format", "xml"}, "CAIRN_LOG_FORMAT"},
 		{[]string{"--database-url", "postgres://x@h/d", "--etcd-endpoints", "ftp://x"}, "CAIRN_ETCD_ENDPOINTS"},
 		{[]string{"--database-url", "postgres://x@h/d", "stray"}, "unexpected arguments"},
+		{[]string{"--database-url", "postgres://x@127.0.0.1/d"}, "internal TLS is not configured: set --tls-cert (CAIRN_TLS_CERT), --tls-key (CAIRN_TLS_KEY) and --tls-client-ca (CAIRN_TLS_CLIENT_CA)"},
+		{[]string{"--database-url", "postgres://x@127.0.0.1/d"}, "or --insecure (CAIRN_INSECURE)"},
+		{[]string{"--database-url", "postgres://x@db.example/d", "--insecure"}, "--database-url (CAIRN_DATABASE_URL) host=db.example"},
+		{[]string{"--database-url", "postgres://x@127.0.0.1/d", "--insecure", "--grpc-addr", "0.0.0.0:7071"}, "--grpc-addr (CAIRN_GRPC_ADDR)=0.0.0.0:7071"},
+		{[]string{"--database-url", "postgres://x@127.0.0.1/d", "--insecure", "--etcd-endpoints", "http://etcd:2379"}, "--etcd-endpoints (CAIRN_ETCD_ENDPOINTS)=http://etcd:2379"},
+		{[]string{"--database-url", "postgres://x@127.0.0.1/d", "--insecure", "--tls-cert", "c.pem"}, "exclude each other"},
+		{[]string{"--database-url", "postgres://x@127.0.0.1/d", "--tls-cert", "c.pem"}, "missing --tls-key (CAIRN_TLS_KEY), --tls-client-ca (CAIRN_TLS_CLIENT_CA)"},
+		{[]string{"--database-url", "postgres://x@127.0.0.1/d", "--insecure", "--etcd-cert", "c.pem"}, "--etcd-key (CAIRN_ETCD_KEY)"},
 	} {
 		_, err := ParseFlags(c.args, func(string) (string, bool) { return "", false }, io.Discard)
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("ParseFlags(%q) = %v, want a config error naming %s", c.args, err, c.want)
+		}
+	}
+}
+
+// TestTLSCertificateChecks: a replica refuses, at start-up, a certificate its clients would
+// refuse: not a scheduler identity, or without the name they verify.
+func TestTLSCertificateChecks(t *testing.T) {
+	d, err := tlsconf.CreateDir(filepath.Join(t.TempDir(), "tls"), tlsconf.CAOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(base string, req tlsconf.CertRequest) (string, string) {
+		c, k, err := d.Issue(base, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, k
+	}
+	good, goodKey := issue("s", tlsconf.CertRequest{Identity: tlsconf.Identity{Role: tlsconf.RoleScheduler, Name: "s1"}, DNSNames: []string{"cairn-scheduler"}})
+	worker, workerKey := issue("w", tlsconf.CertRequest{Identity: tlsconf.Identity{Role: tlsconf.RoleWorker, Name: "w1"}})
+	noName, noNameKey := issue("n", tlsconf.CertRequest{Identity: tlsconf.Identity{Role: tlsconf.RoleScheduler, Name: "s2"}, DNSNames: []string{"other"}})
+	for _, tc := range []struct {
+		cert, key, want string
+	}{
+		{good, goodKey, ""},
+		{worker, workerKey, "must name a scheduler"},
+		{noName, noNameKey, `does not carry the DNS name "cairn-scheduler"`},
+	} {
+		a := &App{cfg: Config{TLSCert: tc.cert, TLSKey: tc.key, TLSClientCA: d.CAFile(), SchedulerServerName: "cairn-scheduler"},
+			log: testLogger(t)}
+		creds, err := a.transportCredentials()
+		switch {
+		case tc.want == "" && (err != nil || creds == nil):
+			t.Errorf("%s: %v", tc.cert, err)
+		case tc.want != "" && (err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want a configuration error naming %q", tc.cert, err, tc.want)
 		}
 	}
 }

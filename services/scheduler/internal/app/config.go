@@ -12,10 +12,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/envflag"
+	"github.com/cairn-io/cairn/pkg/etcdclient"
+	"github.com/cairn-io/cairn/pkg/loopback"
 	"github.com/cairn-io/cairn/pkg/telemetry"
 )
 
@@ -26,6 +29,7 @@ var ErrConfig = errors.New("configuration error")
 type Config struct {
 	DatabaseURL     string
 	EtcdEndpoints   []string
+	Etcd            etcdclient.Security // TLS and authentication towards etcd
 	EtcdPrefix      string
 	GRPCAddr        string
 	AdvertiseAddr   string
@@ -41,6 +45,17 @@ type Config struct {
 	OTLPEndpoint    string
 	Pprof           bool
 
+	// TLSCert and TLSKey are the gRPC listener's certificate (identity
+	// spiffe://cairn/scheduler/<name>, DNS SAN SchedulerServerName) and key; TLSClientCA is
+	// the CA every client certificate must chain to. See docs/security-tls.md.
+	TLSCert, TLSKey, TLSClientCA string
+	// SchedulerServerName is the name gateways and workers verify in the scheduler's
+	// certificate; the replica refuses to start with a certificate that does not carry it.
+	SchedulerServerName string
+	// Insecure serves gRPC in plaintext without client certificates. Accepted only when every
+	// listen and peer address is on loopback.
+	Insecure bool
+
 	// Not flags: set by tests and embedders.
 
 	// Logger replaces the logger built from LogFormat and LogLevel.
@@ -53,6 +68,9 @@ type Config struct {
 	// CronInterval is the cron loop's tick; zero means one second.
 	CronInterval time.Duration
 }
+
+// DefaultSchedulerServerName is the DNS name clients verify in a scheduler's certificate.
+const DefaultSchedulerServerName = "cairn-scheduler"
 
 // Summary is the first line of --help.
 const Summary = "cairn-scheduler: the Cairn scheduler replica (one leader elected through etcd runs the DAGs)"
@@ -73,6 +91,7 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		"comma-separated etcd client URLs")
 	fs.String(&c.EtcdPrefix, "etcd-prefix", "CAIRN_ETCD_PREFIX", election.DefaultPrefix,
 		"etcd key prefix of every Cairn key (must end with /)")
+	etcdFlags := etcdclient.AddFlags(fs, &c.Etcd)
 	fs.String(&c.GRPCAddr, "grpc-addr", "CAIRN_GRPC_ADDR", "127.0.0.1:7071",
 		"listen address of the gRPC server (WorkerService, SchedulerService); port 0 picks a free port")
 	fs.String(&c.AdvertiseAddr, "advertise-addr", "CAIRN_ADVERTISE_ADDR", "",
@@ -97,6 +116,15 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		"OTLP/gRPC endpoint for traces (host:port, http:// or https://); empty: traces are not exported")
 	fs.Bool(&c.Pprof, "pprof", "CAIRN_PPROF", false,
 		"serve /debug/pprof/ on the ops address (profiling; keep the ops address private)")
+	fs.String(&c.TLSCert, "tls-cert", "CAIRN_TLS_CERT", "",
+		"certificate of the gRPC listener (spiffe://cairn/scheduler/<name>, DNS name --scheduler-server-name)")
+	fs.String(&c.TLSKey, "tls-key", "CAIRN_TLS_KEY", "", "key of --tls-cert")
+	fs.String(&c.TLSClientCA, "tls-client-ca", "CAIRN_TLS_CLIENT_CA", "",
+		"CA file client certificates (gateways, workers) must chain to; every gRPC client must present one")
+	fs.String(&c.SchedulerServerName, "scheduler-server-name", "CAIRN_SCHEDULER_SERVER_NAME", DefaultSchedulerServerName,
+		"the DNS name in --tls-cert that gateways and workers verify")
+	fs.Bool(&c.Insecure, "insecure", "CAIRN_INSECURE", false,
+		"serve gRPC in plaintext without client certificates; only accepted when every address is on loopback")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -105,6 +133,9 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 	}
 	if rest := fs.Args(); len(rest) > 0 {
 		return c, fmt.Errorf("%w: unexpected arguments %q (all settings are --flags)", ErrConfig, rest)
+	}
+	if err := etcdFlags.Finish(lookupEnv); err != nil {
+		return c, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	c.SessionTTL, c.AdoptGrace, c.AttemptGrace, c.ShutdownTimeout = sessionTTL.D(), adoptGrace.D(), attemptGrace.D(), shutdown.D()
 	if err := c.Validate(); err != nil {
@@ -132,6 +163,9 @@ func (c *Config) Validate() error {
 		if err := checkEndpoint(ep); err != nil {
 			bad("--etcd-endpoints (CAIRN_ETCD_ENDPOINTS): %v", err)
 		}
+	}
+	if err := c.Etcd.Validate(c.EtcdEndpoints); err != nil {
+		bad("%v", err)
 	}
 	if _, err := election.KeyPrefix(c.EtcdPrefix); err != nil || c.EtcdPrefix == "" {
 		bad("--etcd-prefix (CAIRN_ETCD_PREFIX) %q must be non-empty and end with \"/\"", c.EtcdPrefix)
@@ -178,6 +212,10 @@ func (c *Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		bad("--shutdown-timeout (CAIRN_SHUTDOWN_TIMEOUT) %v must be positive", c.ShutdownTimeout)
 	}
+	if c.SchedulerServerName == "" {
+		c.SchedulerServerName = DefaultSchedulerServerName
+	}
+	errs = append(errs, c.validateTLS()...)
 	if c.Logger == nil {
 		if _, err := telemetry.NewLogger(c.LogFormat, c.LogLevel, io.Discard); err != nil {
 			bad("--log-format (CAIRN_LOG_FORMAT) / --log-level (CAIRN_LOG_LEVEL): %v", err)
@@ -204,4 +242,71 @@ func checkEndpoint(ep string) error {
 		return fmt.Errorf("endpoint %q must be a URL (http://host:port) or host:port", ep)
 	}
 	return nil
+}
+
+// tlsConfigured reports whether internal TLS is set up.
+func (c *Config) tlsConfigured() bool {
+	return c.TLSCert != "" || c.TLSKey != "" || c.TLSClientCA != ""
+}
+
+// validateTLS checks the internal TLS settings: TLS, or the insecure mode with every
+// address on loopback.
+func (c *Config) validateTLS() []error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...)))
+	}
+	switch {
+	case !c.tlsConfigured() && !c.Insecure:
+		bad("internal TLS is not configured: set --tls-cert (CAIRN_TLS_CERT), --tls-key (CAIRN_TLS_KEY) and --tls-client-ca (CAIRN_TLS_CLIENT_CA) " +
+			"(make them with `cairnctl certs`, see docs/security-tls.md), or --insecure (CAIRN_INSECURE) for a cluster entirely on loopback")
+	case c.Insecure && !c.tlsConfigured():
+		settings := []loopback.Setting{
+			{Flag: "--grpc-addr (CAIRN_GRPC_ADDR)", Value: c.GRPCAddr},
+			{Flag: "--ops-addr (CAIRN_OPS_ADDR)", Value: c.OpsAddr},
+			{Flag: "--advertise-addr (CAIRN_ADVERTISE_ADDR)", Value: c.AdvertiseAddr},
+		}
+		for _, ep := range c.EtcdEndpoints {
+			settings = append(settings, loopback.Setting{Flag: "--etcd-endpoints (CAIRN_ETCD_ENDPOINTS)", Value: ep, Kind: loopback.KindURL})
+		}
+		for _, h := range databaseHosts(c.DatabaseURL) {
+			settings = append(settings, loopback.Setting{Flag: "--database-url (CAIRN_DATABASE_URL) host", Value: h, Kind: loopback.KindHost})
+		}
+		if err := loopback.Check(settings); err != nil {
+			bad("--insecure (CAIRN_INSECURE) is accepted only when every listen and peer address is on loopback (%v); "+
+				"configure internal TLS instead: --tls-cert, --tls-key and --tls-client-ca (docs/security-tls.md)", err)
+		}
+	}
+	if c.tlsConfigured() {
+		if c.Insecure {
+			bad("--insecure (CAIRN_INSECURE) and --tls-cert/--tls-key/--tls-client-ca exclude each other: drop one")
+		}
+		var missing []string
+		for _, f := range []struct{ flag, env, v string }{
+			{"--tls-cert", "CAIRN_TLS_CERT", c.TLSCert}, {"--tls-key", "CAIRN_TLS_KEY", c.TLSKey},
+			{"--tls-client-ca", "CAIRN_TLS_CLIENT_CA", c.TLSClientCA},
+		} {
+			if f.v == "" {
+				missing = append(missing, f.flag+" ("+f.env+")")
+			}
+		}
+		if len(missing) > 0 {
+			bad("internal TLS needs all of --tls-cert, --tls-key and --tls-client-ca; missing %s", strings.Join(missing, ", "))
+		}
+	}
+	return errs
+}
+
+// databaseHosts are the hosts a PostgreSQL URL connects to (unix socket directories
+// included); none when the URL does not parse (reported elsewhere).
+func databaseHosts(u string) []string {
+	pc, err := pgconn.ParseConfig(u)
+	if err != nil {
+		return nil
+	}
+	hosts := []string{pc.Host}
+	for _, f := range pc.Fallbacks {
+		hosts = append(hosts, f.Host)
+	}
+	return hosts
 }

@@ -57,6 +57,7 @@ func (a *App) lead(ctx context.Context, l election.Leadership) error {
 			return live
 		},
 		AttemptGrace: a.cfg.AttemptGrace, AdoptGrace: a.cfg.AdoptGrace, Metrics: a.metrics,
+		StreamTimeout: StreamTimeout,
 	})
 	crn, err := cron.New(cron.Config{Store: a.store, Epoch: l.Epoch, Workflows: a.cache, Plan: eng.PlanRun,
 		Logger: a.log, Metrics: a.metrics, Now: a.cfg.Now, Interval: a.cfg.CronInterval})

@@ -27,6 +27,9 @@ type Session struct {
 	Out chan Outbound
 	// Kick ends the stream (the handler returns err to the worker).
 	Kick func(err error)
+	// Done, when set, is closed as soon as the stream ends (its context is done), before the
+	// handler gets to Detach: a hello that arrives meanwhile may replace the session.
+	Done <-chan struct{}
 
 	clock sessionClock // see Seen
 }
@@ -302,11 +305,51 @@ func (e *Engine) sendCancel(workerID string, attemptID uuid.UUID, token int64, r
 type attach struct {
 	sess    *Session
 	results []Result
+	reply   chan error // buffered
+}
+
+// ErrStreamAlive refuses a hello for a worker id whose stream is alive: a second stream
+// must not evict the first (another process claiming the id, or a worker reconnecting before
+// its old stream is seen ending; it retries).
+var ErrStreamAlive = errors.New("engine: the worker already has a live stream")
+
+// ended reports whether the session's stream is known to be over.
+func (s *Session) ended() bool {
+	if s.Done == nil {
+		return false
+	}
+	select {
+	case <-s.Done:
+		return true
+	default:
+		return false
+	}
+}
+
+// alive reports whether a session is a live stream: not ended, and heard from within the
+// stream timeout. A session never heard from (no Seen) is not.
+func (e *Engine) alive(s *Session) (bool, time.Duration) {
+	if s.ended() {
+		return false, 0
+	}
+	seen := s.LastSeen()
+	if seen.IsZero() {
+		return false, 0
+	}
+	ago := e.cfg.Now().Sub(seen)
+	return ago < e.cfg.StreamTimeout, ago
 }
 
 func (in attach) handle(e *Engine) {
 	s := in.sess
 	if old := e.workers[s.WorkerID]; old != nil {
+		if live, ago := e.alive(old.sess); live {
+			e.log.Warn("a second stream for a worker with a live stream refused", "worker", s.WorkerID,
+				"last_seen_ago", ago.Round(time.Millisecond), "stream_timeout", e.cfg.StreamTimeout)
+			in.answer(fmt.Errorf("%w: worker %s was heard from %v ago (a stream is dead after %v of silence)",
+				ErrStreamAlive, s.WorkerID, ago.Round(time.Millisecond), e.cfg.StreamTimeout))
+			return
+		}
 		old.sess.Kick(errors.New("replaced by a newer connection of the same worker"))
 		e.removeWorker(old)
 	}
@@ -364,6 +407,13 @@ func (in attach) handle(e *Engine) {
 	}
 	e.log.Info("worker attached", "worker", w.id, "pool", w.pool.name, "capacity", w.capacity,
 		"adopted", len(welcome.Adopted), "rejected", len(welcome.Rejected), "pending_results", len(in.results))
+	in.answer(nil)
+}
+
+func (in attach) answer(err error) {
+	if in.reply != nil {
+		in.reply <- err
+	}
 }
 
 // removeWorker takes a worker out of routing; its queue goes back to its pool.
@@ -390,9 +440,17 @@ func (e *Engine) removeWorker(w *worker) {
 }
 
 // Attach registers a worker's stream with the engine (its hello) and returns once the
-// engine has it. results are the results the worker still holds unacknowledged.
+// engine has it. results are the results the worker still holds unacknowledged. A worker id
+// whose current session is alive (see alive) is refused with ErrStreamAlive, changing
+// nothing; a dead one is replaced. When Attach fails for another reason (ctx, the engine
+// stopping), the session may have been attached all the same: call Detach.
 func (e *Engine) Attach(ctx context.Context, s *Session, results []Result) error {
-	return e.send(ctx, attach{sess: s, results: results})
+	reply := make(chan error, 1)
+	err, cerr := call(ctx, e, attach{sess: s, results: results, reply: reply}, reply)
+	if cerr != nil {
+		return cerr
+	}
+	return err
 }
 
 type detach struct{ sess *Session }
@@ -510,6 +568,12 @@ type result struct {
 
 func (in result) handle(e *Engine) {
 	ref, known := e.tokens[in.res.Token]
+	if known && ref.task().worker != in.sess.WorkerID {
+		// The attempt is current and another worker's: refused, nothing written. (A stale
+		// token of another worker's attempt is refused by the store, see applyResult.)
+		e.refuseForeign(in.sess, in.res, ref.task().worker)
+		return
+	}
 	runID := uuid.Nil
 	if known {
 		runID = ref.run.run.ID
@@ -523,6 +587,15 @@ func (in result) handle(e *Engine) {
 		})
 	}
 	g.failed(func(err error) {
+		if errors.Is(err, store.ErrNotAssigned) {
+			var na *store.NotAssignedError
+			assigned := ""
+			if errors.As(err, &na) {
+				assigned = na.Assigned
+			}
+			e.refuseForeign(sess, res, assigned)
+			return
+		}
 		if errors.Is(err, store.ErrStaleAttempt) {
 			e.log.Info("stale result recorded and ignored", "worker", sess.WorkerID, "token", res.Token, "err", err)
 			e.deliver(sess, Outbound{Ack: &Ack{AttemptID: res.AttemptID, ResultID: res.ResultID, Accepted: false, Reason: "stale: " + err.Error()}})
@@ -539,6 +612,15 @@ func (in result) handle(e *Engine) {
 		})
 	}
 	g.close()
+}
+
+// refuseForeign answers a result for an attempt assigned to another worker: not accepted,
+// nothing recorded. An honest worker never sends one; the acknowledgement lets it forget it.
+func (e *Engine) refuseForeign(sess *Session, res Result, assigned string) {
+	e.log.Warn("result for another worker's attempt refused", "worker", sess.WorkerID, "assigned_to", assigned,
+		"token", res.Token, "attempt_id", res.AttemptID)
+	e.deliver(sess, Outbound{Ack: &Ack{AttemptID: res.AttemptID, ResultID: res.ResultID, Accepted: false,
+		Reason: "refused: the attempt is not assigned to worker " + sess.WorkerID}})
 }
 
 // Result hands a worker's result to the engine. The acknowledgement goes out on the

@@ -39,6 +39,15 @@
 // version) and an API call naming another namespace finds nothing
 // (TestNamespacesInTheEngine).
 //
+// Worker identity (the stream's WorkerID, which the gRPC edge checked against the worker's
+// certificate): a start or a result for an attempt counts only from the worker it was
+// assigned to — another worker's result is refused and nothing is recorded, for a current
+// attempt here, for a stale one by the store (FinishAttempt.WorkerID, ErrNotAssigned)
+// (TestResultOfAnotherWorkerIsRefused); a hello for a worker id whose session is alive
+// (not ended, heard from within Config.StreamTimeout) is refused with ErrStreamAlive and
+// changes nothing, while a dead session is replaced as a restarted worker's must be
+// (TestSecondHelloForALiveStreamIsRefused, TestHelloReplacesADeadStream).
+//
 // Memory: a leader may hold hundreds of thousands of queued tasks, so the per-task state
 // (taskState) is a ~100-byte value in one slice per run; what the workflow says about a
 // task (id, pool, retry policy, timeout) is read from the run's shared *dag.Workflow.

@@ -25,6 +25,8 @@ const (
 	// DefaultPlanChunk bounds the trigger-rule decisions (task transitions: PENDING →
 	// QUEUED, SKIPPED or UPSTREAM_FAILED) one batch applies; see Config.PlanChunk.
 	DefaultPlanChunk = 1000
+	// DefaultStreamTimeout is three heartbeats at the workers' default interval (5s).
+	DefaultStreamTimeout = 15 * time.Second
 )
 
 // ErrNotLeader is returned to callers when the engine has stopped (leadership lost or resigned).
@@ -54,6 +56,11 @@ type Config struct {
 	// is planned over several batches, so no transaction carries 10,000+ transitions and
 	// the leader's encoding buffers stay bounded. Zero or negative: DefaultPlanChunk.
 	PlanChunk int
+	// StreamTimeout is how long a worker's stream may stay silent (no heartbeat, no message)
+	// and still count as alive: a hello for a worker id whose stream is alive is refused
+	// (ErrStreamAlive); one whose stream is silent for longer replaces it. Zero or negative:
+	// DefaultStreamTimeout.
+	StreamTimeout time.Duration
 	// StartDelay is how long an attempt's start (ASSIGNED → RUNNING), reported by its
 	// worker, may wait in memory for the attempt's result before it is committed on its own.
 	// A result (or any other end of the attempt) that arrives first writes the start in its
@@ -126,6 +133,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.PlanChunk <= 0 {
 		cfg.PlanChunk = DefaultPlanChunk
+	}
+	if cfg.StreamTimeout <= 0 {
+		cfg.StreamTimeout = DefaultStreamTimeout
 	}
 	if cfg.Metrics == nil {
 		cfg.Metrics = noMetrics{}

@@ -362,7 +362,9 @@ func (e *Engine) applyResult(g *grp, res Result, workerID string) bool {
 		}
 	}
 	if !ok || ref.task().token != res.Token || !ref.task().state.Active() {
-		// Stale: the store records it on the attempt row and reports ErrStaleAttempt.
+		// Stale: the store records it on the attempt row and reports ErrStaleAttempt — unless
+		// the attempt is another worker's (ErrNotAssigned, nothing recorded).
+		fin.WorkerID = workerID
 		g.add(fin)
 		return false
 	}

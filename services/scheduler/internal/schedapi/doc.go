@@ -26,6 +26,9 @@
 //     the leader stays the single writer. DeleteNamespace is FAILED_PRECONDITION while the
 //     namespace holds a workflow or a run (the message says how many), and for default.
 //
+// Every mutation is logged with by=, the caller as authz.By describes it (the end user a
+// gateway forwarded it for, cairn-principal, and the gateway's certificate name).
+//
 // Errors of the store, the engine and the parser are translated to gRPC codes once, in
 // toStatus; nothing below it returns a status.
 package schedapi

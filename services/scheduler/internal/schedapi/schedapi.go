@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/dag"
 	"github.com/cairn-io/cairn/pkg/model"
 	"github.com/cairn-io/cairn/pkg/store"
+	"github.com/cairn-io/cairn/services/scheduler/internal/authz"
 	"github.com/cairn-io/cairn/services/scheduler/internal/engine"
 	"github.com/cairn-io/cairn/services/scheduler/internal/leadership"
 )
@@ -114,7 +115,7 @@ func (s *Server) applyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRe
 	if err := s.syncSchedule(ctx, term.Epoch, ns, wf); err != nil {
 		return nil, fmt.Errorf("workflow %s/%s version %d stored, but its schedule was not updated (apply again): %w", ns, wf.Name, v.Version, err)
 	}
-	s.log.Info("workflow applied", "namespace", ns, "workflow", v.Workflow, "version", v.Version, "created", created)
+	s.log.Info("workflow applied", "namespace", ns, "workflow", v.Workflow, "version", v.Version, "created", created, "by", authz.By(ctx))
 	return &cairnv1.ApplyWorkflowResponse{Workflow: apiconv.Workflow(v, wf, true), Created: created}, nil
 }
 
@@ -218,7 +219,7 @@ func (s *Server) startRun(ctx context.Context, req *cairnv1.StartRunRequest) (*c
 	default:
 		return nil, err
 	}
-	log := s.log.With("run_id", run.ID, "namespace", ns, "workflow", run.Workflow, "version", run.Version)
+	log := s.log.With("run_id", run.ID, "namespace", ns, "workflow", run.Workflow, "version", run.Version, "by", authz.By(ctx))
 	if created {
 		log.Info("run started", "idempotency_key", run.IdempotencyKey)
 	} else {
@@ -279,7 +280,7 @@ func (s *Server) cancelRun(ctx context.Context, req *cairnv1.CancelRunRequest) (
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("run cancelled", "namespace", ns, "run_id", id, "reason", req.GetReason())
+	s.log.Info("run cancelled", "namespace", ns, "run_id", id, "reason", req.GetReason(), "by", authz.By(ctx))
 	d, err := s.cfg.Store.GetRun(ctx, ns, id)
 	if err != nil {
 		return nil, err
@@ -310,7 +311,7 @@ func (s *Server) retryRun(ctx context.Context, req *cairnv1.RetryRunRequest) (*c
 	if err := term.Engine.RetryRun(ctx, ns, id); err != nil {
 		return nil, s.namespaceOr(ctx, ns, err)
 	}
-	s.log.Info("run retried", "namespace", ns, "run_id", id)
+	s.log.Info("run retried", "namespace", ns, "run_id", id, "by", authz.By(ctx))
 	run, err := s.runProto(ctx, ns, id)
 	if err != nil {
 		return nil, err
@@ -341,7 +342,7 @@ func (s *Server) replayDeadLetter(ctx context.Context, req *cairnv1.ReplayDeadLe
 	if err != nil {
 		return nil, s.namespaceOr(ctx, ns, err)
 	}
-	s.log.Info("dead letter replayed", "namespace", ns, "dead_letter_id", id, "run_id", runID)
+	s.log.Info("dead letter replayed", "namespace", ns, "dead_letter_id", id, "run_id", runID, "by", authz.By(ctx))
 	run, err := s.runProto(ctx, ns, runID)
 	if err != nil {
 		return nil, err
@@ -366,7 +367,7 @@ func (s *Server) PurgeDeadLetter(ctx context.Context, req *cairnv1.PurgeDeadLett
 	if err := term.Engine.PurgeDeadLetter(ctx, ns, id); err != nil {
 		return nil, s.toStatus(s.namespaceOr(ctx, ns, err))
 	}
-	s.log.Info("dead letter purged", "namespace", ns, "dead_letter_id", id)
+	s.log.Info("dead letter purged", "namespace", ns, "dead_letter_id", id, "by", authz.By(ctx))
 	return &cairnv1.PurgeDeadLetterResponse{}, nil
 }
 

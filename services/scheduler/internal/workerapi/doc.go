@@ -9,6 +9,11 @@
 //     engine relies on is checked (worker_id, capacity within 1..MaxCapacity, attempt ids and
 //     non-zero fencing tokens of running attempts and pending results); a bad one is
 //     INVALID_ARGUMENT naming the field.
+//     With mutual TLS the hello's worker_id must be the name in the client certificate
+//     (spiffe://cairn/worker/<id>), else PERMISSION_DENIED before the engine sees anything
+//     (checkIdentity, TestHelloMustNameTheCertificatesWorker); the authz interceptor already
+//     let only worker certificates open the stream. A hello for a worker id whose stream is
+//     alive is refused with ALREADY_EXISTS (engine.ErrStreamAlive) and changes nothing.
 //  3. The stream becomes an engine.Session: the handler's goroutine reads WorkerMessages and
 //     feeds them to the engine (credits, started, result, draining; heartbeats only prove
 //     liveness); one sender goroutine turns what the engine puts on Session.Out into

@@ -14,6 +14,7 @@ import (
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/dag"
+	"github.com/cairn-io/cairn/pkg/tlsconf"
 	"github.com/cairn-io/cairn/services/scheduler/internal/engine"
 	"github.com/cairn-io/cairn/services/scheduler/internal/leadership"
 )
@@ -118,6 +119,24 @@ func session(h *cairnv1.WorkerHello) (*engine.Session, []engine.Result, error) {
 	return sess, results, nil
 }
 
+// checkIdentity requires the hello's worker id to be the name in the client certificate
+// (spiffe://cairn/worker/<id>): a worker is who its certificate says. A plaintext connection
+// (the scheduler's insecure mode, loopback only) has no identity to check.
+func checkIdentity(ctx context.Context, workerID string) error {
+	id, err := tlsconf.IdentityFromPeer(ctx)
+	switch {
+	case errors.Is(err, tlsconf.ErrNoTLS):
+		return nil
+	case err != nil:
+		return status.Errorf(codes.Unauthenticated, "a worker certificate (spiffe://cairn/worker/<id>) is required: %v", err)
+	case id.Role != tlsconf.RoleWorker:
+		return status.Errorf(codes.PermissionDenied, "%s is not a worker", id)
+	case id.Name != workerID:
+		return status.Errorf(codes.PermissionDenied, "hello.worker_id %q is not the worker named by the client certificate (%s)", workerID, id)
+	}
+	return nil
+}
+
 // errStreamEnded: the worker closed its side of the stream.
 var errStreamEnded = errors.New("worker closed the stream")
 
@@ -142,14 +161,23 @@ func (s *Server) Connect(stream cairnv1.WorkerService_ConnectServer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkIdentity(stream.Context(), hello.GetWorkerId()); err != nil {
+		return err
+	}
 	sess.Seen(time.Now())
 	log := s.log.With("worker", sess.WorkerID, "pool", sess.Pool, "epoch", term.Epoch)
 	ctx, cancel := context.WithCancelCause(stream.Context())
 	defer cancel(nil)
 	sess.Kick = func(err error) { cancel(err) }
+	sess.Done = ctx.Done()
 
 	eng := term.Engine
 	if err := eng.Attach(ctx, sess, results); err != nil {
+		if errors.Is(err, engine.ErrStreamAlive) {
+			log.Warn("second stream refused: the worker's stream is alive", "err", err)
+			return status.Error(codes.AlreadyExists, err.Error())
+		}
+		eng.Detach(sess) // it may have been attached before Attach gave up
 		return s.status(err)
 	}
 	defer eng.Detach(sess)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"flag"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func env(m map[string]string) func(string) (string, bool) {
 }
 
 func TestParseFlagsDefaults(t *testing.T) {
-	c, err := ParseFlags(nil, env(nil), nil)
+	c, err := ParseFlags(nil, env(map[string]string{"CAIRN_INSECURE": "true"}), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +34,7 @@ func TestParseFlagsDefaults(t *testing.T) {
 func TestParseFlagsEnvAndFlags(t *testing.T) {
 	c, err := ParseFlags([]string{"--concurrency", "8", "--labels", "zone=a, gpu=yes"}, env(map[string]string{
 		"CAIRN_WORKER_CONCURRENCY": "2", "CAIRN_WORKER_ID": "w-7", "CAIRN_LEASE_TTL": "3s",
-		"CAIRN_WORKDIR_ROOTS": "/srv,/data", "CAIRN_ETCD_ENDPOINTS": "http://a:1,http://b:2",
+		"CAIRN_WORKDIR_ROOTS": "/srv,/data", "CAIRN_ETCD_ENDPOINTS": "http://127.0.0.1:1,http://localhost:2", "CAIRN_INSECURE": "true",
 		"CAIRN_EGRESS_ALLOW": "10.20.0.0/16, fd00:1::/64",
 	}), nil)
 	if err != nil {
@@ -44,7 +45,7 @@ func TestParseFlagsEnvAndFlags(t *testing.T) {
 		egress.FormatAllowList(c.EgressAllow) != "10.20.0.0/16,fd00:1::/64" {
 		t.Fatalf("config = %+v", c)
 	}
-	c, err = ParseFlags([]string{"--egress-allow", "127.0.0.0/8,::1/128"}, env(map[string]string{"CAIRN_EGRESS_ALLOW": "10.0.0.0/8"}), nil)
+	c, err = ParseFlags([]string{"--egress-allow", "127.0.0.0/8,::1/128", "--insecure"}, env(map[string]string{"CAIRN_EGRESS_ALLOW": "10.0.0.0/8"}), nil)
 	if err != nil || egress.FormatAllowList(c.EgressAllow) != "127.0.0.0/8,::1/128" {
 		t.Fatalf("--egress-allow over CAIRN_EGRESS_ALLOW: %v, %v", c.EgressAllow, err)
 	}
@@ -66,6 +67,10 @@ func TestParseFlagsErrorsNameTheSetting(t *testing.T) {
 		{args: []string{"--egress-allow", "127.0.0.1"}, want: []string{`--egress-allow (CAIRN_EGRESS_ALLOW): "127.0.0.1" is an address, not a CIDR (write 127.0.0.1/32)`}},
 		{env: map[string]string{"CAIRN_EGRESS_ALLOW": "10.0.0.0/8,10.1.2.3/16"}, want: []string{`--egress-allow (CAIRN_EGRESS_ALLOW): "10.1.2.3/16": 10.1.2.3/16 has host bits set`}},
 		{env: map[string]string{"CAIRN_EGRESS_ALLOW": "private"}, want: []string{`--egress-allow (CAIRN_EGRESS_ALLOW): "private" is not a CIDR`}},
+		{want: []string{"internal TLS is not configured", "--tls-cert (CAIRN_TLS_CERT)", "--tls-ca (CAIRN_TLS_CA)", "--insecure (CAIRN_INSECURE)"}},
+		{args: []string{"--insecure", "--etcd-endpoints", "http://etcd:2379", "--ops-addr", "0.0.0.0:9092"},
+			want: []string{"loopback", "--etcd-endpoints (CAIRN_ETCD_ENDPOINTS)=http://etcd:2379", "--ops-addr (CAIRN_OPS_ADDR)=0.0.0.0:9092"}},
+		{args: []string{"--tls-cert", "/nonexistent.pem"}, want: []string{"needs all of --tls-cert"}},
 	} {
 		_, err := ParseFlags(tc.args, env(tc.env), &bytes.Buffer{})
 		if err == nil {
@@ -142,5 +147,44 @@ func TestToResultAppliesTheLeadersOutputCap(t *testing.T) {
 	r = toResult("id", a, executor.TypeHTTP, res, 4)
 	if string(r.GetOutput()) != "0123" || r.GetHttpStatus() != 204 || r.GetOutcome() != cairnv1.AttemptOutcome_ATTEMPT_OUTCOME_SUCCEEDED {
 		t.Fatalf("result = %v", r)
+	}
+}
+
+func TestTaskUserRules(t *testing.T) {
+	parse := func(args ...string) error {
+		_, err := ParseFlags(args, env(nil), &bytes.Buffer{})
+		return err
+	}
+	if err := parse("--insecure", "--task-user", "no-such-user-cairn"); err == nil || !strings.Contains(err.Error(), `--task-user (CAIRN_TASK_USER) "no-such-user-cairn"`) {
+		t.Errorf("an unknown task user: %v", err)
+	}
+	if os.Geteuid() != 0 {
+		if err := parse("--insecure", "--task-user", "nobody"); err == nil || !strings.Contains(err.Error(), "needs the worker to run as root") {
+			t.Errorf("another task user without root: %v", err)
+		}
+		return
+	}
+	// As root: without --task-user the worker refuses to start (but for loopback --insecure).
+	if err := parse("--tls-cert", "x.pem", "--tls-key", "x-key.pem", "--tls-ca", "ca.pem"); err == nil ||
+		!strings.Contains(err.Error(), "set --task-user (CAIRN_TASK_USER)") {
+		t.Errorf("root without --task-user: %v, want it named", err)
+	}
+	if err := parse("--insecure"); err != nil {
+		t.Errorf("root in insecure mode without --task-user: %v", err)
+	}
+	for _, u := range []string{"nobody", "65534", "root"} {
+		if err := parse("--insecure", "--task-user", u); err != nil {
+			t.Errorf("--task-user %s: %v", u, err)
+		}
+	}
+	c := Config{Insecure: true, TaskUser: "nobody"}
+	id, err := c.taskUser()
+	if err != nil || id.cred == nil || id.cred.Uid == 0 || id.cred.Gid == 0 {
+		t.Fatalf("nobody: %+v, %v", id, err)
+	}
+	for _, g := range id.cred.Groups {
+		if g == 0 {
+			t.Errorf("the task user keeps group 0: %v", id.cred.Groups)
+		}
 	}
 }

@@ -292,7 +292,7 @@ func startWorker(t *testing.T, srv *etcdtest.Server, mod func(*Config)) *running
 		DrainTimeout: 10 * time.Second, KillGrace: time.Second,
 		Logger:       slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond, Heartbeat: 200 * time.Millisecond,
-		ScratchRoot: t.TempDir(),
+		ScratchRoot: t.TempDir(), Insecure: true,
 	}
 	if mod != nil {
 		mod(&cfg)

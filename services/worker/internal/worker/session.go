@@ -19,6 +19,7 @@ import (
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/election"
+	"github.com/cairn-io/cairn/pkg/loopback"
 	"github.com/cairn-io/cairn/pkg/retry"
 )
 
@@ -112,8 +113,17 @@ func (w *Worker) connectLoop(ctx context.Context) {
 func (w *Worker) session(ctx context.Context, lead election.Leadership) (welcomed bool, err error) {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	creds := w.creds
+	if creds == nil {
+		// Insecure mode is loopback only: a leader address elsewhere (etcd says so) is not
+		// dialed in plaintext.
+		if !loopback.Addr(lead.Value) {
+			return false, fmt.Errorf("leader %s is not on loopback: insecure mode (--insecure) does not dial it in plaintext; configure --tls-cert, --tls-key and --tls-ca", lead.Value)
+		}
+		creds = insecure.NewCredentials()
+	}
 	conn, err := grpc.NewClient(lead.Value,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithKeepaliveParams(clientKeepalive),
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 			otelgrpc.WithTracerProvider(w.tel.TracerProvider), otelgrpc.WithMeterProvider(w.tel.MeterProvider))),

@@ -8,15 +8,18 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
+	"google.golang.org/grpc/credentials"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/egress"
 	"github.com/cairn-io/cairn/pkg/election"
+	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/executor"
 	"github.com/cairn-io/cairn/pkg/membership"
 	"github.com/cairn-io/cairn/pkg/opsserver"
@@ -76,18 +79,33 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := os.MkdirAll(cfg.ScratchRoot, 0o700); err != nil {
 		return fmt.Errorf("worker %s: scratch directory: %w", cfg.ID, err)
 	}
+	task, err := cfg.taskUser()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
+	}
+	var baseEnv []string
+	if task.cred != nil {
+		// The task user enters its own attempt directory but cannot list the others.
+		if err := os.Chmod(cfg.ScratchRoot, 0o711); err != nil {
+			return fmt.Errorf("worker %s: scratch directory: %w", cfg.ID, err)
+		}
+		tmp, err := taskTempDir(cfg.ScratchRoot+"-tmp", task.cred)
+		if err != nil {
+			return fmt.Errorf("worker %s: the task user's TMPDIR: %w", cfg.ID, err)
+		}
+		baseEnv = taskEnv(task.home, tmp)
+		log.Info("shell tasks run as another user", slog.String("task_user", task.name), slog.Uint64("uid", uint64(task.cred.Uid)))
+	} else if os.Geteuid() == 0 && !cfg.Insecure {
+		log.Warn("shell tasks run as root, as --task-user says: they can read the worker's key and certificate")
+	}
 	exec, err := executor.New(executor.Config{AllowedWorkdirRoots: cfg.WorkdirRoots, ScratchDir: cfg.ScratchRoot,
-		OutputCap: cfg.OutputCap, KillGrace: cfg.KillGrace, EgressAllow: cfg.EgressAllow})
+		OutputCap: cfg.OutputCap, KillGrace: cfg.KillGrace, EgressAllow: cfg.EgressAllow,
+		TaskCredential: task.cred, BaseEnv: baseEnv})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 
-	etcd, err := clientv3.New(clientv3.Config{
-		Endpoints:   cfg.EtcdEndpoints,
-		DialTimeout: 5 * time.Second,
-		// etcd's own zap logging would duplicate what we log about its failures.
-		Logger: zap.NewNop(),
-	})
+	etcd, err := etcdclient.New(cfg.EtcdEndpoints, cfg.Etcd)
 	if err != nil {
 		return fmt.Errorf("worker %s: etcd client for %v: %w", cfg.ID, cfg.EtcdEndpoints, err)
 	}
@@ -95,6 +113,15 @@ func Run(ctx context.Context, cfg Config) error {
 
 	w := newWorker(cfg, log, etcd, exec)
 	w.baseLog = base
+	if w.creds, err = cfg.leaderCredentials(); err != nil {
+		return err
+	}
+	if w.creds != nil {
+		log.Info("connects to the leader with mutual TLS", slog.String("cert", cfg.TLSCert),
+			slog.String("scheduler_server_name", cfg.SchedulerServerName))
+	} else {
+		log.Warn("insecure mode: the stream to the leader is plaintext (loopback only)")
+	}
 	if err := w.metrics.register(tel.Meter("github.com/cairn-io/cairn/services/worker"), w); err != nil {
 		return fmt.Errorf("worker %s: metrics: %w", cfg.ID, err)
 	}
@@ -122,6 +149,33 @@ func Run(ctx context.Context, cfg Config) error {
 		w.addr = advertised("")
 	}
 	return w.run(ctx)
+}
+
+// taskEnv is the executor's default base environment with the task user's HOME and TMPDIR.
+func taskEnv(home, tmp string) []string {
+	env := executor.DefaultBaseEnv()
+	out := env[:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "TMPDIR=") {
+			out = append(out, kv)
+		}
+	}
+	if home != "" {
+		out = append(out, "HOME="+home)
+	}
+	return append(out, "TMPDIR="+tmp)
+}
+
+// taskTempDir makes dir the task user's own (0700): its TMPDIR, kept across attempts (a
+// workflow's tasks may pass files through it) and never shared with the worker's user.
+func taskTempDir(dir string, cred *syscall.Credential) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+		return "", err
+	}
+	return dir, os.Chmod(dir, 0o700)
 }
 
 // advertised replaces an unspecified or missing host by the hostname.
@@ -175,6 +229,7 @@ type Worker struct {
 	tel     *telemetry.Telemetry
 	addr    string
 	started time.Time
+	creds   credentials.TransportCredentials // towards the leader; nil: plaintext (insecure mode)
 
 	attemptsCtx context.Context // parent of every attempt; outlives SIGTERM, ends with Run
 	attemptsWG  sync.WaitGroup  // attempt goroutines
