@@ -20,7 +20,7 @@ import (
 // leader's checks, not only the gateway's); revoking it shuts it out; the audit trail names
 // who did what.
 func TestTokensEndToEnd(t *testing.T) {
-	c := newCluster(t)
+	c := framework.NewCluster(t, framework.Options{Gateway: true, Workers: 1, WorkerConcurrency: 2, LogLevel: "info"})
 	admin := newREST(t, c)
 	var created cairnv1.CreateNamespaceResponse
 	admin.post("/v1/namespaces", map[string]string{"namespace": "team-a"}).ok(t, &created)
@@ -32,7 +32,7 @@ func TestTokensEndToEnd(t *testing.T) {
 		t.Fatalf("flaky ended %s, want FAILED", got.GetState())
 	}
 	var dls cairnv1.ListDeadLettersResponse
-	admin.get("/v1/deadletters?run_id=" + run.GetRunId()).ok(t, &dls)
+	admin.get("/v1/deadletters?run_id="+run.GetRunId()).ok(t, &dls)
 	if len(dls.GetDeadLetters()) != 1 {
 		t.Fatalf("%d dead letters, want 1", len(dls.GetDeadLetters()))
 	}
@@ -45,6 +45,11 @@ func TestTokensEndToEnd(t *testing.T) {
 	teamA := admin.as(tok.GetSecret())
 	var applied cairnv1.ApplyWorkflowResponse
 	teamA.post("/v1/namespaces/team-a/workflows", map[string]string{"yaml": greetTeam}).ok(t, &applied)
+
+	// The gateway passed the caller to the leader, which logs it with the mutation.
+	if log := c.Schedulers[0].Log(); !strings.Contains(log, `by="team-a-ci via gateway`) {
+		t.Errorf("the scheduler's log does not name the token that applied greet (by=team-a-ci):\n%s", c.Schedulers[0].LogTail(20))
+	}
 
 	before := dbState(t, c)
 	team := "/v1/namespaces/team-a"
