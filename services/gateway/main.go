@@ -64,6 +64,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Duration(&o.forwardTimeout, "forward-timeout", "CAIRN_FORWARD_TIMEOUT", envflag.Duration(forward.DefaultTimeout), "bound on a mutation forwarded to the leader, retries during a failover included")
 	fs.Duration(&o.watch, "watch-interval", "CAIRN_WATCH_INTERVAL", envflag.Duration(api.DefaultWatchInterval), "how often WatchRun polls a live run's events")
 	fs.Duration(&o.stop, "shutdown-timeout", "CAIRN_SHUTDOWN_TIMEOUT", envflag.Duration(gateway.DefaultShutdownTimeout), "time requests in flight get to finish on SIGTERM")
+	fs.Bool(&o.cfg.PublicPlaintext, "public-plaintext", "CAIRN_PUBLIC_PLAINTEXT", false, "serve the public API without TLS off loopback (only behind a proxy that terminates TLS)")
 	fs.Bool(&o.cfg.Insecure, "insecure", "CAIRN_INSECURE", false, "turn authentication off (every caller is an admin) and, without --tls-cert, dial the scheduler in plaintext; refused unless every listener is on loopback")
 	fs.String(&o.bootstrapFile, "bootstrap-token-file", "CAIRN_BOOTSTRAP_TOKEN_FILE", "", "file holding a token secret to store as the admin token \"bootstrap\" (the environment variable CAIRN_BOOTSTRAP_TOKEN may hold the secret itself)")
 	fs.List(&o.cfg.AllowedOrigins, "allowed-origins", "CAIRN_ALLOWED_ORIGINS", nil, "comma-separated origins (scheme://host[:port]) besides the gateway's own that browsers may call the API from")

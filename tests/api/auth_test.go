@@ -96,21 +96,34 @@ func TestTokensEndToEnd(t *testing.T) {
 	}
 }
 
-// TestGatewayRefusesToRunOpen: --insecure on an address other than loopback makes the gateway
-// binary exit non-zero, naming the flag and the listener.
+// TestGatewayRefusesToRunOpen: the gateway binary on an address other than loopback exits
+// non-zero, naming what to set: with --insecure (authentication off), and without a TLS
+// certificate for its public API (tokens in clear).
 func TestGatewayRefusesToRunOpen(t *testing.T) {
 	bins := framework.Build(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bins.Gateway, "--insecure", "--http-addr", "0.0.0.0:0", "--grpc-addr", "127.0.0.1:0", "--ops-addr", "")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
-		t.Fatalf("gateway --insecure on 0.0.0.0: %v, want a non-zero exit\n%s", err, out.String())
-	}
-	if msg := out.String(); !strings.Contains(msg, "--insecure") || !strings.Contains(msg, "http-addr") || !strings.Contains(msg, "loopback") {
-		t.Errorf("gateway --insecure on 0.0.0.0 said:\n%s\nwant the flag, the listener and what to do", msg)
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--insecure", "--http-addr", "0.0.0.0:0"}, []string{"--insecure", "http-addr", "loopback"}},
+		{[]string{"--http-addr", "0.0.0.0:0"}, []string{"http-addr", "--public-tls-cert", "--public-tls-key", "--public-plaintext"}},
+		{[]string{"--grpc-addr", "[::]:0"}, []string{"grpc-addr", "--public-tls-cert"}},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, bins.Gateway, append(tc.args, "--ops-addr", "")...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		cancel()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+			t.Errorf("cairn-gateway %v: %v, want a non-zero exit\n%s", tc.args, err, out.String())
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("cairn-gateway %v said:\n%s\nwant it to name %s", tc.args, out.String(), w)
+			}
+		}
 	}
 }

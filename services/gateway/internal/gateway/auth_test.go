@@ -650,3 +650,25 @@ func TestATokenOfOneNamespaceFindsNothingOfAnother(t *testing.T) {
 		t.Errorf("ListNamespaces with a token of team-a = %v, %v; want only team-a", list, err)
 	}
 }
+
+func TestPublicListenersOffLoopbackNeedTLS(t *testing.T) {
+	for _, c := range []struct {
+		cfg  gateway.Config
+		fail bool
+	}{
+		{gateway.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "0.0.0.0:8080"}, true},
+		{gateway.Config{GRPCAddr: "10.0.0.1:7070", HTTPAddr: "127.0.0.1:0"}, true},
+		{gateway.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "0.0.0.0:8080", PublicPlaintext: true}, false},
+		{gateway.Config{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0"}, false},
+	} {
+		cfg := c.cfg
+		cfg.DatabaseURL, cfg.EtcdEndpoints = "postgres://x@127.0.0.1/x", []string{"http://127.0.0.1:2379"}
+		cfg.TLSCert, cfg.TLSKey, cfg.TLSCA = "c.pem", "k.pem", "ca.pem" // internal TLS set: only the public rule is tested
+		_, err := gateway.New(cfg)
+		named := err != nil && strings.Contains(err.Error(), "--public-tls-cert") && strings.Contains(err.Error(), "--public-plaintext")
+		if named != c.fail {
+			t.Errorf("grpc %s http %s plaintext %v: %v; want a refusal naming the TLS flags: %v",
+				cfg.GRPCAddr, cfg.HTTPAddr, cfg.PublicPlaintext, err, c.fail)
+		}
+	}
+}

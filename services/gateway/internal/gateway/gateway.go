@@ -74,6 +74,10 @@ type Config struct {
 	// PublicTLSCert and PublicTLSKey, when set, make the public gRPC and REST listeners serve
 	// TLS with this certificate (the ops listener stays plain HTTP).
 	PublicTLSCert, PublicTLSKey string
+	// PublicPlaintext allows public listeners off loopback without PublicTLSCert: for a
+	// gateway behind a proxy or service mesh that terminates TLS. Without it (and without a
+	// certificate) such a listener is a configuration error.
+	PublicPlaintext bool
 
 	MaxBodyBytes    int           // REST bodies and gRPC request messages; 0: DefaultMaxBodyBytes
 	MaxPageSize     int           // 0: the store's cap
@@ -212,6 +216,16 @@ func (c *Config) checkTLS() []error {
 	}
 	if (c.PublicTLSCert == "") != (c.PublicTLSKey == "") {
 		bad("--public-tls-cert (CAIRN_PUBLIC_TLS_CERT) and --public-tls-key (CAIRN_PUBLIC_TLS_KEY) go together")
+	}
+	// Tokens must not cross a network in clear: a public listener off loopback serves TLS,
+	// unless the operator says a proxy in front of it does.
+	if c.PublicTLSCert == "" && !c.PublicPlaintext {
+		for name, a := range map[string]string{"grpc-addr": c.GRPCAddr, "http-addr": c.HTTPAddr} {
+			if a != "" && !isLoopback(a) {
+				bad("%s %q is not on loopback, and API tokens would cross the network in clear: set --public-tls-cert (CAIRN_PUBLIC_TLS_CERT) "+
+					"and --public-tls-key (CAIRN_PUBLIC_TLS_KEY), or --public-plaintext (CAIRN_PUBLIC_PLAINTEXT) when a proxy in front of the gateway terminates TLS", name, a)
+			}
+		}
 	}
 	return errs
 }
