@@ -39,7 +39,7 @@ const (
 	codeResourceExhausted  = 8
 )
 
-// TestBadInputs sends every bad input of DESIGN.md and the DAG format issue: each gets a
+// TestBadInputs sends every bad input of docs/api.md and docs/dag-format.md: each gets a
 // 4xx whose message names the problem, and PostgreSQL is left exactly as it was.
 func TestBadInputs(t *testing.T) {
 	c := newCluster(t)

@@ -17,7 +17,7 @@
 //     Pdeathsig=SIGKILL so a crashed test binary leaves nothing behind.
 //   - On failure, the tail of every process's log is written to the test log.
 //   - Synchronisation is by polling with a deadline (Eventually, WaitRun), never bare sleeps.
-//   - CheckInvariants reads PostgreSQL and checks DESIGN.md's recording invariants: exactly one
+//   - CheckInvariants reads PostgreSQL and checks the recording invariants of docs/invariants.md: exactly one
 //     accepted success per task, no run left non-terminal, no accepted attempt whose fencing
 //     token was not current (unless properly superseded by a later attempt), and every stale
 //     result recorded as stale with its event.

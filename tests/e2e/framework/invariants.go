@@ -13,7 +13,7 @@ type invariant struct {
 	query string
 }
 
-// invariants are DESIGN.md's recording invariants, read from PostgreSQL. Each query returns
+// invariants are the recording invariants of docs/invariants.md, read from PostgreSQL. Each query returns
 // a description of every violation; an empty result means the invariant holds.
 var invariants = []invariant{
 	{
@@ -90,7 +90,7 @@ var invariants = []invariant{
 	},
 }
 
-// CheckInvariants checks DESIGN.md's recording invariants against PostgreSQL and reports
+// CheckInvariants checks the recording invariants of docs/invariants.md against PostgreSQL and reports
 // every violation (t.Errorf per violation, so all are seen). Call it after every run the
 // test started has finished.
 func (c *Cluster) CheckInvariants(t testing.TB) {
