@@ -7,7 +7,8 @@
 --   key_id      the keyring entry the value is sealed under (rotation finds the rows still
 --               under an old key with WHERE key_id = ...)
 --   nonce       the 96-bit random GCM nonce of this sealing
---   ciphertext  the GCM ciphertext with its 16-byte tag; the additional data binds it to
+--   ciphertext  the GCM ciphertext with its 16-byte tag (values are at most 64 KiB,
+--               store.MaxSecretValue); the additional data binds it to
 --               (key_id, namespace, name), so a row copied elsewhere does not open
 --   updated_by  the token name of the last SetSecret (as audit events name callers)
 --
@@ -19,7 +20,7 @@ CREATE TABLE secrets (
     name       text        NOT NULL CHECK (name ~ '^[a-z0-9][a-z0-9_.-]{0,127}$'),
     key_id     text        NOT NULL CHECK (key_id ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$'),
     nonce      bytea       NOT NULL CHECK (octet_length(nonce) = 12),
-    ciphertext bytea       NOT NULL CHECK (octet_length(ciphertext) >= 16),
+    ciphertext bytea       NOT NULL CHECK (octet_length(ciphertext) BETWEEN 16 AND 65536 + 16),
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     updated_by text        NOT NULL DEFAULT '',

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/cairn-io/cairn/pkg/mask"
 	"github.com/cairn-io/cairn/pkg/model"
 	"github.com/cairn-io/cairn/pkg/secretbox"
 )
@@ -241,4 +244,31 @@ func (s *Store) ResealSecrets(ctx context.Context, epoch int64, active string, r
 		return res, fmt.Errorf("reseal secrets: %d could not be resealed: %w", res.Failed, firstErr)
 	}
 	return res, nil
+}
+
+// Limits of a secret's value, checked by the gateway and again by the leader before sealing.
+const (
+	// MinSecretValue is the shortest value accepted: masking ignores shorter ones (mask.MinLen),
+	// so they would show in task output.
+	MinSecretValue = mask.MinLen
+	// MaxSecretValue bounds a value, in bytes (an environment value or a header of that size
+	// is already unusual; Linux caps one environment string at 128 KiB).
+	MaxSecretValue = 64 << 10
+)
+
+// SecretValueProblem says what is wrong with a secret's value ("is 2 bytes long, ..."), or ""
+// when nothing is. It describes the value by its length, never by its content, so the text
+// is safe to return and log.
+func SecretValueProblem(v string) string {
+	switch {
+	case len(v) < MinSecretValue:
+		return fmt.Sprintf("is %d bytes long, at least %d are needed (shorter values cannot be masked in task output)", len(v), MinSecretValue)
+	case len(v) > MaxSecretValue:
+		return fmt.Sprintf("is %d bytes long, at most %d are allowed", len(v), MaxSecretValue)
+	case !utf8.ValidString(v):
+		return "is not valid UTF-8"
+	case strings.IndexByte(v, 0) >= 0:
+		return "contains a NUL byte, which no environment variable or header can hold"
+	}
+	return ""
 }
