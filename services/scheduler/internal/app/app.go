@@ -303,7 +303,8 @@ func (a *App) migrate(ctx context.Context) error {
 
 func (a *App) startGRPC() error {
 	var err error
-	a.workers, err = workerapi.New(workerapi.Config{State: a.state, Logger: a.log, Metrics: a.metrics})
+	a.workers, err = workerapi.New(workerapi.Config{State: a.state, Logger: a.log, Metrics: a.metrics,
+		Secrets: secretSource{store: a.store, keyring: a.cfg.Keyring}})
 	if err != nil {
 		return err
 	}

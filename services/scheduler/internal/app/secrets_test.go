@@ -3,9 +3,11 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
 	"github.com/cairn-io/cairn/pkg/etcdtest"
+	"github.com/cairn-io/cairn/pkg/membership"
 	"github.com/cairn-io/cairn/pkg/pgtest"
 	"github.com/cairn-io/cairn/pkg/secretbox"
 	"github.com/cairn-io/cairn/pkg/store"
@@ -215,4 +218,114 @@ func TestSchedulerServiceSecrets(t *testing.T) {
 	if _, err := sched.DeleteSecret(ctx, &cairnv1.DeleteSecretRequest{Name: "tok"}); err != nil {
 		t.Errorf("delete needs no keyring: %v", err)
 	}
+}
+
+// recvUntil receives messages of s until one matches.
+func recvUntil(t *testing.T, s cairnv1.WorkerService_ConnectClient, what string, match func(*cairnv1.SchedulerMessage) bool) *cairnv1.SchedulerMessage {
+	t.Helper()
+	for {
+		m, err := s.Recv()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if match(m) {
+			return m
+		}
+	}
+}
+
+// The leader's side of the stream's secrets protocol, with raw worker streams: the
+// assignment carries the secret's placeholder and no value; the values are given only to the
+// worker the attempt is assigned to, only for names its task references, and a secret
+// deleted since is reported missing.
+func TestWorkerStreamGivesSecretsOnlyToTheAssignedWorker(t *testing.T) {
+	etcd := etcdtest.Start(t)
+	keyring, err := secretbox.Open([]byte(keyLine(t, "k1")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, pgtest.NewDatabase(t), etcd.Endpoints(), "s1")
+	cfg.Keyring = keyring
+	a := startApp(t, cfg)
+	waitFor(t, 15*time.Second, "leadership", a.Leading)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	sched := cairnv1.NewSchedulerServiceClient(dial(t, a.GRPCAddr()))
+	const value = "s3cr3t-over-the-stream"
+	waitFor(t, 10*time.Second, "the engine to accept calls", func() bool {
+		_, err = sched.SetSecret(ctx, &cairnv1.SetSecretRequest{Name: "tok", Value: value})
+		return codeOf(err) != codes.Unavailable
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sched.SetSecret(ctx, &cairnv1.SetSecretRequest{Name: "other", Value: value + "-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sched.ApplyWorkflow(ctx, &cairnv1.ApplyWorkflowRequest{
+		Yaml: "name: sec\ntasks:\n  - id: a\n    type: shell\n    command: [env]\n    env: {T: '{{ secret \"tok\" }}'}\n"}); err != nil {
+		t.Fatal(err)
+	}
+
+	wclient := cairnv1.NewWorkerServiceClient(dial(t, a.GRPCAddr()))
+	streams := map[string]cairnv1.WorkerService_ConnectClient{}
+	for _, id := range []string{"w1", "w2"} {
+		reg, err := membership.Register(ctx, etcd.Client(t), membership.Info{ID: id, Address: "127.0.0.1:1", Capacity: 1, Started: time.Now()}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer reg.Close()
+		s, err := wclient.Connect(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(t, s, hello(id, 1))
+		recvUntil(t, s, "welcome", func(m *cairnv1.SchedulerMessage) bool { return m.GetWelcome() != nil })
+		streams[id] = s
+	}
+	w1, w2 := streams["w1"], streams["w2"]
+	send(t, w1, &cairnv1.WorkerMessage{Msg: &cairnv1.WorkerMessage_Credits{Credits: &cairnv1.WorkerCredits{FreeSlots: 1}}})
+	if _, err := sched.StartRun(ctx, &cairnv1.StartRunRequest{Workflow: "sec"}); err != nil {
+		t.Fatal(err)
+	}
+	as := recvUntil(t, w1, "assignment", func(m *cairnv1.SchedulerMessage) bool { return m.GetAssignment() != nil }).GetAssignment()
+	refs := as.GetSecrets()
+	if len(refs) != 1 || refs[0].GetName() != "tok" || as.GetSpec().GetShell().GetEnv()["T"] != refs[0].GetPlaceholder() ||
+		strings.Contains(as.String(), value) {
+		t.Fatalf("assignment %v: want tok's placeholder and no value", as)
+	}
+	send(t, w1, &cairnv1.WorkerMessage{Msg: &cairnv1.WorkerMessage_Started{Started: &cairnv1.AttemptStarted{
+		AttemptId: as.GetAttemptId(), FencingToken: as.GetFencingToken()}}})
+	n := 0
+	ask := func(s cairnv1.WorkerService_ConnectClient, names ...string) *cairnv1.SecretsResponse {
+		t.Helper()
+		n++
+		id := fmt.Sprintf("r%d", n)
+		send(t, s, &cairnv1.WorkerMessage{Msg: &cairnv1.WorkerMessage_SecretsRequest{SecretsRequest: &cairnv1.SecretsRequest{
+			RequestId: id, AttemptId: as.GetAttemptId(), FencingToken: as.GetFencingToken(), Names: names}}})
+		return recvUntil(t, s, "secrets response "+id, func(m *cairnv1.SchedulerMessage) bool {
+			return m.GetSecretsResponse().GetRequestId() == id
+		}).GetSecretsResponse()
+	}
+
+	if r := ask(w2, "tok"); len(r.GetSecrets()) != 0 || !strings.Contains(r.GetError(), "is assigned to another worker") || r.GetRetryable() {
+		t.Errorf("another worker's request: %v", r)
+	}
+	if r := ask(w1, "tok", "other"); len(r.GetSecrets()) != 0 || !strings.Contains(r.GetError(), `does not reference secret(s) ["other"]`) {
+		t.Errorf("a request for a name the task does not reference: %v", r)
+	}
+	r := ask(w1, "tok")
+	if r.GetError() != "" || len(r.GetSecrets()) != 1 || r.GetSecrets()[0].GetName() != "tok" || r.GetSecrets()[0].GetValue() != value {
+		t.Fatalf("the assigned worker's request: %v %v", r.GetError(), len(r.GetSecrets()))
+	}
+	if _, err := sched.DeleteSecret(ctx, &cairnv1.DeleteSecretRequest{Name: "tok"}); err != nil {
+		t.Fatal(err)
+	}
+	if r := ask(w1, "tok"); r.GetError() != "" || len(r.GetSecrets()) != 0 || !slices.Equal(r.GetMissing(), []string{"tok"}) {
+		t.Errorf("after the secret was deleted: %v", r)
+	}
+	// A malformed request ends the stream like any protocol violation.
+	send(t, w2, &cairnv1.WorkerMessage{Msg: &cairnv1.WorkerMessage_SecretsRequest{SecretsRequest: &cairnv1.SecretsRequest{RequestId: "x"}}})
+	_, err = w2.Recv()
+	wantCode(t, err, codes.InvalidArgument, "secrets_request")
 }
