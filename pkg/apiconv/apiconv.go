@@ -270,3 +270,10 @@ func ValidationErrors(file string, list dag.ErrorList) []*cairnv1.ValidationErro
 func Namespace(n model.Namespace) *cairnv1.Namespace {
 	return &cairnv1.Namespace{Name: n.Name, Description: n.Description, CreatedAt: Timestamp(n.CreatedAt)}
 }
+
+// Secret converts what is known about a secret (never its value, which model.Secret does not
+// hold).
+func Secret(s model.Secret) *cairnv1.Secret {
+	return &cairnv1.Secret{Namespace: s.Namespace, Name: s.Name, KeyId: s.KeyID, CreatedAt: Timestamp(s.CreatedAt),
+		UpdatedAt: Timestamp(s.UpdatedAt), UpdatedBy: s.UpdatedBy}
+}

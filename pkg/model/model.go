@@ -26,6 +26,19 @@ type Namespace struct {
 	CreatedAt   time.Time
 }
 
+// Secret is what is known about a stored secret without its value: its name in its
+// namespace, the keyring key its sealed value is under, and when and by whom it was set. The
+// value itself only ever exists sealed in PostgreSQL, and in clear on the leader answering a
+// worker and on that worker for the attempt that uses it.
+type Secret struct {
+	Namespace string
+	Name      string
+	KeyID     string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	UpdatedBy string // the token name of the last set
+}
+
 // Workflow is a named DAG. Its content lives in versions; the workflow row points at the
 // version applied last. (Namespace, Name) identifies it.
 type Workflow struct {

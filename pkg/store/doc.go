@@ -30,6 +30,11 @@
 //     nothing, whatever writes race with the delete (TestNamespaceLifecycle,
 //     TestConcurrentCreateRunAndDeleteNamespaceLeaveNoOrphan). The leader's task-level writes
 //     (task runs, attempts, events) need no namespace: they reach it through their run.
+//   - A secret is stored only sealed (secretbox.Sealed: key ID, nonce, ciphertext): the store
+//     never receives a value in clear, and the secrets table has no column for one
+//     (TestSecretLifecycle). A namespace holding secrets is not empty
+//     (TestNamespaceWithSecretsIsNotEmpty). ResealSecrets moves every value to the active key
+//     without changing it, and leaves a row it cannot open as it was (TestResealSecrets).
 //
 // Reads use the pool directly, or a read-only REPEATABLE READ transaction when they combine
 // several queries (a run with its task runs, the failover rebuild).

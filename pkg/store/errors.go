@@ -32,8 +32,8 @@ var (
 	ErrInvalidArgument = errors.New("invalid argument")
 	// ErrAlreadyExists: a create found its key taken (a namespace of that name).
 	ErrAlreadyExists = errors.New("already exists")
-	// ErrNotEmpty: a namespace to delete still holds workflows or runs (*NotEmptyError says
-	// what).
+	// ErrNotEmpty: a namespace to delete still holds workflows, runs or secrets
+	// (*NotEmptyError says what).
 	ErrNotEmpty = errors.New("not empty")
 )
 

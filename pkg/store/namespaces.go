@@ -14,8 +14,8 @@ import (
 
 // Namespaces. Every workflow and every run belongs to one (see migration 000004): every read
 // and write of them names its namespace, and a row of another namespace is ErrNotFound.
-// workflows and runs reference namespaces ON DELETE RESTRICT, so a namespace is deleted only
-// when it holds nothing, whatever writes run concurrently.
+// workflows, runs and secrets reference namespaces ON DELETE RESTRICT, so a namespace is
+// deleted only when it holds nothing, whatever writes run concurrently.
 
 // MaxNamespaceDescription bounds a namespace's description, in bytes.
 const MaxNamespaceDescription = 1024
@@ -53,6 +53,7 @@ type NotEmptyError struct {
 	Workflows   int
 	Runs        int
 	DeadLetters int // open ones
+	Secrets     int
 }
 
 func (e *NotEmptyError) Error() string {
@@ -60,7 +61,7 @@ func (e *NotEmptyError) Error() string {
 	for _, c := range []struct {
 		n    int
 		what string
-	}{{e.Workflows, "workflow"}, {e.Runs, "run"}, {e.DeadLetters, "open dead letter"}} {
+	}{{e.Workflows, "workflow"}, {e.Runs, "run"}, {e.DeadLetters, "open dead letter"}, {e.Secrets, "secret"}} {
 		if c.n > 0 {
 			s := fmt.Sprintf("%d %s", c.n, c.what)
 			if c.n > 1 {
@@ -146,11 +147,11 @@ func (s *Store) ListNamespaces(ctx context.Context, page PageRequest) (ns []mode
 }
 
 // DeleteNamespace deletes an empty namespace. It is ErrNotFound if the namespace does not
-// exist, a *NotEmptyError (ErrNotEmpty) saying what it holds if any workflow or run is in
-// it, and ErrInvalidArgument for the default namespace, which always exists.
+// exist, a *NotEmptyError (ErrNotEmpty) saying what it holds if any workflow, run or secret
+// is in it, and ErrInvalidArgument for the default namespace, which always exists.
 //
-// The namespace row is locked first (FOR UPDATE): a writer about to add a workflow or a run
-// to it holds, or waits for, a FOR KEY SHARE lock on that row, so once the lock is taken the
+// The namespace row is locked first (FOR UPDATE): a writer about to add a workflow, a run or
+// a secret to it holds, or waits for, a FOR KEY SHARE lock on that row, so once the lock is taken the
 // counts see every committed row and no new one can commit before the delete; the ON DELETE
 // RESTRICT foreign keys make the same guarantee a second time.
 func (s *Store) DeleteNamespace(ctx context.Context, epoch int64, name string) error {
@@ -170,11 +171,12 @@ func (s *Store) DeleteNamespace(ctx context.Context, epoch int64, name string) e
 		if err := tx.QueryRow(ctx, `SELECT
 				(SELECT count(*) FROM workflows WHERE namespace = $1),
 				(SELECT count(*) FROM runs WHERE namespace = $1),
-				(SELECT count(*) FROM dead_letters WHERE namespace = $1 AND replayed_at IS NULL)`, name).
-			Scan(&held.Workflows, &held.Runs, &held.DeadLetters); err != nil {
+				(SELECT count(*) FROM dead_letters WHERE namespace = $1 AND replayed_at IS NULL),
+				(SELECT count(*) FROM secrets WHERE namespace = $1)`, name).
+			Scan(&held.Workflows, &held.Runs, &held.DeadLetters, &held.Secrets); err != nil {
 			return fmt.Errorf("count what it holds: %w", err)
 		}
-		if held.Workflows+held.Runs+held.DeadLetters > 0 {
+		if held.Workflows+held.Runs+held.DeadLetters+held.Secrets > 0 {
 			return held
 		}
 		_, err = tx.Exec(ctx, `DELETE FROM namespaces WHERE name = $1`, name)

@@ -10,8 +10,10 @@ import (
 	"google.golang.org/grpc/status"
 
 	cairnv1 "github.com/cairn-io/cairn/pkg/api/cairn/v1"
+	"github.com/cairn-io/cairn/pkg/apiconv"
 	"github.com/cairn-io/cairn/pkg/dag"
 	"github.com/cairn-io/cairn/pkg/model"
+	"github.com/cairn-io/cairn/pkg/secretbox"
 	"github.com/cairn-io/cairn/pkg/store"
 )
 
@@ -167,6 +169,80 @@ func (l *leader) DeleteNamespace(ctx context.Context, req *cairnv1.DeleteNamespa
 		return nil, storeErr(err)
 	}
 	return &cairnv1.DeleteNamespaceResponse{}, nil
+}
+
+// keyring seals the stand-in leader's secrets (the real leader's comes from its configuration).
+var keyring = func() *secretbox.Keyring {
+	line, err := secretbox.NewKeyLine("test")
+	if err != nil {
+		panic(err)
+	}
+	k, err := secretbox.Open([]byte(line))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// SetSecret seals and stores a secret as the real leader does (its checks are the gateway's).
+func (l *leader) SetSecret(ctx context.Context, req *cairnv1.SetSecretRequest) (*cairnv1.SetSecretResponse, error) {
+	epoch, err := l.lead()
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := keyring.Seal(nsOf(req), req.GetName(), []byte(req.GetValue()))
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	m, created, err := l.st.PutSecret(ctx, epoch, nsOf(req), req.GetName(), sealed, "")
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return &cairnv1.SetSecretResponse{Secret: apiconv.Secret(m), Created: created}, nil
+}
+
+// DeleteSecret deletes a secret.
+func (l *leader) DeleteSecret(ctx context.Context, req *cairnv1.DeleteSecretRequest) (*cairnv1.DeleteSecretResponse, error) {
+	epoch, err := l.lead()
+	if err != nil {
+		return nil, err
+	}
+	if err := l.st.DeleteSecret(ctx, epoch, nsOf(req), req.GetName()); err != nil {
+		return nil, storeErr(err)
+	}
+	return &cairnv1.DeleteSecretResponse{}, nil
+}
+
+// ResealSecrets reseals under the stand-in's keyring (a no-op: it has one key).
+func (l *leader) ResealSecrets(ctx context.Context, _ *cairnv1.ResealSecretsRequest) (*cairnv1.ResealSecretsResponse, error) {
+	epoch, err := l.lead()
+	if err != nil {
+		return nil, err
+	}
+	res, err := l.st.ResealSecrets(ctx, epoch, keyring.Active(), keyring.Reseal)
+	if err != nil {
+		return nil, storeErr(err)
+	}
+	return &cairnv1.ResealSecretsResponse{ActiveKeyId: keyring.Active(), Resealed: int32(res.Resealed)}, nil
+}
+
+// OpenSecret reads a secret the stand-in leader stored and unseals it (tests check what was
+// stored).
+func (c *Cluster) OpenSecret(ns, name string) (string, bool) {
+	c.t.Helper()
+	got, err := c.Store.GetSealedSecrets(context.Background(), ns, []string{name})
+	if err != nil {
+		c.t.Fatalf("gatewaytest: %v", err)
+	}
+	v, ok := got[name]
+	if !ok {
+		return "", false
+	}
+	pt, err := keyring.Unseal(ns, name, v)
+	if err != nil {
+		c.t.Fatalf("gatewaytest: %v", err)
+	}
+	return string(pt), true
 }
 
 // nsOf is a request's namespace, the default one when it names none.

@@ -26,6 +26,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/etcdlocal"
 	"github.com/cairn-io/cairn/pkg/membership"
 	"github.com/cairn-io/cairn/pkg/pglocal"
+	"github.com/cairn-io/cairn/pkg/secretbox"
 	"github.com/cairn-io/cairn/pkg/store"
 	"github.com/cairn-io/cairn/pkg/tlsconf"
 )
@@ -63,6 +64,9 @@ type Options struct {
 	TaskUser string
 	// LogLevel of every process; default "info".
 	LogLevel string
+	// NoKeyring starts the schedulers without a secrets keyring; by default they share one
+	// the framework generates (Cluster.KeyringFile).
+	NoKeyring bool
 	// Env adds or overrides variables of every process.
 	Env map[string]string
 }
@@ -121,6 +125,9 @@ type Cluster struct {
 	Schedulers []*Process
 	Workers    []*Process
 	Gateway    *Process // nil unless Options.Gateway
+	// KeyringFile is the schedulers' secrets keyring (CAIRN_SECRETS_KEYRING_FILE, mode 0600),
+	// empty with Options.NoKeyring.
+	KeyringFile string
 
 	t       testing.TB
 	logDir  string
@@ -158,6 +165,16 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 	// while their stores are still up.
 	t.Cleanup(c.cleanup)
 
+	if !opts.NoKeyring {
+		line, err := secretbox.NewKeyLine("e2e-1")
+		if err != nil {
+			t.Fatalf("framework: keyring: %v", err)
+		}
+		c.KeyringFile = filepath.Join(c.logDir, "keyring")
+		if err := os.WriteFile(c.KeyringFile, []byte(line+"\n"), 0o600); err != nil {
+			t.Fatalf("framework: keyring: %v", err)
+		}
+	}
 	for i := range opts.Schedulers {
 		grpcAddr, opsAddr := freeAddr(t), freeAddr(t)
 		env := map[string]string{
@@ -168,6 +185,9 @@ func NewCluster(t testing.TB, opts Options) *Cluster {
 			"CAIRN_ADOPT_GRACE":  opts.AdoptGrace.String(),
 		}
 		c.schedulerEnv(env, fmt.Sprintf("scheduler-%d", i))
+		if c.KeyringFile != "" {
+			env["CAIRN_SECRETS_KEYRING_FILE"] = c.KeyringFile
+		}
 		if opts.EtcdProxies {
 			px := NewProxy(t, strings.TrimPrefix(c.Etcd.Endpoints()[0], "http://"))
 			env["CAIRN_ETCD_ENDPOINTS"] = "http://" + px.Addr

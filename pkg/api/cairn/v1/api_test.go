@@ -16,7 +16,8 @@ import (
 // designRoutes is the REST surface of docs/api.md's table (minus /healthz,
 // /readyz, /metrics and /openapi.json, which the gateway serves itself): every
 // namespaced resource under /v1/namespaces/{namespace}/..., the same routes
-// without the prefix (the namespace `default`), NamespaceService and AuthService.
+// without the prefix (the namespace `default`), NamespaceService, ClusterService,
+// AuthService and SecretService.
 var designRoutes = []struct{ method, path string }{
 	{"post", "/v1/namespaces/{namespace}/workflows"},
 	{"post", "/v1/namespaces/{namespace}/workflows:validate"},
@@ -63,6 +64,14 @@ var designRoutes = []struct{ method, path string }{
 	{"post", "/v1/auth/login-codes"},
 	{"post", "/v1/auth/login-codes:exchange"},
 	{"get", "/v1/audit-events"},
+
+	{"put", "/v1/namespaces/{namespace}/secrets/{name}"},
+	{"get", "/v1/namespaces/{namespace}/secrets"},
+	{"delete", "/v1/namespaces/{namespace}/secrets/{name}"},
+	{"put", "/v1/secrets/{name}"},
+	{"get", "/v1/secrets"},
+	{"delete", "/v1/secrets/{name}"},
+	{"post", "/v1/secrets:reseal"},
 }
 
 type openAPIDoc struct {

@@ -24,7 +24,7 @@ var File_cairn_v1_scheduler_service_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_scheduler_service_proto_rawDesc = "" +
 	"\n" +
-	" cairn/v1/scheduler_service.proto\x12\bcairn.v1\x1a\x1ecairn/v1/cluster_service.proto\x1a!cairn/v1/deadletter_service.proto\x1a cairn/v1/namespace_service.proto\x1a\x1acairn/v1/run_service.proto\x1a\x1fcairn/v1/workflow_service.proto2\xdf\x05\n" +
+	" cairn/v1/scheduler_service.proto\x12\bcairn.v1\x1a\x1ecairn/v1/cluster_service.proto\x1a!cairn/v1/deadletter_service.proto\x1a cairn/v1/namespace_service.proto\x1a\x1acairn/v1/run_service.proto\x1a\x1dcairn/v1/secret_service.proto\x1a\x1fcairn/v1/workflow_service.proto2\xc6\a\n" +
 	"\x10SchedulerService\x12P\n" +
 	"\rApplyWorkflow\x12\x1e.cairn.v1.ApplyWorkflowRequest\x1a\x1f.cairn.v1.ApplyWorkflowResponse\x12A\n" +
 	"\bStartRun\x12\x19.cairn.v1.StartRunRequest\x1a\x1a.cairn.v1.StartRunResponse\x12D\n" +
@@ -33,7 +33,10 @@ const file_cairn_v1_scheduler_service_proto_rawDesc = "" +
 	"\x10ReplayDeadLetter\x12!.cairn.v1.ReplayDeadLetterRequest\x1a\".cairn.v1.ReplayDeadLetterResponse\x12V\n" +
 	"\x0fPurgeDeadLetter\x12 .cairn.v1.PurgeDeadLetterRequest\x1a!.cairn.v1.PurgeDeadLetterResponse\x12V\n" +
 	"\x0fCreateNamespace\x12 .cairn.v1.CreateNamespaceRequest\x1a!.cairn.v1.CreateNamespaceResponse\x12V\n" +
-	"\x0fDeleteNamespace\x12 .cairn.v1.DeleteNamespaceRequest\x1a!.cairn.v1.DeleteNamespaceResponse\x12J\n" +
+	"\x0fDeleteNamespace\x12 .cairn.v1.DeleteNamespaceRequest\x1a!.cairn.v1.DeleteNamespaceResponse\x12D\n" +
+	"\tSetSecret\x12\x1a.cairn.v1.SetSecretRequest\x1a\x1b.cairn.v1.SetSecretResponse\x12M\n" +
+	"\fDeleteSecret\x12\x1d.cairn.v1.DeleteSecretRequest\x1a\x1e.cairn.v1.DeleteSecretResponse\x12P\n" +
+	"\rResealSecrets\x12\x1e.cairn.v1.ResealSecretsRequest\x1a\x1f.cairn.v1.ResealSecretsResponse\x12J\n" +
 	"\vListWorkers\x12\x1c.cairn.v1.ListWorkersRequest\x1a\x1d.cairn.v1.ListWorkersResponseB4Z2github.com/cairn-io/cairn/pkg/api/cairn/v1;cairnv1b\x06proto3"
 
 var file_cairn_v1_scheduler_service_proto_goTypes = []any{
@@ -45,16 +48,22 @@ var file_cairn_v1_scheduler_service_proto_goTypes = []any{
 	(*PurgeDeadLetterRequest)(nil),   // 5: cairn.v1.PurgeDeadLetterRequest
 	(*CreateNamespaceRequest)(nil),   // 6: cairn.v1.CreateNamespaceRequest
 	(*DeleteNamespaceRequest)(nil),   // 7: cairn.v1.DeleteNamespaceRequest
-	(*ListWorkersRequest)(nil),       // 8: cairn.v1.ListWorkersRequest
-	(*ApplyWorkflowResponse)(nil),    // 9: cairn.v1.ApplyWorkflowResponse
-	(*StartRunResponse)(nil),         // 10: cairn.v1.StartRunResponse
-	(*CancelRunResponse)(nil),        // 11: cairn.v1.CancelRunResponse
-	(*RetryRunResponse)(nil),         // 12: cairn.v1.RetryRunResponse
-	(*ReplayDeadLetterResponse)(nil), // 13: cairn.v1.ReplayDeadLetterResponse
-	(*PurgeDeadLetterResponse)(nil),  // 14: cairn.v1.PurgeDeadLetterResponse
-	(*CreateNamespaceResponse)(nil),  // 15: cairn.v1.CreateNamespaceResponse
-	(*DeleteNamespaceResponse)(nil),  // 16: cairn.v1.DeleteNamespaceResponse
-	(*ListWorkersResponse)(nil),      // 17: cairn.v1.ListWorkersResponse
+	(*SetSecretRequest)(nil),         // 8: cairn.v1.SetSecretRequest
+	(*DeleteSecretRequest)(nil),      // 9: cairn.v1.DeleteSecretRequest
+	(*ResealSecretsRequest)(nil),     // 10: cairn.v1.ResealSecretsRequest
+	(*ListWorkersRequest)(nil),       // 11: cairn.v1.ListWorkersRequest
+	(*ApplyWorkflowResponse)(nil),    // 12: cairn.v1.ApplyWorkflowResponse
+	(*StartRunResponse)(nil),         // 13: cairn.v1.StartRunResponse
+	(*CancelRunResponse)(nil),        // 14: cairn.v1.CancelRunResponse
+	(*RetryRunResponse)(nil),         // 15: cairn.v1.RetryRunResponse
+	(*ReplayDeadLetterResponse)(nil), // 16: cairn.v1.ReplayDeadLetterResponse
+	(*PurgeDeadLetterResponse)(nil),  // 17: cairn.v1.PurgeDeadLetterResponse
+	(*CreateNamespaceResponse)(nil),  // 18: cairn.v1.CreateNamespaceResponse
+	(*DeleteNamespaceResponse)(nil),  // 19: cairn.v1.DeleteNamespaceResponse
+	(*SetSecretResponse)(nil),        // 20: cairn.v1.SetSecretResponse
+	(*DeleteSecretResponse)(nil),     // 21: cairn.v1.DeleteSecretResponse
+	(*ResealSecretsResponse)(nil),    // 22: cairn.v1.ResealSecretsResponse
+	(*ListWorkersResponse)(nil),      // 23: cairn.v1.ListWorkersResponse
 }
 var file_cairn_v1_scheduler_service_proto_depIdxs = []int32{
 	0,  // 0: cairn.v1.SchedulerService.ApplyWorkflow:input_type -> cairn.v1.ApplyWorkflowRequest
@@ -65,18 +74,24 @@ var file_cairn_v1_scheduler_service_proto_depIdxs = []int32{
 	5,  // 5: cairn.v1.SchedulerService.PurgeDeadLetter:input_type -> cairn.v1.PurgeDeadLetterRequest
 	6,  // 6: cairn.v1.SchedulerService.CreateNamespace:input_type -> cairn.v1.CreateNamespaceRequest
 	7,  // 7: cairn.v1.SchedulerService.DeleteNamespace:input_type -> cairn.v1.DeleteNamespaceRequest
-	8,  // 8: cairn.v1.SchedulerService.ListWorkers:input_type -> cairn.v1.ListWorkersRequest
-	9,  // 9: cairn.v1.SchedulerService.ApplyWorkflow:output_type -> cairn.v1.ApplyWorkflowResponse
-	10, // 10: cairn.v1.SchedulerService.StartRun:output_type -> cairn.v1.StartRunResponse
-	11, // 11: cairn.v1.SchedulerService.CancelRun:output_type -> cairn.v1.CancelRunResponse
-	12, // 12: cairn.v1.SchedulerService.RetryRun:output_type -> cairn.v1.RetryRunResponse
-	13, // 13: cairn.v1.SchedulerService.ReplayDeadLetter:output_type -> cairn.v1.ReplayDeadLetterResponse
-	14, // 14: cairn.v1.SchedulerService.PurgeDeadLetter:output_type -> cairn.v1.PurgeDeadLetterResponse
-	15, // 15: cairn.v1.SchedulerService.CreateNamespace:output_type -> cairn.v1.CreateNamespaceResponse
-	16, // 16: cairn.v1.SchedulerService.DeleteNamespace:output_type -> cairn.v1.DeleteNamespaceResponse
-	17, // 17: cairn.v1.SchedulerService.ListWorkers:output_type -> cairn.v1.ListWorkersResponse
-	9,  // [9:18] is the sub-list for method output_type
-	0,  // [0:9] is the sub-list for method input_type
+	8,  // 8: cairn.v1.SchedulerService.SetSecret:input_type -> cairn.v1.SetSecretRequest
+	9,  // 9: cairn.v1.SchedulerService.DeleteSecret:input_type -> cairn.v1.DeleteSecretRequest
+	10, // 10: cairn.v1.SchedulerService.ResealSecrets:input_type -> cairn.v1.ResealSecretsRequest
+	11, // 11: cairn.v1.SchedulerService.ListWorkers:input_type -> cairn.v1.ListWorkersRequest
+	12, // 12: cairn.v1.SchedulerService.ApplyWorkflow:output_type -> cairn.v1.ApplyWorkflowResponse
+	13, // 13: cairn.v1.SchedulerService.StartRun:output_type -> cairn.v1.StartRunResponse
+	14, // 14: cairn.v1.SchedulerService.CancelRun:output_type -> cairn.v1.CancelRunResponse
+	15, // 15: cairn.v1.SchedulerService.RetryRun:output_type -> cairn.v1.RetryRunResponse
+	16, // 16: cairn.v1.SchedulerService.ReplayDeadLetter:output_type -> cairn.v1.ReplayDeadLetterResponse
+	17, // 17: cairn.v1.SchedulerService.PurgeDeadLetter:output_type -> cairn.v1.PurgeDeadLetterResponse
+	18, // 18: cairn.v1.SchedulerService.CreateNamespace:output_type -> cairn.v1.CreateNamespaceResponse
+	19, // 19: cairn.v1.SchedulerService.DeleteNamespace:output_type -> cairn.v1.DeleteNamespaceResponse
+	20, // 20: cairn.v1.SchedulerService.SetSecret:output_type -> cairn.v1.SetSecretResponse
+	21, // 21: cairn.v1.SchedulerService.DeleteSecret:output_type -> cairn.v1.DeleteSecretResponse
+	22, // 22: cairn.v1.SchedulerService.ResealSecrets:output_type -> cairn.v1.ResealSecretsResponse
+	23, // 23: cairn.v1.SchedulerService.ListWorkers:output_type -> cairn.v1.ListWorkersResponse
+	12, // [12:24] is the sub-list for method output_type
+	0,  // [0:12] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name
@@ -91,6 +106,7 @@ func file_cairn_v1_scheduler_service_proto_init() {
 	file_cairn_v1_deadletter_service_proto_init()
 	file_cairn_v1_namespace_service_proto_init()
 	file_cairn_v1_run_service_proto_init()
+	file_cairn_v1_secret_service_proto_init()
 	file_cairn_v1_workflow_service_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

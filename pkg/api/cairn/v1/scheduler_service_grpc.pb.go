@@ -27,6 +27,9 @@ const (
 	SchedulerService_PurgeDeadLetter_FullMethodName  = "/cairn.v1.SchedulerService/PurgeDeadLetter"
 	SchedulerService_CreateNamespace_FullMethodName  = "/cairn.v1.SchedulerService/CreateNamespace"
 	SchedulerService_DeleteNamespace_FullMethodName  = "/cairn.v1.SchedulerService/DeleteNamespace"
+	SchedulerService_SetSecret_FullMethodName        = "/cairn.v1.SchedulerService/SetSecret"
+	SchedulerService_DeleteSecret_FullMethodName     = "/cairn.v1.SchedulerService/DeleteSecret"
+	SchedulerService_ResealSecrets_FullMethodName    = "/cairn.v1.SchedulerService/ResealSecrets"
 	SchedulerService_ListWorkers_FullMethodName      = "/cairn.v1.SchedulerService/ListWorkers"
 )
 
@@ -59,6 +62,14 @@ type SchedulerServiceClient interface {
 	CreateNamespace(ctx context.Context, in *CreateNamespaceRequest, opts ...grpc.CallOption) (*CreateNamespaceResponse, error)
 	// Deletes an empty namespace; see NamespaceService.DeleteNamespace.
 	DeleteNamespace(ctx context.Context, in *DeleteNamespaceRequest, opts ...grpc.CallOption) (*DeleteNamespaceResponse, error)
+	// Seals and stores a secret; see SecretService.SetSecret. The leader is
+	// the only process that holds the keyring: it seals the value before
+	// writing and never logs the request.
+	SetSecret(ctx context.Context, in *SetSecretRequest, opts ...grpc.CallOption) (*SetSecretResponse, error)
+	// Deletes a secret; see SecretService.DeleteSecret.
+	DeleteSecret(ctx context.Context, in *DeleteSecretRequest, opts ...grpc.CallOption) (*DeleteSecretResponse, error)
+	// Re-encrypts secrets under the active key; see SecretService.ResealSecrets.
+	ResealSecrets(ctx context.Context, in *ResealSecretsRequest, opts ...grpc.CallOption) (*ResealSecretsResponse, error)
 	// The workers whose stream is attached to this leader, with their load
 	// (running, queued, draining, last_seen_at; connected is true), ordered by
 	// ID and filtered by the request's pool. page_size and page_token are
@@ -155,6 +166,36 @@ func (c *schedulerServiceClient) DeleteNamespace(ctx context.Context, in *Delete
 	return out, nil
 }
 
+func (c *schedulerServiceClient) SetSecret(ctx context.Context, in *SetSecretRequest, opts ...grpc.CallOption) (*SetSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetSecretResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_SetSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) DeleteSecret(ctx context.Context, in *DeleteSecretRequest, opts ...grpc.CallOption) (*DeleteSecretResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteSecretResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_DeleteSecret_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *schedulerServiceClient) ResealSecrets(ctx context.Context, in *ResealSecretsRequest, opts ...grpc.CallOption) (*ResealSecretsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResealSecretsResponse)
+	err := c.cc.Invoke(ctx, SchedulerService_ResealSecrets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *schedulerServiceClient) ListWorkers(ctx context.Context, in *ListWorkersRequest, opts ...grpc.CallOption) (*ListWorkersResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListWorkersResponse)
@@ -194,6 +235,14 @@ type SchedulerServiceServer interface {
 	CreateNamespace(context.Context, *CreateNamespaceRequest) (*CreateNamespaceResponse, error)
 	// Deletes an empty namespace; see NamespaceService.DeleteNamespace.
 	DeleteNamespace(context.Context, *DeleteNamespaceRequest) (*DeleteNamespaceResponse, error)
+	// Seals and stores a secret; see SecretService.SetSecret. The leader is
+	// the only process that holds the keyring: it seals the value before
+	// writing and never logs the request.
+	SetSecret(context.Context, *SetSecretRequest) (*SetSecretResponse, error)
+	// Deletes a secret; see SecretService.DeleteSecret.
+	DeleteSecret(context.Context, *DeleteSecretRequest) (*DeleteSecretResponse, error)
+	// Re-encrypts secrets under the active key; see SecretService.ResealSecrets.
+	ResealSecrets(context.Context, *ResealSecretsRequest) (*ResealSecretsResponse, error)
 	// The workers whose stream is attached to this leader, with their load
 	// (running, queued, draining, last_seen_at; connected is true), ordered by
 	// ID and filtered by the request's pool. page_size and page_token are
@@ -233,6 +282,15 @@ func (UnimplementedSchedulerServiceServer) CreateNamespace(context.Context, *Cre
 }
 func (UnimplementedSchedulerServiceServer) DeleteNamespace(context.Context, *DeleteNamespaceRequest) (*DeleteNamespaceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteNamespace not implemented")
+}
+func (UnimplementedSchedulerServiceServer) SetSecret(context.Context, *SetSecretRequest) (*SetSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetSecret not implemented")
+}
+func (UnimplementedSchedulerServiceServer) DeleteSecret(context.Context, *DeleteSecretRequest) (*DeleteSecretResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteSecret not implemented")
+}
+func (UnimplementedSchedulerServiceServer) ResealSecrets(context.Context, *ResealSecretsRequest) (*ResealSecretsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResealSecrets not implemented")
 }
 func (UnimplementedSchedulerServiceServer) ListWorkers(context.Context, *ListWorkersRequest) (*ListWorkersResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListWorkers not implemented")
@@ -402,6 +460,60 @@ func _SchedulerService_DeleteNamespace_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SchedulerService_SetSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).SetSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_SetSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).SetSecret(ctx, req.(*SetSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_DeleteSecret_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteSecretRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).DeleteSecret(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_DeleteSecret_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).DeleteSecret(ctx, req.(*DeleteSecretRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SchedulerService_ResealSecrets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResealSecretsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SchedulerServiceServer).ResealSecrets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SchedulerService_ResealSecrets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SchedulerServiceServer).ResealSecrets(ctx, req.(*ResealSecretsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _SchedulerService_ListWorkers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListWorkersRequest)
 	if err := dec(in); err != nil {
@@ -458,6 +570,18 @@ var SchedulerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteNamespace",
 			Handler:    _SchedulerService_DeleteNamespace_Handler,
+		},
+		{
+			MethodName: "SetSecret",
+			Handler:    _SchedulerService_SetSecret_Handler,
+		},
+		{
+			MethodName: "DeleteSecret",
+			Handler:    _SchedulerService_DeleteSecret_Handler,
+		},
+		{
+			MethodName: "ResealSecrets",
+			Handler:    _SchedulerService_ResealSecrets_Handler,
 		},
 		{
 			MethodName: "ListWorkers",

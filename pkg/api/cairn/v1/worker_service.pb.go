@@ -36,6 +36,7 @@ type WorkerMessage struct {
 	//	*WorkerMessage_Heartbeat
 	//	*WorkerMessage_Result
 	//	*WorkerMessage_Draining
+	//	*WorkerMessage_SecretsRequest
 	Msg           isWorkerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -132,6 +133,15 @@ func (x *WorkerMessage) GetDraining() *WorkerDraining {
 	return nil
 }
 
+func (x *WorkerMessage) GetSecretsRequest() *SecretsRequest {
+	if x != nil {
+		if x, ok := x.Msg.(*WorkerMessage_SecretsRequest); ok {
+			return x.SecretsRequest
+		}
+	}
+	return nil
+}
+
 type isWorkerMessage_Msg interface {
 	isWorkerMessage_Msg()
 }
@@ -166,6 +176,11 @@ type WorkerMessage_Draining struct {
 	Draining *WorkerDraining `protobuf:"bytes,6,opt,name=draining,proto3,oneof"`
 }
 
+type WorkerMessage_SecretsRequest struct {
+	// Asks for the values of an assigned attempt's secrets.
+	SecretsRequest *SecretsRequest `protobuf:"bytes,7,opt,name=secrets_request,json=secretsRequest,proto3,oneof"`
+}
+
 func (*WorkerMessage_Hello) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Credits) isWorkerMessage_Msg() {}
@@ -177,6 +192,8 @@ func (*WorkerMessage_Heartbeat) isWorkerMessage_Msg() {}
 func (*WorkerMessage_Result) isWorkerMessage_Msg() {}
 
 func (*WorkerMessage_Draining) isWorkerMessage_Msg() {}
+
+func (*WorkerMessage_SecretsRequest) isWorkerMessage_Msg() {}
 
 // SchedulerMessage is one message from the leader to a worker.
 type SchedulerMessage struct {
@@ -190,6 +207,7 @@ type SchedulerMessage struct {
 	//	*SchedulerMessage_ResultAck
 	//	*SchedulerMessage_Cancel
 	//	*SchedulerMessage_Drain
+	//	*SchedulerMessage_SecretsResponse
 	Msg           isSchedulerMessage_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -277,6 +295,15 @@ func (x *SchedulerMessage) GetDrain() *DrainWorker {
 	return nil
 }
 
+func (x *SchedulerMessage) GetSecretsResponse() *SecretsResponse {
+	if x != nil {
+		if x, ok := x.Msg.(*SchedulerMessage_SecretsResponse); ok {
+			return x.SecretsResponse
+		}
+	}
+	return nil
+}
+
 type isSchedulerMessage_Msg interface {
 	isSchedulerMessage_Msg()
 }
@@ -306,6 +333,11 @@ type SchedulerMessage_Drain struct {
 	Drain *DrainWorker `protobuf:"bytes,5,opt,name=drain,proto3,oneof"`
 }
 
+type SchedulerMessage_SecretsResponse struct {
+	// Answers one SecretsRequest.
+	SecretsResponse *SecretsResponse `protobuf:"bytes,6,opt,name=secrets_response,json=secretsResponse,proto3,oneof"`
+}
+
 func (*SchedulerMessage_Welcome) isSchedulerMessage_Msg() {}
 
 func (*SchedulerMessage_Assignment) isSchedulerMessage_Msg() {}
@@ -315,6 +347,8 @@ func (*SchedulerMessage_ResultAck) isSchedulerMessage_Msg() {}
 func (*SchedulerMessage_Cancel) isSchedulerMessage_Msg() {}
 
 func (*SchedulerMessage_Drain) isSchedulerMessage_Msg() {}
+
+func (*SchedulerMessage_SecretsResponse) isSchedulerMessage_Msg() {}
 
 // AttemptRef identifies one attempt together with its fencing token.
 type AttemptRef struct {
@@ -1089,7 +1123,12 @@ type Assignment struct {
 	// Name of the workflow, for logs.
 	Workflow string `protobuf:"bytes,9,opt,name=workflow,proto3" json:"workflow,omitempty"`
 	// Namespace of the run, for logs.
-	Namespace     string `protobuf:"bytes,10,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	Namespace string `protobuf:"bytes,10,opt,name=namespace,proto3" json:"namespace,omitempty"`
+	// The secrets the spec references, each with the placeholder that stands
+	// for it in the spec's env values or HTTP url, headers and body. The worker
+	// asks for their values with SecretsRequest and replaces exactly these
+	// placeholders, in exactly those fields. Empty when the task uses none.
+	Secrets       []*SecretRef `protobuf:"bytes,11,rep,name=secrets,proto3" json:"secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1194,6 +1233,294 @@ func (x *Assignment) GetNamespace() string {
 	return ""
 }
 
+func (x *Assignment) GetSecrets() []*SecretRef {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+// SecretRef is one secret an Assignment's spec references.
+type SecretRef struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the secret in the run's namespace.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The text standing for it in the rendered spec:
+	// `cairn-secret-<name>-<32 hex digits drawn for this rendering>`.
+	Placeholder   string `protobuf:"bytes,2,opt,name=placeholder,proto3" json:"placeholder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretRef) Reset() {
+	*x = SecretRef{}
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretRef) ProtoMessage() {}
+
+func (x *SecretRef) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretRef.ProtoReflect.Descriptor instead.
+func (*SecretRef) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_worker_service_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SecretRef) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SecretRef) GetPlaceholder() string {
+	if x != nil {
+		return x.Placeholder
+	}
+	return ""
+}
+
+// SecretsRequest asks the leader for the values of an assigned attempt's
+// secrets, just before the worker runs it.
+type SecretsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the worker; echoed in the response.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// ID of the attempt.
+	AttemptId string `protobuf:"bytes,2,opt,name=attempt_id,json=attemptId,proto3" json:"attempt_id,omitempty"`
+	// Fencing token of the assignment.
+	FencingToken int64 `protobuf:"varint,3,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	// Names of the secrets wanted: those of the assignment's `secrets`.
+	Names         []string `protobuf:"bytes,4,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretsRequest) Reset() {
+	*x = SecretsRequest{}
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretsRequest) ProtoMessage() {}
+
+func (x *SecretsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretsRequest.ProtoReflect.Descriptor instead.
+func (*SecretsRequest) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_worker_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SecretsRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SecretsRequest) GetAttemptId() string {
+	if x != nil {
+		return x.AttemptId
+	}
+	return ""
+}
+
+func (x *SecretsRequest) GetFencingToken() int64 {
+	if x != nil {
+		return x.FencingToken
+	}
+	return 0
+}
+
+func (x *SecretsRequest) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+// SecretsResponse answers one SecretsRequest: either the values (and the
+// names that no longer exist), or an error.
+type SecretsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// request_id of the request.
+	RequestId string `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// ID of the attempt.
+	AttemptId string `protobuf:"bytes,2,opt,name=attempt_id,json=attemptId,proto3" json:"attempt_id,omitempty"`
+	// The values of the secrets found. Never logged, stored or resent.
+	Secrets []*SecretValue `protobuf:"bytes,3,rep,name=secrets,proto3" json:"secrets,omitempty"`
+	// Names the attempt's namespace holds no secret for (deleted since the
+	// workflow was applied): the attempt fails naming them.
+	Missing []string `protobuf:"bytes,4,rep,name=missing,proto3" json:"missing,omitempty"`
+	// Why the request was not answered (the attempt is not this worker's, a
+	// name the task does not reference, no keyring, a value that does not
+	// decrypt); empty on success. It never contains a value.
+	Error string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	// True when error is transient (the database is unreachable): the worker
+	// asks again.
+	Retryable     bool `protobuf:"varint,6,opt,name=retryable,proto3" json:"retryable,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretsResponse) Reset() {
+	*x = SecretsResponse{}
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretsResponse) ProtoMessage() {}
+
+func (x *SecretsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretsResponse.ProtoReflect.Descriptor instead.
+func (*SecretsResponse) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_worker_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SecretsResponse) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *SecretsResponse) GetAttemptId() string {
+	if x != nil {
+		return x.AttemptId
+	}
+	return ""
+}
+
+func (x *SecretsResponse) GetSecrets() []*SecretValue {
+	if x != nil {
+		return x.Secrets
+	}
+	return nil
+}
+
+func (x *SecretsResponse) GetMissing() []string {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+func (x *SecretsResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *SecretsResponse) GetRetryable() bool {
+	if x != nil {
+		return x.Retryable
+	}
+	return false
+}
+
+// SecretValue is one resolved secret.
+type SecretValue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the secret.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Its value.
+	Value         string `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SecretValue) Reset() {
+	*x = SecretValue{}
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SecretValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SecretValue) ProtoMessage() {}
+
+func (x *SecretValue) ProtoReflect() protoreflect.Message {
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SecretValue.ProtoReflect.Descriptor instead.
+func (*SecretValue) Descriptor() ([]byte, []int) {
+	return file_cairn_v1_worker_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SecretValue) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SecretValue) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
 // ResultAck acknowledges one AttemptResult; the worker may then forget it.
 type ResultAck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1211,7 +1538,7 @@ type ResultAck struct {
 
 func (x *ResultAck) Reset() {
 	*x = ResultAck{}
-	mi := &file_cairn_v1_worker_service_proto_msgTypes[12]
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1550,7 @@ func (x *ResultAck) String() string {
 func (*ResultAck) ProtoMessage() {}
 
 func (x *ResultAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_worker_service_proto_msgTypes[12]
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1563,7 @@ func (x *ResultAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResultAck.ProtoReflect.Descriptor instead.
 func (*ResultAck) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_worker_service_proto_rawDescGZIP(), []int{12}
+	return file_cairn_v1_worker_service_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ResultAck) GetAttemptId() string {
@@ -1283,7 +1610,7 @@ type CancelAttempt struct {
 
 func (x *CancelAttempt) Reset() {
 	*x = CancelAttempt{}
-	mi := &file_cairn_v1_worker_service_proto_msgTypes[13]
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1622,7 @@ func (x *CancelAttempt) String() string {
 func (*CancelAttempt) ProtoMessage() {}
 
 func (x *CancelAttempt) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_worker_service_proto_msgTypes[13]
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1635,7 @@ func (x *CancelAttempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelAttempt.ProtoReflect.Descriptor instead.
 func (*CancelAttempt) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_worker_service_proto_rawDescGZIP(), []int{13}
+	return file_cairn_v1_worker_service_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CancelAttempt) GetAttemptId() string {
@@ -1343,7 +1670,7 @@ type DrainWorker struct {
 
 func (x *DrainWorker) Reset() {
 	*x = DrainWorker{}
-	mi := &file_cairn_v1_worker_service_proto_msgTypes[14]
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1355,7 +1682,7 @@ func (x *DrainWorker) String() string {
 func (*DrainWorker) ProtoMessage() {}
 
 func (x *DrainWorker) ProtoReflect() protoreflect.Message {
-	mi := &file_cairn_v1_worker_service_proto_msgTypes[14]
+	mi := &file_cairn_v1_worker_service_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1368,7 +1695,7 @@ func (x *DrainWorker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainWorker.ProtoReflect.Descriptor instead.
 func (*DrainWorker) Descriptor() ([]byte, []int) {
-	return file_cairn_v1_worker_service_proto_rawDescGZIP(), []int{14}
+	return file_cairn_v1_worker_service_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DrainWorker) GetReason() string {
@@ -1382,15 +1709,16 @@ var File_cairn_v1_worker_service_proto protoreflect.FileDescriptor
 
 const file_cairn_v1_worker_service_proto_rawDesc = "" +
 	"\n" +
-	"\x1dcairn/v1/worker_service.proto\x12\bcairn.v1\x1a\x15cairn/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x02\n" +
+	"\x1dcairn/v1/worker_service.proto\x12\bcairn.v1\x1a\x15cairn/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x03\n" +
 	"\rWorkerMessage\x12-\n" +
 	"\x05hello\x18\x01 \x01(\v2\x15.cairn.v1.WorkerHelloH\x00R\x05hello\x123\n" +
 	"\acredits\x18\x02 \x01(\v2\x17.cairn.v1.WorkerCreditsH\x00R\acredits\x124\n" +
 	"\astarted\x18\x03 \x01(\v2\x18.cairn.v1.AttemptStartedH\x00R\astarted\x129\n" +
 	"\theartbeat\x18\x04 \x01(\v2\x19.cairn.v1.WorkerHeartbeatH\x00R\theartbeat\x121\n" +
 	"\x06result\x18\x05 \x01(\v2\x17.cairn.v1.AttemptResultH\x00R\x06result\x126\n" +
-	"\bdraining\x18\x06 \x01(\v2\x18.cairn.v1.WorkerDrainingH\x00R\bdrainingB\x05\n" +
-	"\x03msg\"\xa1\x02\n" +
+	"\bdraining\x18\x06 \x01(\v2\x18.cairn.v1.WorkerDrainingH\x00R\bdraining\x12C\n" +
+	"\x0fsecrets_request\x18\a \x01(\v2\x18.cairn.v1.SecretsRequestH\x00R\x0esecretsRequestB\x05\n" +
+	"\x03msg\"\xe9\x02\n" +
 	"\x10SchedulerMessage\x126\n" +
 	"\awelcome\x18\x01 \x01(\v2\x1a.cairn.v1.SchedulerWelcomeH\x00R\awelcome\x126\n" +
 	"\n" +
@@ -1399,7 +1727,8 @@ const file_cairn_v1_worker_service_proto_rawDesc = "" +
 	"\n" +
 	"result_ack\x18\x03 \x01(\v2\x13.cairn.v1.ResultAckH\x00R\tresultAck\x121\n" +
 	"\x06cancel\x18\x04 \x01(\v2\x17.cairn.v1.CancelAttemptH\x00R\x06cancel\x12-\n" +
-	"\x05drain\x18\x05 \x01(\v2\x15.cairn.v1.DrainWorkerH\x00R\x05drainB\x05\n" +
+	"\x05drain\x18\x05 \x01(\v2\x15.cairn.v1.DrainWorkerH\x00R\x05drain\x12F\n" +
+	"\x10secrets_response\x18\x06 \x01(\v2\x19.cairn.v1.SecretsResponseH\x00R\x0fsecretsResponseB\x05\n" +
 	"\x03msg\"P\n" +
 	"\n" +
 	"AttemptRef\x12\x1d\n" +
@@ -1473,7 +1802,7 @@ const file_cairn_v1_worker_service_proto_rawDesc = "" +
 	"\aadopted\x18\x03 \x03(\v2\x14.cairn.v1.AttemptRefR\aadopted\x120\n" +
 	"\brejected\x18\x04 \x03(\v2\x14.cairn.v1.AttemptRefR\brejected\x12H\n" +
 	"\x12heartbeat_interval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12(\n" +
-	"\x10max_output_bytes\x18\x06 \x01(\x03R\x0emaxOutputBytes\"\xda\x02\n" +
+	"\x10max_output_bytes\x18\x06 \x01(\x03R\x0emaxOutputBytes\"\x89\x03\n" +
 	"\n" +
 	"Assignment\x12\x1d\n" +
 	"\n" +
@@ -1487,7 +1816,30 @@ const file_cairn_v1_worker_service_proto_rawDesc = "" +
 	"\x04spec\x18\b \x01(\v2\x12.cairn.v1.TaskSpecR\x04spec\x12\x1a\n" +
 	"\bworkflow\x18\t \x01(\tR\bworkflow\x12\x1c\n" +
 	"\tnamespace\x18\n" +
-	" \x01(\tR\tnamespace\"{\n" +
+	" \x01(\tR\tnamespace\x12-\n" +
+	"\asecrets\x18\v \x03(\v2\x13.cairn.v1.SecretRefR\asecrets\"A\n" +
+	"\tSecretRef\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vplaceholder\x18\x02 \x01(\tR\vplaceholder\"\x89\x01\n" +
+	"\x0eSecretsRequest\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"attempt_id\x18\x02 \x01(\tR\tattemptId\x12#\n" +
+	"\rfencing_token\x18\x03 \x01(\x03R\ffencingToken\x12\x14\n" +
+	"\x05names\x18\x04 \x03(\tR\x05names\"\xce\x01\n" +
+	"\x0fSecretsResponse\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tR\trequestId\x12\x1d\n" +
+	"\n" +
+	"attempt_id\x18\x02 \x01(\tR\tattemptId\x12/\n" +
+	"\asecrets\x18\x03 \x03(\v2\x15.cairn.v1.SecretValueR\asecrets\x12\x18\n" +
+	"\amissing\x18\x04 \x03(\tR\amissing\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1c\n" +
+	"\tretryable\x18\x06 \x01(\bR\tretryable\"7\n" +
+	"\vSecretValue\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"{\n" +
 	"\tResultAck\x12\x1d\n" +
 	"\n" +
 	"attempt_id\x18\x01 \x01(\tR\tattemptId\x12\x1b\n" +
@@ -1516,7 +1868,7 @@ func file_cairn_v1_worker_service_proto_rawDescGZIP() []byte {
 	return file_cairn_v1_worker_service_proto_rawDescData
 }
 
-var file_cairn_v1_worker_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_cairn_v1_worker_service_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_cairn_v1_worker_service_proto_goTypes = []any{
 	(*WorkerMessage)(nil),         // 0: cairn.v1.WorkerMessage
 	(*SchedulerMessage)(nil),      // 1: cairn.v1.SchedulerMessage
@@ -1530,15 +1882,19 @@ var file_cairn_v1_worker_service_proto_goTypes = []any{
 	(*WorkerDraining)(nil),        // 9: cairn.v1.WorkerDraining
 	(*SchedulerWelcome)(nil),      // 10: cairn.v1.SchedulerWelcome
 	(*Assignment)(nil),            // 11: cairn.v1.Assignment
-	(*ResultAck)(nil),             // 12: cairn.v1.ResultAck
-	(*CancelAttempt)(nil),         // 13: cairn.v1.CancelAttempt
-	(*DrainWorker)(nil),           // 14: cairn.v1.DrainWorker
-	nil,                           // 15: cairn.v1.WorkerHello.LabelsEntry
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(AttemptOutcome)(0),           // 17: cairn.v1.AttemptOutcome
-	(FailureKind)(0),              // 18: cairn.v1.FailureKind
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
-	(*TaskSpec)(nil),              // 20: cairn.v1.TaskSpec
+	(*SecretRef)(nil),             // 12: cairn.v1.SecretRef
+	(*SecretsRequest)(nil),        // 13: cairn.v1.SecretsRequest
+	(*SecretsResponse)(nil),       // 14: cairn.v1.SecretsResponse
+	(*SecretValue)(nil),           // 15: cairn.v1.SecretValue
+	(*ResultAck)(nil),             // 16: cairn.v1.ResultAck
+	(*CancelAttempt)(nil),         // 17: cairn.v1.CancelAttempt
+	(*DrainWorker)(nil),           // 18: cairn.v1.DrainWorker
+	nil,                           // 19: cairn.v1.WorkerHello.LabelsEntry
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(AttemptOutcome)(0),           // 21: cairn.v1.AttemptOutcome
+	(FailureKind)(0),              // 22: cairn.v1.FailureKind
+	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
+	(*TaskSpec)(nil),              // 24: cairn.v1.TaskSpec
 }
 var file_cairn_v1_worker_service_proto_depIdxs = []int32{
 	4,  // 0: cairn.v1.WorkerMessage.hello:type_name -> cairn.v1.WorkerHello
@@ -1547,34 +1903,38 @@ var file_cairn_v1_worker_service_proto_depIdxs = []int32{
 	7,  // 3: cairn.v1.WorkerMessage.heartbeat:type_name -> cairn.v1.WorkerHeartbeat
 	8,  // 4: cairn.v1.WorkerMessage.result:type_name -> cairn.v1.AttemptResult
 	9,  // 5: cairn.v1.WorkerMessage.draining:type_name -> cairn.v1.WorkerDraining
-	10, // 6: cairn.v1.SchedulerMessage.welcome:type_name -> cairn.v1.SchedulerWelcome
-	11, // 7: cairn.v1.SchedulerMessage.assignment:type_name -> cairn.v1.Assignment
-	12, // 8: cairn.v1.SchedulerMessage.result_ack:type_name -> cairn.v1.ResultAck
-	13, // 9: cairn.v1.SchedulerMessage.cancel:type_name -> cairn.v1.CancelAttempt
-	14, // 10: cairn.v1.SchedulerMessage.drain:type_name -> cairn.v1.DrainWorker
-	15, // 11: cairn.v1.WorkerHello.labels:type_name -> cairn.v1.WorkerHello.LabelsEntry
-	3,  // 12: cairn.v1.WorkerHello.running:type_name -> cairn.v1.RunningAttempt
-	8,  // 13: cairn.v1.WorkerHello.pending_results:type_name -> cairn.v1.AttemptResult
-	16, // 14: cairn.v1.WorkerHello.started_at:type_name -> google.protobuf.Timestamp
-	16, // 15: cairn.v1.AttemptStarted.started_at:type_name -> google.protobuf.Timestamp
-	2,  // 16: cairn.v1.WorkerHeartbeat.running:type_name -> cairn.v1.AttemptRef
-	16, // 17: cairn.v1.WorkerHeartbeat.sent_at:type_name -> google.protobuf.Timestamp
-	17, // 18: cairn.v1.AttemptResult.outcome:type_name -> cairn.v1.AttemptOutcome
-	18, // 19: cairn.v1.AttemptResult.failure_kind:type_name -> cairn.v1.FailureKind
-	16, // 20: cairn.v1.AttemptResult.started_at:type_name -> google.protobuf.Timestamp
-	16, // 21: cairn.v1.AttemptResult.finished_at:type_name -> google.protobuf.Timestamp
-	2,  // 22: cairn.v1.SchedulerWelcome.adopted:type_name -> cairn.v1.AttemptRef
-	2,  // 23: cairn.v1.SchedulerWelcome.rejected:type_name -> cairn.v1.AttemptRef
-	19, // 24: cairn.v1.SchedulerWelcome.heartbeat_interval:type_name -> google.protobuf.Duration
-	19, // 25: cairn.v1.Assignment.timeout:type_name -> google.protobuf.Duration
-	20, // 26: cairn.v1.Assignment.spec:type_name -> cairn.v1.TaskSpec
-	0,  // 27: cairn.v1.WorkerService.Connect:input_type -> cairn.v1.WorkerMessage
-	1,  // 28: cairn.v1.WorkerService.Connect:output_type -> cairn.v1.SchedulerMessage
-	28, // [28:29] is the sub-list for method output_type
-	27, // [27:28] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	13, // 6: cairn.v1.WorkerMessage.secrets_request:type_name -> cairn.v1.SecretsRequest
+	10, // 7: cairn.v1.SchedulerMessage.welcome:type_name -> cairn.v1.SchedulerWelcome
+	11, // 8: cairn.v1.SchedulerMessage.assignment:type_name -> cairn.v1.Assignment
+	16, // 9: cairn.v1.SchedulerMessage.result_ack:type_name -> cairn.v1.ResultAck
+	17, // 10: cairn.v1.SchedulerMessage.cancel:type_name -> cairn.v1.CancelAttempt
+	18, // 11: cairn.v1.SchedulerMessage.drain:type_name -> cairn.v1.DrainWorker
+	14, // 12: cairn.v1.SchedulerMessage.secrets_response:type_name -> cairn.v1.SecretsResponse
+	19, // 13: cairn.v1.WorkerHello.labels:type_name -> cairn.v1.WorkerHello.LabelsEntry
+	3,  // 14: cairn.v1.WorkerHello.running:type_name -> cairn.v1.RunningAttempt
+	8,  // 15: cairn.v1.WorkerHello.pending_results:type_name -> cairn.v1.AttemptResult
+	20, // 16: cairn.v1.WorkerHello.started_at:type_name -> google.protobuf.Timestamp
+	20, // 17: cairn.v1.AttemptStarted.started_at:type_name -> google.protobuf.Timestamp
+	2,  // 18: cairn.v1.WorkerHeartbeat.running:type_name -> cairn.v1.AttemptRef
+	20, // 19: cairn.v1.WorkerHeartbeat.sent_at:type_name -> google.protobuf.Timestamp
+	21, // 20: cairn.v1.AttemptResult.outcome:type_name -> cairn.v1.AttemptOutcome
+	22, // 21: cairn.v1.AttemptResult.failure_kind:type_name -> cairn.v1.FailureKind
+	20, // 22: cairn.v1.AttemptResult.started_at:type_name -> google.protobuf.Timestamp
+	20, // 23: cairn.v1.AttemptResult.finished_at:type_name -> google.protobuf.Timestamp
+	2,  // 24: cairn.v1.SchedulerWelcome.adopted:type_name -> cairn.v1.AttemptRef
+	2,  // 25: cairn.v1.SchedulerWelcome.rejected:type_name -> cairn.v1.AttemptRef
+	23, // 26: cairn.v1.SchedulerWelcome.heartbeat_interval:type_name -> google.protobuf.Duration
+	23, // 27: cairn.v1.Assignment.timeout:type_name -> google.protobuf.Duration
+	24, // 28: cairn.v1.Assignment.spec:type_name -> cairn.v1.TaskSpec
+	12, // 29: cairn.v1.Assignment.secrets:type_name -> cairn.v1.SecretRef
+	15, // 30: cairn.v1.SecretsResponse.secrets:type_name -> cairn.v1.SecretValue
+	0,  // 31: cairn.v1.WorkerService.Connect:input_type -> cairn.v1.WorkerMessage
+	1,  // 32: cairn.v1.WorkerService.Connect:output_type -> cairn.v1.SchedulerMessage
+	32, // [32:33] is the sub-list for method output_type
+	31, // [31:32] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_cairn_v1_worker_service_proto_init() }
@@ -1590,6 +1950,7 @@ func file_cairn_v1_worker_service_proto_init() {
 		(*WorkerMessage_Heartbeat)(nil),
 		(*WorkerMessage_Result)(nil),
 		(*WorkerMessage_Draining)(nil),
+		(*WorkerMessage_SecretsRequest)(nil),
 	}
 	file_cairn_v1_worker_service_proto_msgTypes[1].OneofWrappers = []any{
 		(*SchedulerMessage_Welcome)(nil),
@@ -1597,6 +1958,7 @@ func file_cairn_v1_worker_service_proto_init() {
 		(*SchedulerMessage_ResultAck)(nil),
 		(*SchedulerMessage_Cancel)(nil),
 		(*SchedulerMessage_Drain)(nil),
+		(*SchedulerMessage_SecretsResponse)(nil),
 	}
 	file_cairn_v1_worker_service_proto_msgTypes[8].OneofWrappers = []any{}
 	type x struct{}
@@ -1605,7 +1967,7 @@ func file_cairn_v1_worker_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cairn_v1_worker_service_proto_rawDesc), len(file_cairn_v1_worker_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -48,6 +48,14 @@ const (
 //     leader applies a result or a start only if its token is the task's
 //     current one; otherwise it records it as stale and acknowledges it with
 //     accepted=false and reason "stale".
+//  5. Secrets: an Assignment whose spec references secrets lists them in
+//     `secrets` (name and placeholder; placeholders are not secret). Before
+//     running it the worker sends SecretsRequest naming the attempt, its
+//     fencing token and the names; the leader answers SecretsResponse with
+//     the values, only for an attempt currently assigned to this worker on
+//     this stream, and only for names the task references. Values travel
+//     only in SecretsResponse: never in an Assignment, a result or a log. A
+//     request lost with a broken stream is sent again on the next one.
 type WorkerServiceClient interface {
 	// Opens the bidirectional stream of one worker. One stream per worker at a
 	// time; a new stream from the same worker_id replaces the old one.
@@ -101,6 +109,14 @@ type WorkerService_ConnectClient = grpc.BidiStreamingClient[WorkerMessage, Sched
 //     leader applies a result or a start only if its token is the task's
 //     current one; otherwise it records it as stale and acknowledges it with
 //     accepted=false and reason "stale".
+//  5. Secrets: an Assignment whose spec references secrets lists them in
+//     `secrets` (name and placeholder; placeholders are not secret). Before
+//     running it the worker sends SecretsRequest naming the attempt, its
+//     fencing token and the names; the leader answers SecretsResponse with
+//     the values, only for an attempt currently assigned to this worker on
+//     this stream, and only for names the task references. Values travel
+//     only in SecretsResponse: never in an Assignment, a result or a log. A
+//     request lost with a broken stream is sent again on the next one.
 type WorkerServiceServer interface {
 	// Opens the bidirectional stream of one worker. One stream per worker at a
 	// time; a new stream from the same worker_id replaces the old one.

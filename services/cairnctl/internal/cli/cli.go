@@ -50,6 +50,7 @@ func init() {
 		"attempts":   {"show the attempts of a task of a run, with output and errors", "attempts [--json] [--addr ADDR] [-n NS] RUN TASK", cmdAttempts},
 		"dlq":        {"list, inspect or replay dead-lettered tasks", "dlq list [--workflow W] [--run RUN] | get ID | replay ID  [--json] [--addr ADDR] [-n NS]", cmdDLQ},
 		"namespaces": {"create, list, get or delete namespaces", "namespaces create NAME [--description D] | list | get NAME | delete NAME  [--json] [--addr ADDR]", cmdNamespaces},
+		"secrets":    {"set (value from stdin), list or delete the secrets of a namespace", "secrets set NAME [--from-file F] [--keep-newline] | list | delete NAME | reseal  [--json] [--addr ADDR] [-n NS]", cmdSecrets},
 		"workers":    {"list live workers with their load", "workers [--pool P] [--json] [--addr ADDR]", cmdWorkers},
 		"cluster":    {"show the scheduler leader, its epoch and the replicas", "cluster [--json] [--addr ADDR]", cmdCluster},
 		"dev":        {"run all of Cairn locally: embedded etcd, a local PostgreSQL under .cairn/, scheduler, gateway, workers", "dev [--dir DIR] [--workers N] [--concurrency N] [--grpc-addr A] [--http-addr A] [--ops-addr A]", cmdDev},

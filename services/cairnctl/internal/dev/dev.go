@@ -27,6 +27,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/apitoken"
 	"github.com/cairn-io/cairn/pkg/etcdlocal"
 	"github.com/cairn-io/cairn/pkg/pglocal"
+	"github.com/cairn-io/cairn/pkg/secretbox"
 	"github.com/cairn-io/cairn/pkg/tlsconf"
 	gateway "github.com/cairn-io/cairn/services/gateway/inprocess"
 	scheduler "github.com/cairn-io/cairn/services/scheduler/inprocess"
@@ -185,12 +186,16 @@ func Run(ctx context.Context, o Options) (err error) {
 		say("TLS         the dev CA in %s (kept from a previous run)", filepath.Join(o.Dir, "tls"))
 	}
 
-	// Scheduler.
+	// Scheduler, with a dev keyring for secrets (kept between runs, like the data).
+	keyring := filepath.Join(dir, "secrets-keyring")
+	if err := devKeyring(keyring); err != nil {
+		return setupErr("secrets keyring: %v", err)
+	}
 	endpoints := strings.Join(etcd.Endpoints(), ",")
 	scfg, err := scheduler.ParseFlags([]string{"--database-url=" + dbURL, "--etcd-endpoints=" + endpoints,
 		"--grpc-addr=127.0.0.1:0", "--ops-addr=127.0.0.1:0", "--id=dev-scheduler",
 		"--tls-cert=" + certs.schedCert, "--tls-key=" + certs.schedKey, "--tls-client-ca=" + certs.CAFile(),
-		"--scheduler-server-name=" + SchedulerServerName})
+		"--scheduler-server-name=" + SchedulerServerName, "--secrets-keyring-file=" + keyring})
 	if err != nil {
 		return err
 	}
@@ -208,6 +213,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return fmt.Errorf("scheduler did not become leader: %w", err)
 	}
 	say("scheduler   %s (leader, epoch %d; ops %s)", sched.GRPCAddr(), sched.Epoch(), sched.OpsAddr())
+	say("            secrets sealed with the dev keyring %s", filepath.Join(o.Dir, "secrets-keyring"))
 
 	// Gateway, with authentication on: the dev token is its bootstrap admin token.
 	token, err := devToken(filepath.Join(dir, "dev-token"))
@@ -425,6 +431,21 @@ func devToken(path string) (string, error) {
 		return "", err
 	}
 	return tok, nil
+}
+
+// devKeyring makes the dev cluster's secrets keyring at path (mode 0600) on the first run, and
+// keeps it afterwards: secrets set in an earlier run stay readable.
+func devKeyring(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	line, err := secretbox.NewKeyLine("dev-1")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte("# cairnctl dev: the key that seals this dev cluster's secrets (dev only)\n"+line+"\n"), 0o600)
 }
 
 // writeClientConfig writes the configuration cairnctl reads from the current directory

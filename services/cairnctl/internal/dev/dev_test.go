@@ -138,6 +138,13 @@ func TestDevRunsAnExample(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	// The scheduler has a dev keyring (0600, under the state directory): secrets can be set.
+	if fi, err := os.Stat(filepath.Join(dir, "secrets-keyring")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secrets-keyring: %v %v, want a file of mode 0600", fi, err)
+	}
+	if _, err := cairnv1.NewSecretServiceClient(conn).SetSecret(ctx, &cairnv1.SetSecretRequest{Name: "dev-check", Value: "dev-value-1234"}); err != nil {
+		t.Fatalf("set a secret on dev: %v", err)
+	}
 	runs := cairnv1.NewRunServiceClient(conn)
 	// Shell tasks may run as another user (nobody, when the test runs as root): give them a
 	// directory anyone may write.

@@ -1,5 +1,6 @@
 // Package api implements Cairn's public gRPC services (WorkflowService, RunService,
-// DeadLetterService, NamespaceService, ClusterService) for the gateway.
+// DeadLetterService, NamespaceService, ClusterService, AuthService, SecretService) for the
+// gateway.
 //
 // Reads come from PostgreSQL through pkg/store and from etcd through the Cluster interface;
 // mutations are validated here and forwarded unchanged to the scheduler leader through the
@@ -29,4 +30,9 @@
 //     exist, NOT_FOUND names the namespace. That extra read happens only on a miss.
 //   - Namespace creation and deletion are forwarded to the leader like every mutation;
 //     reads of namespaces come from PostgreSQL.
+//   - Secrets: SetSecret is checked here (name, value length, UTF-8, no NUL) and forwarded
+//     with its value to the leader, which alone holds the keyring; ListSecrets reads names and
+//     times from PostgreSQL. No response, error or log line carries a value: a bad value is
+//     described by its length, and the REST decoder withholds the parser's message for a
+//     SetSecret body, which could quote it (TestSecretsOverREST).
 package api

@@ -68,6 +68,7 @@ type Server struct {
 	cairnv1.UnimplementedClusterServiceServer
 	cairnv1.UnimplementedAuthServiceServer
 	cairnv1.UnimplementedNamespaceServiceServer
+	cairnv1.UnimplementedSecretServiceServer
 
 	store   *store.Store
 	fwd     Forwarder

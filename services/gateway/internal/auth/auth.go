@@ -343,7 +343,7 @@ func resourceOf(m any) string {
 	if len(parts) > 0 {
 		return strings.Join(parts, " ")
 	}
-	for _, nested := range []protoreflect.Name{"workflow", "run", "token", "dead_letter"} {
+	for _, nested := range []protoreflect.Name{"workflow", "run", "token", "dead_letter", "secret"} {
 		f := fields.ByName(nested)
 		if f != nil && f.Kind() == protoreflect.MessageKind && !f.IsList() && r.Has(f) {
 			return resourceOf(r.Get(f).Message().Interface())

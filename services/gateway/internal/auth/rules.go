@@ -57,4 +57,11 @@ var Rules = map[string]Rule{
 	cairnv1.AuthService_CreateLoginCode_FullMethodName:   {Scope: apitoken.TokensWrite, Mutation: true},
 	cairnv1.AuthService_ExchangeLoginCode_FullMethodName: {NoToken: true, Mutation: true},
 	cairnv1.AuthService_ListAuditEvents_FullMethodName:   {Scope: apitoken.Admin},
+
+	// A secret's value is in SetSecret's request only; the audit event records its name
+	// (resourceOf reads identifying fields, never "value").
+	cairnv1.SecretService_SetSecret_FullMethodName:     {Scope: apitoken.SecretsWrite, Namespaced: true, Mutation: true},
+	cairnv1.SecretService_ListSecrets_FullMethodName:   {Scope: apitoken.SecretsRead, Namespaced: true},
+	cairnv1.SecretService_DeleteSecret_FullMethodName:  {Scope: apitoken.SecretsWrite, Namespaced: true, Mutation: true},
+	cairnv1.SecretService_ResealSecrets_FullMethodName: {Scope: apitoken.Admin, EveryNamespace: true, Mutation: true},
 }

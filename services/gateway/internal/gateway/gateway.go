@@ -408,6 +408,7 @@ func (g *Gateway) setup(ctx context.Context, undo *cleanup) (lifecycle.RunFunc, 
 	cairnv1.RegisterDeadLetterServiceServer(gs, srv)
 	cairnv1.RegisterClusterServiceServer(gs, srv)
 	cairnv1.RegisterNamespaceServiceServer(gs, srv)
+	cairnv1.RegisterSecretServiceServer(gs, srv)
 
 	// Ops: readiness checks and metrics, on the ops listener and on the HTTP listener.
 	var metrics http.Handler

@@ -41,6 +41,7 @@ func newRESTMux(ctx context.Context, conn *grpc.ClientConn) (*runtime.ServeMux, 
 		"DeadLetterService": cairnv1.RegisterDeadLetterServiceHandler,
 		"ClusterService":    cairnv1.RegisterClusterServiceHandler,
 		"NamespaceService":  cairnv1.RegisterNamespaceServiceHandler,
+		"SecretService":     cairnv1.RegisterSecretServiceHandler,
 	} {
 		if err := register(ctx, mux, conn); err != nil {
 			return nil, fmt.Errorf("register %s REST handlers: %w", name, err)
@@ -64,6 +65,11 @@ func (m bodyMarshaler) NewDecoder(r io.Reader) runtime.Decoder {
 			what := "request"
 			if msg, ok := v.(proto.Message); ok {
 				what = string(msg.ProtoReflect().Descriptor().Name())
+			}
+			if _, secret := v.(*cairnv1.SetSecretRequest); secret {
+				// protojson quotes the text it could not parse ("invalid value s3cr3t"),
+				// which may be the secret's value: say only that the body is not valid.
+				return fmt.Errorf("request body: not a valid JSON %s (expected {\"value\": \"...\"}; the parser's message is withheld: it could quote the value)", what)
 			}
 			return fmt.Errorf("request body: not a valid JSON %s: %w", what, err)
 		}

@@ -179,6 +179,16 @@ func Start(ctx context.Context, cfg Config) (_ *App, err error) {
 	if err := a.elector.Start(bgCtx); err != nil {
 		return nil, fmt.Errorf("start election: %w", err)
 	}
+	if k := cfg.Keyring; k != nil {
+		log.Info("secrets keyring loaded", "active_key_id", k.Active(), "key_ids", strings.Join(k.IDs(), ","))
+		if cfg.KeyringFileLoose() {
+			log.Warn("the secrets keyring file is readable by other users: make it mode 0600 (or 0400), owned by the scheduler's user",
+				"file", cfg.SecretsKeyringFile)
+		}
+	} else {
+		log.Warn("no secrets keyring: secrets cannot be set, and workflows that reference them are refused " +
+			"(set --secrets-keyring-file or CAIRN_SECRETS_KEYRING)")
+	}
 	log.Info("scheduler started", "grpc", a.lis.Addr().String(), "advertise", a.advertise,
 		"ops", a.ops.Addr().String(), "etcd_prefix", cfg.EtcdPrefix)
 	return a, nil
@@ -293,11 +303,12 @@ func (a *App) migrate(ctx context.Context) error {
 
 func (a *App) startGRPC() error {
 	var err error
-	a.workers, err = workerapi.New(workerapi.Config{State: a.state, Logger: a.log, Metrics: a.metrics})
+	a.workers, err = workerapi.New(workerapi.Config{State: a.state, Logger: a.log, Metrics: a.metrics,
+		Secrets: secretSource{store: a.store, keyring: a.cfg.Keyring}})
 	if err != nil {
 		return err
 	}
-	sched, err := schedapi.New(schedapi.Config{State: a.state, Store: a.store, Workflows: a.cache, Logger: a.log})
+	sched, err := schedapi.New(schedapi.Config{State: a.state, Store: a.store, Workflows: a.cache, Keyring: a.cfg.Keyring, Logger: a.log})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/envflag"
 	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/loopback"
+	"github.com/cairn-io/cairn/pkg/secretbox"
 	"github.com/cairn-io/cairn/pkg/telemetry"
 )
 
@@ -44,6 +45,11 @@ type Config struct {
 	LogLevel        string
 	OTLPEndpoint    string
 	Pprof           bool
+	// SecretsKeyringFile is the keyring file (--secrets-keyring-file); SecretsKeyring is the
+	// keyring itself, from CAIRN_SECRETS_KEYRING only (never a flag: argv is visible to every
+	// user of the machine). At most one is set; Validate opens it into Keyring.
+	SecretsKeyringFile string
+	SecretsKeyring     string
 
 	// TLSCert and TLSKey are the gRPC listener's certificate (identity
 	// spiffe://cairn/scheduler/<name>, DNS SAN SchedulerServerName) and key; TLSClientCA is
@@ -67,6 +73,10 @@ type Config struct {
 	Now func() time.Time
 	// CronInterval is the cron loop's tick; zero means one second.
 	CronInterval time.Duration
+	// Keyring seals and unseals secrets (docs/secrets.md). Validate opens it from
+	// SecretsKeyringFile or SecretsKeyring when it is nil; with neither, the scheduler runs
+	// without one: secrets cannot be set, and workflows that reference them are refused.
+	Keyring *secretbox.Keyring
 }
 
 // DefaultSchedulerServerName is the DNS name clients verify in a scheduler's certificate.
@@ -125,6 +135,14 @@ func ParseFlags(args []string, lookupEnv func(string) (string, bool), out io.Wri
 		"the DNS name in --tls-cert that gateways and workers verify")
 	fs.Bool(&c.Insecure, "insecure", "CAIRN_INSECURE", false,
 		"serve gRPC in plaintext without client certificates; only accepted when every address is on loopback")
+	fs.String(&c.SecretsKeyringFile, "secrets-keyring-file", KeyringFileEnv, "",
+		"file holding the keyring that seals secrets (key-id:base64-key lines, the first active; keep it mode 0600); "+
+			"or put the keyring itself in "+KeyringEnv+". Without one, secrets cannot be set or used")
+	lookup := lookupEnv
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	c.SecretsKeyring, _ = lookup(KeyringEnv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -216,12 +234,56 @@ func (c *Config) Validate() error {
 		c.SchedulerServerName = DefaultSchedulerServerName
 	}
 	errs = append(errs, c.validateTLS()...)
+	if err := c.openKeyring(); err != nil {
+		bad("%v", err)
+	}
 	if c.Logger == nil {
 		if _, err := telemetry.NewLogger(c.LogFormat, c.LogLevel, io.Discard); err != nil {
 			bad("--log-format (CAIRN_LOG_FORMAT) / --log-level (CAIRN_LOG_LEVEL): %v", err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// The keyring's settings. The keyring itself is accepted only from the environment.
+const (
+	KeyringFileEnv = "CAIRN_SECRETS_KEYRING_FILE"
+	KeyringEnv     = "CAIRN_SECRETS_KEYRING"
+)
+
+// openKeyring sets Keyring from SecretsKeyringFile or SecretsKeyring, unless it is set. Its
+// errors name the setting and the keyring line, never key material.
+func (c *Config) openKeyring() error {
+	if c.Keyring != nil {
+		return nil
+	}
+	switch {
+	case c.SecretsKeyringFile != "" && strings.TrimSpace(c.SecretsKeyring) != "":
+		return fmt.Errorf("--secrets-keyring-file (%s) and %s are both set: give the keyring one way", KeyringFileEnv, KeyringEnv)
+	case c.SecretsKeyringFile != "":
+		k, err := secretbox.OpenFile(c.SecretsKeyringFile)
+		if err != nil {
+			return fmt.Errorf("--secrets-keyring-file (%s): %v", KeyringFileEnv, err)
+		}
+		c.Keyring = k
+	case strings.TrimSpace(c.SecretsKeyring) != "":
+		k, err := secretbox.Open([]byte(c.SecretsKeyring))
+		if err != nil {
+			return fmt.Errorf("%s: %v", KeyringEnv, err)
+		}
+		c.Keyring = k
+	}
+	return nil
+}
+
+// KeyringFileLoose reports whether the keyring file can be read by users other than its
+// owner (the scheduler warns at start-up).
+func (c *Config) KeyringFileLoose() bool {
+	if c.SecretsKeyringFile == "" {
+		return false
+	}
+	fi, err := os.Stat(c.SecretsKeyringFile)
+	return err == nil && fi.Mode().Perm()&0o077 != 0
 }
 
 func checkEndpoint(ep string) error {

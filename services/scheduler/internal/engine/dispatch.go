@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cairn-io/cairn/pkg/dag"
 	"github.com/cairn-io/cairn/pkg/executor"
 	"github.com/cairn-io/cairn/pkg/model"
 	"github.com/cairn-io/cairn/pkg/store"
@@ -67,6 +68,9 @@ type Assignment struct {
 	IdempotencyKey string
 	Timeout        time.Duration
 	Spec           executor.Spec
+	// Secrets are the (name, placeholder) pairs of the secrets Spec references; the worker
+	// asks for the values when it starts the attempt (see AttemptSecrets). No value here.
+	Secrets []dag.SecretRef
 }
 
 // Ack acknowledges a result: the worker may forget it.
@@ -262,7 +266,8 @@ func (e *Engine) assign(w *worker, ref taskRef) {
 	// The leader's own deadline: a worker that goes silent does not hold the task forever.
 	e.timers.push(timer{at: e.cfg.Now().Add(def.Timeout + e.cfg.AttemptGrace), kind: timerDeadline, ref: ref, token: token})
 	a := &Assignment{AttemptID: id, RunID: rs.run.ID, TaskID: tid, Namespace: rs.run.Namespace, Workflow: rs.run.Workflow, Number: number, Token: token,
-		IdempotencyKey: rs.run.ID.String() + "/" + tid, Timeout: def.Timeout, Spec: taskspec.FromDAG(def, rendered)}
+		IdempotencyKey: rs.run.ID.String() + "/" + tid, Timeout: def.Timeout, Spec: taskspec.FromDAG(def, rendered),
+		Secrets: rendered.Secrets}
 	sess := w.sess
 	g.then(func() {
 		e.cfg.Metrics.Dispatched(wait)

@@ -1,6 +1,6 @@
 // Package schedapi serves cairn.v1.SchedulerService on the scheduler: the mutations the gateway
 // forwards to the leader (apply a workflow, start, cancel and retry runs, replay and purge
-// dead letters, create and delete namespaces).
+// dead letters, create and delete namespaces, set, delete and reseal secrets).
 //
 // Only the leader serves it: any other replica answers UNAVAILABLE with the leader's address.
 // Each call returns after its effect is durable in PostgreSQL, written under the leader's
@@ -24,7 +24,16 @@
 //     workflow names are per namespace.
 //   - CreateNamespace and DeleteNamespace write under the leader's epoch like the rest, so
 //     the leader stays the single writer. DeleteNamespace is FAILED_PRECONDITION while the
-//     namespace holds a workflow or a run (the message says how many), and for default.
+//     namespace holds a workflow, a run or a secret (the message says how many), and for
+//     default.
+//   - Secrets (secrets.go): the leader is the only process holding the keyring. SetSecret
+//     seals the value under the active key before the store sees it and answers with
+//     metadata; DeleteSecret needs no keyring; ResealSecrets moves every value to the active
+//     key. No log line or error of this package carries a value (a bad one is described by its
+//     length). ApplyWorkflow checks the workflow's {{ secret }} references against its
+//     namespace: an unknown secret is INVALID_ARGUMENT naming it and the task (with the task's
+//     position), and without a keyring any reference is FAILED_PRECONDITION naming the
+//     setting (TestSchedulerServiceSecrets).
 //
 // Every mutation is logged with by=, the caller as authz.By describes it (the end user a
 // gateway forwarded it for, cairn-principal, and the gateway's certificate name).

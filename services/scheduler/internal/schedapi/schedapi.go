@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/apiconv"
 	"github.com/cairn-io/cairn/pkg/dag"
 	"github.com/cairn-io/cairn/pkg/model"
+	"github.com/cairn-io/cairn/pkg/secretbox"
 	"github.com/cairn-io/cairn/pkg/store"
 	"github.com/cairn-io/cairn/services/scheduler/internal/authz"
 	"github.com/cairn-io/cairn/services/scheduler/internal/engine"
@@ -42,6 +43,10 @@ type Config struct {
 	Workflows *engine.WorkflowCache // required; shared with the engine
 	Logger    *slog.Logger          // nil: slog.Default()
 	Now       func() time.Time      // nil: time.Now
+
+	// Keyring seals secrets; nil: secrets cannot be set, and workflows that reference them
+	// are refused.
+	Keyring *secretbox.Keyring
 }
 
 // Server implements cairnv1.SchedulerServiceServer.
@@ -93,19 +98,18 @@ func (s *Server) applyWorkflow(ctx context.Context, req *cairnv1.ApplyWorkflowRe
 	if err != nil {
 		return nil, err
 	}
-	// Until secrets are stored and resolved on the workers, a workflow that references one
-	// would run with the placeholder in place of the value: refuse it.
-	if names := wf.Secrets(); len(names) > 0 {
-		return nil, invalidf("yaml: references secrets (%s), which this cluster cannot resolve yet; run it with cairnctl run --local --secrets-file",
-			strings.Join(names, ", "))
+	ns, err := namespaceOf(req)
+	if err != nil {
+		return nil, err
+	}
+	// Every secret the workflow references must exist in its namespace now; one deleted
+	// later fails the attempts that need it (the worker's resolution names it).
+	if err := s.checkSecretRefs(ctx, ns, wf); err != nil {
+		return nil, s.namespaceOr(ctx, ns, err)
 	}
 	compiled, err := json.Marshal(compiledForm(wf))
 	if err != nil {
 		return nil, fmt.Errorf("encode compiled form: %w", err)
-	}
-	ns, err := namespaceOf(req)
-	if err != nil {
-		return nil, err
 	}
 	v, created, err := s.cfg.Store.PutVersion(ctx, term.Epoch, ns, wf.Name, wf.Description, req.GetYaml(), compiled)
 	if err != nil {

@@ -46,6 +46,9 @@ func outbound(m engine.Outbound, schedulerID string, heartbeat time.Duration) *c
 		if a.Timeout > 0 {
 			pa.Timeout = durationpb.New(a.Timeout)
 		}
+		for _, r := range a.Secrets { // names and placeholders only: no value is ever here
+			pa.Secrets = append(pa.Secrets, &cairnv1.SecretRef{Name: r.Name, Placeholder: r.Placeholder})
+		}
 		return &cairnv1.SchedulerMessage{Msg: &cairnv1.SchedulerMessage_Assignment{Assignment: pa}}
 	case m.Ack != nil:
 		return &cairnv1.SchedulerMessage{Msg: &cairnv1.SchedulerMessage_ResultAck{ResultAck: &cairnv1.ResultAck{

@@ -18,7 +18,15 @@
 //     feeds them to the engine (credits, started, result, draining; heartbeats only prove
 //     liveness); one sender goroutine turns what the engine puts on Session.Out into
 //     SchedulerMessages. Only the sender calls Send, only the reader calls Recv.
-//  4. The stream ends when the worker closes it, when the engine kicks the session (a newer
+//  4. Secrets (secrets.go): a SecretsRequest is answered in a goroutine of its own (at most
+//     2 × capacity at once per stream), never in the engine's loop, which it only asks from
+//     memory whether the attempt, with that token, is this worker's on this stream and which
+//     names its task references (engine.AttemptSecrets); the values are read and unsealed by
+//     the SecretSource and go out on the sender only, never logged. Another worker's attempt
+//     or a name the task does not reference is refused; a malformed request ends the stream
+//     (TestWorkerStreamGivesSecretsOnlyToTheAssignedWorker). The reader alone starts these
+//     goroutines and waits for them when it ends.
+//  5. The stream ends when the worker closes it, when the engine kicks the session (a newer
 //     stream of the same worker, a slow reader, a lost lease), or when the engine stops
 //     (leadership lost: UNAVAILABLE). On every end the session is detached from the engine.
 //

@@ -44,6 +44,9 @@ type Config struct {
 	Metrics Metrics
 	// HeartbeatInterval is sent to workers in SchedulerWelcome; zero means the default.
 	HeartbeatInterval time.Duration
+	// Secrets reads the values workers ask for (SecretsRequest); nil: every request is
+	// answered with an error.
+	Secrets SecretSource
 }
 
 // Server implements cairnv1.WorkerServiceServer.
@@ -187,13 +190,16 @@ func (s *Server) Connect(stream cairnv1.WorkerService_ConnectServer) error {
 	}
 	log.Info("worker stream attached", "capacity", sess.Capacity, "running", len(sess.Running), "pending_results", len(results))
 
+	sec := newSecretsServer(s.cfg.Secrets, eng, sess, log)
 	sendDone := make(chan error, 1)
-	go func() { sendDone <- s.send(ctx, stream, sess, eng, term.Holder) }()
+	go func() { sendDone <- s.send(ctx, stream, sess, eng, sec, term.Holder) }()
 	recvDone := make(chan error, 1)
 	s.readers.Add(1)
 	go func() {
 		defer s.readers.Done()
-		recvDone <- s.read(ctx, stream, sess, eng, log)
+		recvDone <- s.read(ctx, stream, sess, eng, sec, log)
+		// The reader alone starts secrets requests; they end with the stream's context.
+		sec.wait()
 	}()
 
 	var end error
@@ -220,9 +226,14 @@ func (s *Server) Connect(stream cairnv1.WorkerService_ConnectServer) error {
 }
 
 // send forwards the engine's messages to the worker. It is the only caller of stream.Send.
-func (s *Server) send(ctx context.Context, stream cairnv1.WorkerService_ConnectServer, sess *engine.Session, eng *engine.Engine, holder string) error {
+func (s *Server) send(ctx context.Context, stream cairnv1.WorkerService_ConnectServer, sess *engine.Session, eng *engine.Engine,
+	sec *secretsServer, holder string) error {
 	for {
 		select {
+		case m := <-sec.out: // the values of one attempt's secrets: sent, never logged
+			if err := stream.Send(m); err != nil {
+				return fmt.Errorf("send to worker: %w", err)
+			}
 		case m := <-sess.Out:
 			pm := outbound(m, holder, s.cfg.HeartbeatInterval)
 			if pm == nil {
@@ -240,7 +251,8 @@ func (s *Server) send(ctx context.Context, stream cairnv1.WorkerService_ConnectS
 }
 
 // read feeds the worker's messages to the engine. It is the only caller of stream.Recv.
-func (s *Server) read(ctx context.Context, stream cairnv1.WorkerService_ConnectServer, sess *engine.Session, eng *engine.Engine, log *slog.Logger) error {
+func (s *Server) read(ctx context.Context, stream cairnv1.WorkerService_ConnectServer, sess *engine.Session, eng *engine.Engine,
+	sec *secretsServer, log *slog.Logger) error {
 	for {
 		msg, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -250,14 +262,17 @@ func (s *Server) read(ctx context.Context, stream cairnv1.WorkerService_ConnectS
 			return err
 		}
 		sess.Seen(time.Now())
-		if err := s.handle(ctx, msg, sess, eng, log); err != nil {
+		if err := s.handle(ctx, msg, sess, eng, sec, log); err != nil {
 			return err
 		}
 	}
 }
 
-func (s *Server) handle(ctx context.Context, msg *cairnv1.WorkerMessage, sess *engine.Session, eng *engine.Engine, log *slog.Logger) error {
+func (s *Server) handle(ctx context.Context, msg *cairnv1.WorkerMessage, sess *engine.Session, eng *engine.Engine,
+	sec *secretsServer, log *slog.Logger) error {
 	switch m := msg.GetMsg().(type) {
+	case *cairnv1.WorkerMessage_SecretsRequest:
+		return sec.request(ctx, m.SecretsRequest)
 	case *cairnv1.WorkerMessage_Credits:
 		n := m.Credits.GetFreeSlots()
 		if n < 1 || int(n) > sess.Capacity {
@@ -294,7 +309,7 @@ func (s *Server) handle(ctx context.Context, msg *cairnv1.WorkerMessage, sess *e
 	case *cairnv1.WorkerMessage_Hello:
 		return invalid("hello may only be the first message of a stream")
 	}
-	return invalid("empty worker message: exactly one of hello, credits, started, heartbeat, result, draining must be set")
+	return invalid("empty worker message: exactly one of hello, credits, started, heartbeat, result, draining, secrets_request must be set")
 }
 
 // status translates how a stream ended into the status the worker sees.
@@ -333,6 +348,8 @@ func kind(m *cairnv1.WorkerMessage) string {
 		return "result"
 	case *cairnv1.WorkerMessage_Draining:
 		return "draining"
+	case *cairnv1.WorkerMessage_SecretsRequest:
+		return "secrets_request"
 	}
 	return "an empty message"
 }

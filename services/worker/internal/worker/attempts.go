@@ -101,6 +101,15 @@ func (w *Worker) assign(s *session, a *cairnv1.Assignment) {
 	go func() {
 		defer w.attemptsWG.Done()
 		defer cancel(nil)
+		if refs := secretRefs(a); len(refs) > 0 {
+			// The values are asked for now, put in the spec and masked until the result is kept.
+			release, fail := w.withSecrets(ctx, att, at, refs)
+			if fail != nil {
+				w.finish(att, fail)
+				return
+			}
+			defer release()
+		}
 		res := w.exec.Execute(ctx, at)
 		w.finish(att, res)
 	}()

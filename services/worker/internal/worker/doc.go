@@ -5,8 +5,8 @@
 //
 //	etcd workers/<id> (leased) ◀── register, re-register after a lost lease
 //	etcd scheduler/leader/…    ──▶ followLeader ──▶ connectLoop ◀──▶ leader (WorkerService.Connect)
-//	                                                    │   out: Hello, Credits, Started, Heartbeat, Result, Draining
-//	                                                    │   in:  Welcome, Assignment, ResultAck, Cancel, Drain
+//	                                                    │   out: Hello, Credits, Started, Heartbeat, Result, Draining, SecretsRequest
+//	                                                    │   in:  Welcome, Assignment, ResultAck, Cancel, Drain, SecretsResponse
 //	                                                    ▼
 //	                             slots: one goroutine per attempt → executor.Execute
 //
@@ -46,6 +46,15 @@
 //   - Lost lease: no more credits, the stream is closed, every running attempt is killed and
 //     waited for, the old lease is revoked, and the worker registers again (retrying with
 //     backoff) before it reconnects; the killed attempts' results go out in that Hello.
+//   - Secrets (secrets.go): an attempt whose Assignment lists secrets asks the leader for
+//     the values on the current welcomed stream, again on the next stream after a reconnect
+//     or 5 s without an answer, for at most 20 s; it runs with exactly the listed
+//     placeholders replaced, its output and error masked with every form of the values
+//     (Attempt.Redact), and every line the worker logs masked with the values of the attempts
+//     running (a mask.Handler over Worker.masks) until its result is kept. A secret the
+//     leader reports missing fails the attempt with no_retry, naming it; any other failure to
+//     resolve fails it as INTERNAL (TestSecretsAreAskedForMaskedAndRetriedOnANewStream).
+//     Values are never written to disk or sent back.
 //   - Drain (ctx cancelled or a leader's Drain): Draining is sent, assignments still in
 //     flight are handed back, running attempts get the drain timeout (then are cancelled),
 //     results get the rest of it (at least 1 s) to be acknowledged, then the lease is revoked

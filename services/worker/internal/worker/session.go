@@ -338,6 +338,8 @@ func (w *Worker) handle(s *session, m *cairnv1.SchedulerMessage) {
 	case *cairnv1.SchedulerMessage_Drain:
 		w.log.Info("leader asks this worker to drain", slog.String("reason", msg.Drain.GetReason()))
 		w.requestDrain(msg.Drain.GetReason())
+	case *cairnv1.SchedulerMessage_SecretsResponse:
+		w.secretsResponse(msg.SecretsResponse)
 	case *cairnv1.SchedulerMessage_Welcome:
 		w.log.Warn("ignoring a second welcome on the same stream")
 	default:

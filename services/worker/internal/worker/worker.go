@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-io/cairn/pkg/election"
 	"github.com/cairn-io/cairn/pkg/etcdclient"
 	"github.com/cairn-io/cairn/pkg/executor"
+	"github.com/cairn-io/cairn/pkg/mask"
 	"github.com/cairn-io/cairn/pkg/membership"
 	"github.com/cairn-io/cairn/pkg/opsserver"
 	"github.com/cairn-io/cairn/pkg/retry"
@@ -61,6 +62,10 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 		log = l
 	}
+	// Every line the worker logs is masked with the secret values its running attempts hold
+	// (see secrets.go): an error or an attribute that carries one shows *** instead.
+	masks := mask.NewRegistry()
+	log = slog.New(mask.NewHandler(log.Handler(), masks.Masker))
 	base := log
 	log = log.With(slog.String("worker", cfg.ID))
 
@@ -112,7 +117,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer func() { _ = etcd.Close() }()
 
 	w := newWorker(cfg, log, etcd, exec)
-	w.baseLog = base
+	w.baseLog, w.masks = base, masks
 	if w.creds, err = cfg.leaderCredentials(); err != nil {
 		return err
 	}
@@ -230,6 +235,7 @@ type Worker struct {
 	addr    string
 	started time.Time
 	creds   credentials.TransportCredentials // towards the leader; nil: plaintext (insecure mode)
+	masks   *mask.Registry                   // the secret values of the running attempts, masked in the logs
 
 	attemptsCtx context.Context // parent of every attempt; outlives SIGTERM, ends with Run
 	attemptsWG  sync.WaitGroup  // attempt goroutines
@@ -253,6 +259,8 @@ type Worker struct {
 	maxOutput   int64
 	heartbeat   time.Duration
 	welcomedAny bool
+	// secretWaits are the attempts waiting for a SecretsResponse, by request id.
+	secretWaits map[string]chan *cairnv1.SecretsResponse
 }
 
 func newWorker(cfg Config, log *slog.Logger, etcd *clientv3.Client, exec executor.Executor) *Worker {
@@ -260,6 +268,7 @@ func newWorker(cfg Config, log *slog.Logger, etcd *clientv3.Client, exec executo
 		cfg: cfg, log: log, baseLog: log, etcd: etcd, exec: exec, started: time.Now(),
 		drainReq: make(chan struct{}), changed: make(chan struct{}),
 		running: map[string]*attempt{}, heartbeat: cfg.Heartbeat, metrics: newMetrics(),
+		masks: mask.NewRegistry(), secretWaits: map[string]chan *cairnv1.SecretsResponse{},
 	}
 }
 

@@ -1,0 +1,2 @@
+-- Dropping the table destroys every stored secret (sealed, but the only copy).
+DROP TABLE secrets;
