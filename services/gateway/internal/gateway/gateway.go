@@ -137,7 +137,7 @@ func (c *Config) check() error {
 	}
 	if c.Insecure {
 		for name, a := range map[string]string{"grpc-addr": c.GRPCAddr, "http-addr": c.HTTPAddr, "ops-addr": c.OpsAddr} {
-			if a != "" && !isLoopback(a) {
+			if a != "" && !loopback.Addr(a) {
 				bad("--insecure turns authentication off, which is allowed only when every listener is on loopback; "+
 					"%s %q is not: drop --insecure (and give clients API tokens, docs/security.md) or listen on 127.0.0.1", name, a)
 			}
@@ -221,7 +221,7 @@ func (c *Config) checkTLS() []error {
 	// unless the operator says a proxy in front of it does.
 	if c.PublicTLSCert == "" && !c.PublicPlaintext {
 		for name, a := range map[string]string{"grpc-addr": c.GRPCAddr, "http-addr": c.HTTPAddr} {
-			if a != "" && !isLoopback(a) {
+			if a != "" && !loopback.Addr(a) {
 				bad("%s %q is not on loopback, and API tokens would cross the network in clear: set --public-tls-cert (CAIRN_PUBLIC_TLS_CERT) "+
 					"and --public-tls-key (CAIRN_PUBLIC_TLS_KEY), or --public-plaintext (CAIRN_PUBLIC_PLAINTEXT) when a proxy in front of the gateway terminates TLS", name, a)
 			}
@@ -590,20 +590,6 @@ func (g *Gateway) logStream(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	err := h(srv, ss)
 	g.logErr(info.FullMethod, err)
 	return err
-}
-
-// isLoopback reports whether a listen address is on loopback ("localhost" or a loopback IP;
-// an empty host listens on every interface and is not).
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // bootstrapOnce tries once to store the bootstrap token; an error means PostgreSQL did not
