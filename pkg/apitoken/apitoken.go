@@ -169,17 +169,26 @@ func (g Grants) Covers(want Grants) error {
 			return fmt.Errorf("scope %q is not granted to the calling token", s)
 		}
 	}
-	for _, ns := range want.Namespaces {
+	if err := g.CoversNamespaces(want.Namespaces); err != nil {
+		return err
+	}
+	if !g.ExpiresAt.IsZero() && (want.ExpiresAt.IsZero() || want.ExpiresAt.After(g.ExpiresAt)) {
+		return fmt.Errorf("expiry: the calling token expires at %s; a token it creates cannot outlive it",
+			g.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// CoversNamespaces returns nil if every namespace of namespaces is within g (`*` only
+// within `*`), and otherwise an error naming the first one that is not.
+func (g Grants) CoversNamespaces(namespaces []string) error {
+	for _, ns := range namespaces {
 		if ns == AllNamespaces && !g.AllNamespaces() {
 			return errors.New("namespaces: * (every namespace) is not granted to the calling token")
 		}
 		if !g.InNamespace(ns) {
 			return fmt.Errorf("namespace %q is not granted to the calling token", ns)
 		}
-	}
-	if !g.ExpiresAt.IsZero() && (want.ExpiresAt.IsZero() || want.ExpiresAt.After(g.ExpiresAt)) {
-		return fmt.Errorf("expiry: the calling token expires at %s; a token it creates cannot outlive it",
-			g.ExpiresAt.UTC().Format(time.RFC3339))
 	}
 	return nil
 }

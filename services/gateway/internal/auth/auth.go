@@ -18,11 +18,9 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/cairn-io/cairn/pkg/apitoken"
+	"github.com/cairn-io/cairn/pkg/model"
 	"github.com/cairn-io/cairn/pkg/store"
 )
-
-// DefaultNamespace is the namespace of a request that names none.
-const DefaultNamespace = "default"
 
 // PrincipalMetadata is the gRPC metadata key under which the gateway passes the caller's token
 // name to the scheduler with each forwarded call.
@@ -173,12 +171,12 @@ func bearer(ctx context.Context) (string, bool) {
 // namespaced is a request that names a namespace.
 type namespaced interface{ GetNamespace() string }
 
-// RequestNamespace returns the namespace a request names (DefaultNamespace when empty).
+// RequestNamespace returns the namespace a request names (model.DefaultNamespace when empty).
 func RequestNamespace(req any) string {
 	if n, ok := req.(namespaced); ok && n.GetNamespace() != "" {
 		return n.GetNamespace()
 	}
-	return DefaultNamespace
+	return model.DefaultNamespace
 }
 
 // authorize decides a call: the principal, or the status to answer.
