@@ -135,9 +135,12 @@ func (s *Store) RevokeToken(ctx context.Context, id uuid.UUID) (Token, error) {
 	return t, nil
 }
 
-// ListTokens lists tokens newest first; revoked ones only when asked.
-func (s *Store) ListTokens(ctx context.Context, includeRevoked bool, page PageRequest) (tokens []Token, next string, err error) {
-	query := fmt.Sprintf("tokens|%v", includeRevoked)
+// ListTokens lists tokens newest first; revoked ones only when asked. With within set, only
+// the tokens whose every namespace is in within (none with `*`): what a token limited to
+// those namespaces may see. The filter is in SQL so that page tokens never carry a row the
+// caller may not see.
+func (s *Store) ListTokens(ctx context.Context, includeRevoked bool, within []string, page PageRequest) (tokens []Token, next string, err error) {
+	query := fmt.Sprintf("tokens|%v|%q", includeRevoked, within)
 	limit, err := page.limit()
 	if err != nil {
 		return nil, "", fmt.Errorf("list tokens: %w", err)
@@ -150,6 +153,9 @@ func (s *Store) ListTokens(ctx context.Context, includeRevoked bool, page PageRe
 	arg := func(v any) string { args = append(args, v); return fmt.Sprintf("$%d", len(args)) }
 	if !includeRevoked {
 		sql += ` AND revoked_at IS NULL`
+	}
+	if within != nil {
+		sql += ` AND namespaces <@ ` + arg(within)
 	}
 	if key != nil {
 		id, err := uuid.Parse(key.ID)
@@ -200,13 +206,20 @@ func (s *Store) CreateLoginCode(ctx context.Context, c LoginCode, hash []byte) e
 func (s *Store) ConsumeLoginCode(ctx context.Context, hash []byte) (LoginCode, Token, error) {
 	var c LoginCode
 	var scopes []string
-	err := s.pool.QueryRow(ctx, `
+	// The creator is read by the statement that consumes the code (one snapshot: a creator
+	// revoked after it cannot burn the code without a session, nor slip one through).
+	row := s.pool.QueryRow(ctx, `
 		UPDATE login_codes c SET used_at = now()
 		FROM api_tokens t
 		WHERE c.hash = $1 AND c.used_at IS NULL AND c.expires_at > now()
 		  AND t.id = c.token_id AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now())
-		RETURNING c.token_id, c.namespaces, c.scopes, c.session_ttl, c.expires_at`, hash).
-		Scan(&c.TokenID, &c.Grants.Namespaces, &scopes, &c.SessionTTL, &c.ExpiresAt)
+		RETURNING c.token_id, c.namespaces, c.scopes, c.session_ttl, c.expires_at,
+		          t.id, t.name, t.namespaces, t.scopes, t.created_by, t.created_at, t.expires_at, t.revoked_at`, hash)
+	var creator Token
+	var cScopes []string
+	var cExpires, cRevoked *time.Time
+	err := row.Scan(&c.TokenID, &c.Grants.Namespaces, &scopes, &c.SessionTTL, &c.ExpiresAt,
+		&creator.ID, &creator.Name, &creator.Grants.Namespaces, &cScopes, &creator.CreatedBy, &creator.CreatedAt, &cExpires, &cRevoked)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return LoginCode{}, Token{}, fmt.Errorf("login code: %w", ErrNotFound)
 	}
@@ -216,9 +229,14 @@ func (s *Store) ConsumeLoginCode(ctx context.Context, hash []byte) (LoginCode, T
 	for _, sc := range scopes {
 		c.Grants.Scopes = append(c.Grants.Scopes, apitoken.Scope(sc))
 	}
-	creator, err := s.GetToken(ctx, c.TokenID)
-	if err != nil {
-		return LoginCode{}, Token{}, fmt.Errorf("consume login code: %w", err)
+	for _, sc := range cScopes {
+		creator.Grants.Scopes = append(creator.Grants.Scopes, apitoken.Scope(sc))
+	}
+	if cExpires != nil {
+		creator.Grants.ExpiresAt = *cExpires
+	}
+	if cRevoked != nil {
+		creator.RevokedAt = *cRevoked
 	}
 	return c, creator, nil
 }

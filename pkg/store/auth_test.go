@@ -53,11 +53,11 @@ func TestTokenLifecycle(t *testing.T) {
 	if _, err := e.s.CreateToken(e.ctx, newToken("ci", apitoken.RunsRead), apitoken.Hash(apitoken.NewSecret())); err != nil {
 		t.Fatalf("name of a revoked token not reusable: %v", err)
 	}
-	live, _, err := e.s.ListTokens(e.ctx, false, store.PageRequest{})
+	live, _, err := e.s.ListTokens(e.ctx, false, nil, store.PageRequest{})
 	if err != nil || len(live) != 1 {
 		t.Fatalf("ListTokens(live) = %d tokens, %v; want 1", len(live), err)
 	}
-	all, _, err := e.s.ListTokens(e.ctx, true, store.PageRequest{})
+	all, _, err := e.s.ListTokens(e.ctx, true, nil, store.PageRequest{})
 	if err != nil || len(all) != 2 {
 		t.Fatalf("ListTokens(all) = %d tokens, %v; want 2", len(all), err)
 	}
@@ -93,7 +93,7 @@ func TestListTokensPages(t *testing.T) {
 	seen := map[string]bool{}
 	page := store.PageRequest{Size: 2}
 	for i := 0; ; i++ {
-		toks, next, err := e.s.ListTokens(e.ctx, false, page)
+		toks, next, err := e.s.ListTokens(e.ctx, false, nil, page)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,8 +114,25 @@ func TestListTokensPages(t *testing.T) {
 	if len(seen) != 5 {
 		t.Fatalf("listed %d tokens, want 5", len(seen))
 	}
-	if _, _, err := e.s.ListTokens(e.ctx, true, page); !errors.Is(err, store.ErrInvalidPageToken) {
+	if _, _, err := e.s.ListTokens(e.ctx, true, nil, page); !errors.Is(err, store.ErrInvalidPageToken) {
 		t.Fatalf("a page token of another filter: %v, want ErrInvalidPageToken", err)
+	}
+
+	// Within some namespaces: only the tokens all of whose namespaces are there, in SQL (the
+	// page tokens carry only those).
+	other := newToken("other-ns", apitoken.RunsRead)
+	other.Grants.Namespaces = []string{"default", "team-b"}
+	if _, err := e.s.CreateToken(e.ctx, other, apitoken.Hash(apitoken.NewSecret())); err != nil {
+		t.Fatal(err)
+	}
+	in, next, err := e.s.ListTokens(e.ctx, false, []string{"default"}, store.PageRequest{Size: 10})
+	if err != nil || len(in) != 5 || next != "" {
+		t.Fatalf("ListTokens within default = %d tokens, next %q, %v; want the 5 of default only", len(in), next, err)
+	}
+	for _, tk := range in {
+		if tk.Name == "other-ns" {
+			t.Fatal("a token of default and team-b is listed within default")
+		}
 	}
 }
 

@@ -111,6 +111,9 @@ func (s *Server) CreateToken(ctx context.Context, req *cairnv1.CreateTokenReques
 		return nil, err
 	}
 	g.ExpiresAt = time.Now().Add(life)
+	if exp := p.Grants.ExpiresAt; req.GetTtl() == nil && !exp.IsZero() && g.ExpiresAt.After(exp) {
+		g.ExpiresAt = exp // the default lifetime never outlives the caller; an explicit ttl beyond it is refused
+	}
 	if err := covers(p, g); err != nil {
 		return nil, err
 	}
@@ -142,15 +145,17 @@ func (s *Server) ListTokens(ctx context.Context, req *cairnv1.ListTokensRequest)
 	if err != nil {
 		return nil, err
 	}
-	toks, next, err := s.store.ListTokens(ctx, req.GetIncludeRevoked(), store.PageRequest{Size: size, Token: req.GetPageToken()})
+	var within []string // nil: every token
+	if !p.Grants.AllNamespaces() {
+		within = p.Grants.Namespaces
+	}
+	toks, next, err := s.store.ListTokens(ctx, req.GetIncludeRevoked(), within, store.PageRequest{Size: size, Token: req.GetPageToken()})
 	if err != nil {
 		return nil, toStatus(err, "tokens")
 	}
-	resp := &cairnv1.ListTokensResponse{Tokens: []*cairnv1.Token{}, NextPageToken: next}
+	resp := &cairnv1.ListTokensResponse{Tokens: make([]*cairnv1.Token, 0, len(toks)), NextPageToken: next}
 	for _, t := range toks {
-		if visible(p, t) {
-			resp.Tokens = append(resp.Tokens, tokenProto(t))
-		}
+		resp.Tokens = append(resp.Tokens, tokenProto(t))
 	}
 	return resp, nil
 }

@@ -56,7 +56,7 @@ var Rules = map[string]Rule{
 	cairnv1.AuthService_WhoAmI_FullMethodName:            {},
 	cairnv1.AuthService_CreateLoginCode_FullMethodName:   {Scope: apitoken.TokensWrite, Mutation: true},
 	cairnv1.AuthService_ExchangeLoginCode_FullMethodName: {NoToken: true, Mutation: true},
-	cairnv1.AuthService_ListAuditEvents_FullMethodName:   {Scope: apitoken.Admin},
+	cairnv1.AuthService_ListAuditEvents_FullMethodName:   {Scope: apitoken.Admin, EveryNamespace: true},
 
 	// A secret's value is in SetSecret's request only; the audit event records its name
 	// (resourceOf reads identifying fields, never "value").

@@ -672,3 +672,57 @@ func TestPublicListenersOffLoopbackNeedTLS(t *testing.T) {
 		}
 	}
 }
+
+// A token limited to some namespaces learns nothing of the others: not from the audit trail
+// (even with admin), not from the namespace list or its page tokens, not from token lists.
+func TestNamespaceLimitedTokensSeeOnlyTheirNamespaces(t *testing.T) {
+	c := gatewaytest.Start(t, gatewaytest.Options{})
+	base := c.HTTPURL + "/v1"
+	for _, ns := range []string{"team-a", "team-b", "team-c"} {
+		wantStatus(t, "create "+ns, do(t, "POST", base+"/namespaces", map[string]string{"namespace": ns}), 200)
+	}
+	k := tokens{t, c}
+	adminA, _ := k.make("admin-a", []string{"team-a"}, apitoken.Admin)
+	_, _ = k.make("of-b", []string{"team-b"}, apitoken.RunsRead)
+	ctx := context.Background()
+	if _, err := cairnv1.NewAuthServiceClient(c.ConnAs(adminA)).ListAuditEvents(ctx, &cairnv1.ListAuditEventsRequest{}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("ListAuditEvents with an admin token of team-a: %v, want PERMISSION_DENIED", err)
+	}
+	nsClient := cairnv1.NewNamespaceServiceClient(c.ConnAs(adminA))
+	list, err := nsClient.ListNamespaces(ctx, &cairnv1.ListNamespacesRequest{PageSize: 1})
+	if err != nil || len(list.GetNamespaces()) != 1 || list.GetNamespaces()[0].GetName() != "team-a" || list.GetNextPageToken() != "" {
+		t.Errorf("ListNamespaces(page_size 1) with a token of team-a = %v, %v; want team-a alone and no page token", list, err)
+	}
+	toks, err := cairnv1.NewAuthServiceClient(c.ConnAs(adminA)).ListTokens(ctx, &cairnv1.ListTokensRequest{PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tk := range toks.GetTokens() {
+		if tk.GetName() != "admin-a" {
+			t.Errorf("a token of team-a lists %s", tk.GetName())
+		}
+	}
+	if toks.GetNextPageToken() != "" {
+		t.Errorf("a token of team-a gets a next page token %q: its only visible token is on this page", toks.GetNextPageToken())
+	}
+}
+
+// A short-lived token (a login session) may create a token without a ttl: the default
+// lifetime is cut at its own expiry, while an explicit ttl beyond it is refused.
+func TestDefaultTokenLifetimeNeverOutlivesTheCaller(t *testing.T) {
+	c := gatewaytest.Start(t, gatewaytest.Options{})
+	short, tok := (tokens{t, c}).make("short", []string{"default"}, apitoken.TokensWrite, apitoken.RunsRead)
+	client := cairnv1.NewAuthServiceClient(c.ConnAs(short))
+	ctx := context.Background()
+	resp, err := client.CreateToken(ctx, &cairnv1.CreateTokenRequest{Name: "child", Scopes: []string{"runs:read"}, Namespaces: []string{"default"}})
+	if err != nil {
+		t.Fatalf("CreateToken without ttl by a token expiring in 1 h: %v", err)
+	}
+	if got := resp.GetToken().GetExpiresAt().AsTime(); got.After(tok.Grants.ExpiresAt) {
+		t.Errorf("child expires %v, after its creator (%v)", got, tok.Grants.ExpiresAt)
+	}
+	if _, err := client.CreateToken(ctx, &cairnv1.CreateTokenRequest{Name: "child2", Scopes: []string{"runs:read"},
+		Namespaces: []string{"default"}, Ttl: durationpb.New(48 * time.Hour)}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("explicit ttl beyond the caller's expiry: %v, want PERMISSION_DENIED", err)
+	}
+}
