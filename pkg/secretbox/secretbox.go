@@ -135,20 +135,6 @@ func OpenFile(path string) (*Keyring, error) {
 	return k, nil
 }
 
-// OpenEnv parses the keyring held in the environment variable name (entries separated by
-// commas or newlines). An unset or empty variable is an error naming it.
-func OpenEnv(name string) (*Keyring, error) {
-	v := os.Getenv(name)
-	if strings.TrimSpace(v) == "" {
-		return nil, fmt.Errorf("%w: environment variable %s is not set or empty", ErrKeyring, name)
-	}
-	k, err := Open([]byte(v))
-	if err != nil {
-		return nil, fmt.Errorf("keyring from $%s: %w", name, err)
-	}
-	return k, nil
-}
-
 // validKeyID: [A-Za-z0-9][A-Za-z0-9_.-]{0,63}.
 func validKeyID(id string) bool {
 	if id == "" || len(id) > 64 {

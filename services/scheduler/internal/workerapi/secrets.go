@@ -125,8 +125,11 @@ func (s *secretsServer) answer(ctx context.Context, r *cairnv1.SecretsRequest) *
 		resp.Error, resp.Retryable = "the leader cannot answer now: "+err.Error(), true
 		return resp
 	}
+	names := slices.Clone(r.GetNames())
+	slices.Sort(names)
+	names = slices.Compact(names)
 	var stray []string
-	for _, n := range r.GetNames() {
+	for _, n := range names {
 		if !slices.Contains(info.Names, n) {
 			stray = append(stray, n)
 		}
@@ -140,15 +143,13 @@ func (s *secretsServer) answer(ctx context.Context, r *cairnv1.SecretsRequest) *
 		resp.Error = "this leader cannot resolve secrets (no secret source configured)"
 		return resp
 	}
-	values, err := s.src.Values(ctx, info.Namespace, r.GetNames())
+	values, err := s.src.Values(ctx, info.Namespace, names)
 	if err != nil {
 		resp.Error, resp.Retryable = fmt.Sprintf("namespace %s: %v", info.Namespace, err), errors.Is(err, ErrSecretsTransient)
 		log.Warn("cannot resolve an attempt's secrets", "namespace", info.Namespace, "err", err, "retryable", resp.Retryable)
 		return resp
 	}
-	names := slices.Clone(r.GetNames())
-	slices.Sort(names)
-	for _, n := range slices.Compact(names) {
+	for _, n := range names {
 		if v, ok := values[n]; ok {
 			resp.Secrets = append(resp.Secrets, &cairnv1.SecretValue{Name: n, Value: v})
 		} else {
