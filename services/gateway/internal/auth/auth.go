@@ -157,8 +157,13 @@ func (a *Authenticator) Authenticate(ctx context.Context, secret string) (Princi
 // bearer returns the secret of the request's single `authorization: Bearer …` value.
 func bearer(ctx context.Context) (string, bool) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
-	if len(vals) != 1 { // none, or a second one smuggled in (Grpc-Metadata-Authorization)
+	return parseBearer(md.Get("authorization"))
+}
+
+// parseBearer returns the secret of exactly one `Bearer …` value: none, or a second one
+// smuggled in (Grpc-Metadata-Authorization through REST), is no credential.
+func parseBearer(vals []string) (string, bool) {
+	if len(vals) != 1 {
 		return "", false
 	}
 	scheme, secret, ok := strings.Cut(vals[0], " ")

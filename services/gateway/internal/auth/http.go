@@ -114,17 +114,13 @@ func quoteHost(s string) string {
 func (a *Authenticator) RequireScope(scope apitoken.Scope, writeError func(w http.ResponseWriter, httpCode int, grpcCode int, msg string), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.cfg.Insecure {
-			vals := r.Header.Values("Authorization")
-			scheme, secret, ok := "", "", len(vals) == 1
-			if ok {
-				scheme, secret, ok = strings.Cut(vals[0], " ")
-			}
-			if !ok || !strings.EqualFold(scheme, "bearer") {
+			secret, ok := parseBearer(r.Header.Values("Authorization"))
+			if !ok {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="cairn"`)
 				writeError(w, http.StatusUnauthorized, 16, errUnauthenticatedMsg)
 				return
 			}
-			p, err := a.Authenticate(r.Context(), strings.TrimSpace(secret))
+			p, err := a.Authenticate(r.Context(), secret)
 			if err != nil {
 				if isUnavailable(err) {
 					writeError(w, http.StatusServiceUnavailable, 14, "cannot check the token now; retry")
